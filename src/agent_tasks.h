@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * agent_tasks.h
+ *	  Declarations shared by the C files of the agent_tasks extension:
+ *	  the SQLSTATEs of the public error catalogue and the settings (GUCs)
+ *	  defined in agent_tasks.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AGENT_TASKS_H
+#define AGENT_TASKS_H
+
+#include "postgres.h"
+
+/*
+ * The error catalogue.  PostgREST maps an SQLSTATE "PTxyz" to HTTP status
+ * xyz, so SQL and REST callers see the same classification.
+ */
+#define ERRCODE_AT_BAD_INPUT		MAKE_SQLSTATE('P','T','4','0','0')
+#define ERRCODE_AT_FORBIDDEN		MAKE_SQLSTATE('P','T','4','0','3')
+#define ERRCODE_AT_NOT_FOUND		MAKE_SQLSTATE('P','T','4','0','4')
+#define ERRCODE_AT_CONFLICT			MAKE_SQLSTATE('P','T','4','0','9')
+#define ERRCODE_AT_INVALID			MAKE_SQLSTATE('P','T','4','2','2')
+#define ERRCODE_AT_RATE_LIMITED		MAKE_SQLSTATE('P','T','4','2','9')
+
+/* Settings, defined once in agent_tasks.c. */
+extern char *agent_tasks_account;
+extern char *agent_tasks_user;
+extern int	agent_tasks_max_items;
+
+#endif							/* AGENT_TASKS_H */

@@ -1,0 +1,217 @@
+-- Storage.  Every key leads with "account" so that tables can be
+-- distributed and co-located by account (e.g. with Citus); row-level
+-- security keeps accounts apart.
+
+CREATE TABLE agent_tasks_internal.users (
+	account		text NOT NULL,
+	id			uuid NOT NULL DEFAULT agent_tasks.uuid_v7(),
+	email		text NOT NULL CHECK (email = lower(email) AND length(email) <= 320),
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account, id),
+	UNIQUE (account, email)
+);
+
+CREATE TABLE agent_tasks_internal.agents (
+	account			text NOT NULL,
+	id				uuid NOT NULL DEFAULT agent_tasks.uuid_v7(),
+	name			text NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+	kind			text NOT NULL CHECK (kind IN ('sql', 'http', 'openai', 'external')),
+	target			text,
+	config			jsonb NOT NULL DEFAULT '{}',
+	concurrency		integer NOT NULL DEFAULT 4 CHECK (concurrency BETWEEN 1 AND 10000),
+	timeout			interval NOT NULL DEFAULT '5 minutes' CHECK (timeout > '0'),
+	max_attempts	integer NOT NULL DEFAULT 3 CHECK (max_attempts BETWEEN 1 AND 100),
+	backoff_base	interval NOT NULL DEFAULT '1 second' CHECK (backoff_base >= '0'),
+	backoff_max		interval NOT NULL DEFAULT '5 minutes' CHECK (backoff_max >= backoff_base),
+	budget_tokens	bigint CHECK (budget_tokens > 0),
+	budget_cost		numeric CHECK (budget_cost > 0),
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	updated_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account, id),
+	UNIQUE (account, name)
+);
+
+CREATE TABLE agent_tasks_internal.tasks (
+	account			text NOT NULL,
+	id				uuid NOT NULL DEFAULT agent_tasks.uuid_v7(),
+	parent_id		uuid,
+	title			text NOT NULL CHECK (length(title) BETWEEN 1 AND 500),
+	prompt			text CHECK (length(prompt) <= 100000),
+	type			text CHECK (length(type) <= 100),
+	command			text CHECK (length(command) <= 100),
+	item			jsonb,
+	context			jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
+	agent_id		uuid,
+	priority		integer NOT NULL DEFAULT 0 CHECK (priority BETWEEN -1000 AND 1000),
+	output_schema	jsonb CHECK (jsonb_typeof(output_schema) = 'object'),
+	owner_id		uuid,
+	created_by		text NOT NULL,
+	skills			text[] NOT NULL DEFAULT '{}',
+	labels			text[] NOT NULL DEFAULT '{}',
+	metadata		jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+	external_id		text CHECK (length(external_id) <= 200),
+	origin			text NOT NULL DEFAULT 'sql' CHECK (length(origin) <= 100),
+	idempotency_key	text CHECK (length(idempotency_key) <= 200),
+	request_hash	text,
+	callback_url	text CHECK (length(callback_url) <= 2000),
+	run_after		timestamptz,
+	latest_run_id	uuid,
+	status			text NOT NULL DEFAULT 'pending',
+	status_reason	text,
+	output			jsonb,
+	error			jsonb,
+	feedback		text CHECK (feedback IN ('like', 'dislike')),
+	budget_tokens	bigint CHECK (budget_tokens > 0),
+	budget_cost		numeric CHECK (budget_cost > 0),
+	archived_at		timestamptz,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	updated_at		timestamptz NOT NULL DEFAULT now(),
+	search			tsvector GENERATED ALWAYS AS
+		(to_tsvector('english'::regconfig, coalesce(title, '') || ' ' || coalesce(prompt, ''))) STORED,
+	PRIMARY KEY (account, id),
+	FOREIGN KEY (account, parent_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE,
+	FOREIGN KEY (account, agent_id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE SET NULL (agent_id),
+	FOREIGN KEY (account, owner_id) REFERENCES agent_tasks_internal.users (account, id),
+	UNIQUE (account, idempotency_key)
+);
+CREATE INDEX ON agent_tasks_internal.tasks (account, status);
+CREATE INDEX ON agent_tasks_internal.tasks (account, parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX ON agent_tasks_internal.tasks (account, agent_id) WHERE agent_id IS NOT NULL;
+CREATE INDEX ON agent_tasks_internal.tasks (account, owner_id);
+CREATE INDEX ON agent_tasks_internal.tasks (account, external_id) WHERE external_id IS NOT NULL;
+CREATE INDEX ON agent_tasks_internal.tasks USING gin (search);
+
+CREATE TABLE agent_tasks_internal.task_assignees (
+	account		text NOT NULL,
+	task_id		uuid NOT NULL,
+	user_id		uuid NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account, task_id, user_id),
+	FOREIGN KEY (account, task_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE,
+	FOREIGN KEY (account, user_id) REFERENCES agent_tasks_internal.users (account, id)
+);
+CREATE INDEX ON agent_tasks_internal.task_assignees (account, user_id);
+
+CREATE TABLE agent_tasks_internal.task_followers (
+	account		text NOT NULL,
+	task_id		uuid NOT NULL,
+	user_id		uuid NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account, task_id, user_id),
+	FOREIGN KEY (account, task_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE,
+	FOREIGN KEY (account, user_id) REFERENCES agent_tasks_internal.users (account, id)
+);
+CREATE INDEX ON agent_tasks_internal.task_followers (account, user_id);
+
+CREATE TABLE agent_tasks_internal.task_dependencies (
+	account		text NOT NULL,
+	task_id		uuid NOT NULL,
+	depends_on	uuid NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account, task_id, depends_on),
+	CHECK (task_id <> depends_on),
+	FOREIGN KEY (account, task_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE,
+	FOREIGN KEY (account, depends_on) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE
+);
+CREATE INDEX ON agent_tasks_internal.task_dependencies (account, depends_on);
+
+-- One run per attempt at a task.  "kind" is the agent's kind when the run
+-- was queued, so that each worker type claims from its own part of the
+-- runnable index.
+CREATE TABLE agent_tasks_internal.runs (
+	account				text NOT NULL,
+	id					uuid NOT NULL DEFAULT agent_tasks.uuid_v7(),
+	task_id				uuid NOT NULL,
+	agent_id			uuid,
+	kind				text NOT NULL DEFAULT 'external' CHECK (kind IN ('sql', 'http', 'openai', 'external')),
+	attempt				integer NOT NULL DEFAULT 1 CHECK (attempt >= 1),
+	status				text NOT NULL DEFAULT 'queued',
+	status_reason		text,
+	priority			integer NOT NULL DEFAULT 0,
+	due_at				timestamptz NOT NULL DEFAULT now(),
+	phase				text,
+	progress			text,
+	progress_data		jsonb,
+	worker				text,
+	lease_expires_at	timestamptz,
+	heartbeat_at		timestamptz,
+	queued_at			timestamptz NOT NULL DEFAULT now(),
+	started_at			timestamptz,
+	ended_at			timestamptz,
+	input				jsonb,
+	output				jsonb,
+	error				jsonb,
+	usage				jsonb NOT NULL DEFAULT '{}',
+	tokens				bigint NOT NULL DEFAULT 0,
+	cost				numeric NOT NULL DEFAULT 0,
+	PRIMARY KEY (account, id),
+	FOREIGN KEY (account, task_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE,
+	FOREIGN KEY (account, agent_id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE SET NULL (agent_id)
+);
+CREATE INDEX ON agent_tasks_internal.runs (account, task_id, id);
+-- The runnable queue: small (queued runs only), in claim order.
+CREATE INDEX runs_runnable ON agent_tasks_internal.runs (kind, priority DESC, due_at, id)
+	WHERE status = 'queued';
+-- Leases to recover: in-progress runs only.
+CREATE INDEX runs_leased ON agent_tasks_internal.runs (lease_expires_at)
+	WHERE status = 'in_progress';
+
+CREATE TABLE agent_tasks_internal.messages (
+	account		text NOT NULL,
+	id			uuid NOT NULL DEFAULT agent_tasks.uuid_v7(),
+	task_id		uuid NOT NULL,
+	run_id		uuid,
+	role		text NOT NULL CHECK (role IN ('user', 'agent', 'system')),
+	author		text NOT NULL,
+	body		text NOT NULL CHECK (length(body) BETWEEN 1 AND 100000),
+	data		jsonb NOT NULL DEFAULT '{}',
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account, id),
+	FOREIGN KEY (account, task_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE
+);
+CREATE INDEX ON agent_tasks_internal.messages (account, task_id, id);
+
+-- The audit trail: written only by the extension's triggers.
+CREATE TABLE agent_tasks_internal.activities (
+	account		text NOT NULL,
+	id			uuid NOT NULL DEFAULT agent_tasks.uuid_v7(),
+	task_id		uuid NOT NULL,
+	run_id		uuid,
+	event		text NOT NULL,
+	actor		text NOT NULL,
+	from_status	text,
+	to_status	text,
+	reason		text,
+	data		jsonb NOT NULL DEFAULT '{}',
+	created_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	PRIMARY KEY (account, id),
+	FOREIGN KEY (account, task_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE
+);
+CREATE INDEX ON agent_tasks_internal.activities (account, task_id, id);
+
+-- Row-level security on every table, keyed by account.
+DO $$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['users', 'agents', 'tasks', 'task_assignees', 'task_followers',
+							 'task_dependencies', 'runs', 'messages', 'activities']
+	LOOP
+		EXECUTE format('ALTER TABLE agent_tasks_internal.%I ENABLE ROW LEVEL SECURITY', t);
+		EXECUTE format($p$CREATE POLICY account_isolation ON agent_tasks_internal.%I
+			USING (account = (SELECT agent_tasks.current_account()))
+			WITH CHECK (account = (SELECT agent_tasks.current_account()))$p$, t);
+	END LOOP;
+END
+$$;
+
+-- Readers see their account's rows through the views; writers change them
+-- through the functions (which run with the caller's rights, so RLS holds).
+-- Activities have no write grant at all: only the SECURITY DEFINER trigger
+-- functions add to them.
+GRANT SELECT ON ALL TABLES IN SCHEMA agent_tasks_internal TO agent_tasks_reader;
+GRANT INSERT, UPDATE, DELETE ON agent_tasks_internal.tasks, agent_tasks_internal.task_assignees,
+	agent_tasks_internal.task_followers, agent_tasks_internal.task_dependencies,
+	agent_tasks_internal.messages, agent_tasks_internal.runs TO agent_tasks_writer;
+GRANT INSERT ON agent_tasks_internal.users TO agent_tasks_writer;
+GRANT INSERT, UPDATE, DELETE ON agent_tasks_internal.agents TO agent_tasks_admin;

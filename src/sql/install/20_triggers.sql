@@ -1,0 +1,190 @@
+-- The audit trail and realtime notifications, written by the extension
+-- itself.  The trigger functions are SECURITY DEFINER because no API role
+-- may write activities; firing a trigger needs no EXECUTE grant, so they are
+-- granted to nobody.  Status changes are checked by the C state machine
+-- (enforce_status_transition) before they happen and logged here after.
+
+CREATE TRIGGER enforce_status_transition
+	BEFORE INSERT OR UPDATE OF status ON agent_tasks_internal.tasks
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('task');
+
+CREATE TRIGGER enforce_status_transition
+	BEFORE INSERT OR UPDATE ON agent_tasks_internal.runs
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('run');
+
+-- A compact message on channel "agent_tasks"; delivered at commit, never
+-- for a transaction that rolls back.
+CREATE FUNCTION agent_tasks_internal.notify_change(account text, task_id uuid, status text, event text)
+	RETURNS void
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_notify('agent_tasks', json_build_object(
+		'id', task_id, 'account', account, 'status', status, 'event', event)::text)
+$$;
+
+CREATE FUNCTION agent_tasks_internal.log_activity(account text, task_id uuid, event text,
+	data jsonb DEFAULT '{}', from_status text DEFAULT NULL, to_status text DEFAULT NULL,
+	reason text DEFAULT NULL, run_id uuid DEFAULT NULL)
+	RETURNS void
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO agent_tasks_internal.activities
+		(account, task_id, run_id, event, actor, from_status, to_status, reason, data)
+	VALUES (account, task_id, run_id, event, agent_tasks_internal.current_actor(),
+			from_status, to_status, reason, data)
+$$;
+
+-- Fields whose change is logged as an "updated" activity.
+CREATE FUNCTION agent_tasks_internal.tracked_fields() RETURNS text[]
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT ARRAY['title', 'prompt', 'type', 'context', 'agent_id', 'priority', 'output_schema',
+				 'owner_id', 'skills', 'labels', 'metadata', 'external_id', 'callback_url',
+				 'run_after', 'budget_tokens', 'budget_cost']
+$$;
+
+CREATE FUNCTION agent_tasks_internal.task_changed() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	changes jsonb;
+	event text;
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		PERFORM agent_tasks_internal.notify_change(OLD.account, OLD.id, OLD.status, 'deleted');
+		RETURN NULL;
+	END IF;
+
+	IF TG_OP = 'INSERT' THEN
+		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id, 'created',
+			jsonb_strip_nulls(jsonb_build_object('title', NEW.title, 'parent_id', NEW.parent_id,
+												 'origin', NEW.origin)),
+			to_status => NEW.status, reason => NEW.status_reason);
+		PERFORM agent_tasks_internal.notify_change(NEW.account, NEW.id, NEW.status, 'created');
+		RETURN NULL;
+	END IF;
+
+	IF NEW.status IS DISTINCT FROM OLD.status THEN
+		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id, 'status_changed',
+			jsonb_strip_nulls(jsonb_build_object('error', NEW.error)),
+			OLD.status, NEW.status, NEW.status_reason, NEW.latest_run_id);
+		event := 'status_changed';
+	END IF;
+
+	IF NEW.archived_at IS DISTINCT FROM OLD.archived_at THEN
+		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id,
+			CASE WHEN NEW.archived_at IS NULL THEN 'unarchived' ELSE 'archived' END);
+		event := coalesce(event, CASE WHEN NEW.archived_at IS NULL THEN 'unarchived' ELSE 'archived' END);
+	END IF;
+
+	IF NEW.feedback IS DISTINCT FROM OLD.feedback THEN
+		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id, 'feedback',
+			jsonb_build_object('feedback', NEW.feedback, 'previous', OLD.feedback));
+		event := coalesce(event, 'feedback');
+	END IF;
+
+	SELECT jsonb_object_agg(n.key, n.value) INTO changes
+	  FROM jsonb_each(to_jsonb(NEW)) AS n
+	 WHERE n.key = ANY (agent_tasks_internal.tracked_fields())
+	   AND n.value IS DISTINCT FROM to_jsonb(OLD) -> n.key;
+	IF changes IS NOT NULL THEN
+		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id, 'updated',
+			jsonb_build_object('changes', changes));
+		event := coalesce(event, 'updated');
+	END IF;
+
+	IF event IS NOT NULL THEN
+		PERFORM agent_tasks_internal.notify_change(NEW.account, NEW.id, NEW.status, event);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER task_changed
+	AFTER INSERT OR UPDATE OR DELETE ON agent_tasks_internal.tasks
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_changed();
+
+-- Assignees, followers and dependencies (TG_ARGV[0] names which).
+CREATE FUNCTION agent_tasks_internal.task_link_changed() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	link record;
+	data jsonb;
+	event text;
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		link := NEW;
+	ELSE
+		link := OLD;
+	END IF;
+
+	-- A cascade from a deleted task has no trail left to write to.
+	PERFORM 1 FROM agent_tasks_internal.tasks t WHERE t.account = link.account AND t.id = link.task_id;
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+
+	IF TG_ARGV[0] = 'dependency' THEN
+		data := jsonb_build_object('depends_on', link.depends_on);
+	ELSE
+		SELECT jsonb_build_object('email', u.email) INTO data
+		  FROM agent_tasks_internal.users u
+		 WHERE u.account = link.account AND u.id = link.user_id;
+	END IF;
+	event := TG_ARGV[0] || CASE WHEN TG_OP = 'INSERT' THEN '_added' ELSE '_removed' END;
+
+	PERFORM agent_tasks_internal.log_activity(link.account, link.task_id, event, data);
+	PERFORM agent_tasks_internal.notify_change(link.account, link.task_id, NULL, event);
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER assignee_changed
+	AFTER INSERT OR DELETE ON agent_tasks_internal.task_assignees
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_link_changed('assignee');
+CREATE TRIGGER follower_changed
+	AFTER INSERT OR DELETE ON agent_tasks_internal.task_followers
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_link_changed('follower');
+CREATE TRIGGER dependency_changed
+	AFTER INSERT OR DELETE ON agent_tasks_internal.task_dependencies
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_link_changed('dependency');
+
+CREATE FUNCTION agent_tasks_internal.message_added() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.task_id, 'message',
+		jsonb_build_object('message_id', NEW.id, 'role', NEW.role, 'author', NEW.author),
+		run_id => NEW.run_id);
+	PERFORM agent_tasks_internal.notify_change(NEW.account, NEW.task_id, NULL, 'message');
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER message_added
+	AFTER INSERT ON agent_tasks_internal.messages
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.message_added();
+
+-- The trail is append-only, whoever asks.
+CREATE FUNCTION agent_tasks_internal.activities_are_append_only() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION USING
+		ERRCODE = 'PT403',
+		MESSAGE = 'activities cannot be changed',
+		DETAIL = format('activity %s of task %s', OLD.id, OLD.task_id),
+		HINT = 'The activity trail is append-only; it disappears only with its task (agent_tasks.delete_task).';
+END
+$$;
+
+CREATE TRIGGER activities_are_append_only
+	BEFORE UPDATE ON agent_tasks_internal.activities
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.activities_are_append_only();

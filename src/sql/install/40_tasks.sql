@@ -1,0 +1,377 @@
+-- Tasks: creation (prompt and command mode), reading, updating, archiving
+-- and deleting.  Functions run with the caller's rights; they name the
+-- account explicitly so that every lookup uses the (account, id) keys, and
+-- row-level security checks the same thing again.
+
+-- Input checks shared by the API functions: each refusal is PT400 with the
+-- offending value in the detail.
+CREATE FUNCTION agent_tasks_internal.check_text(field text, value text, max_length integer,
+	required boolean DEFAULT false)
+	RETURNS text
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF required AND (value IS NULL OR btrim(value) = '') THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s must not be empty', field),
+			format('%s is %s.', field, coalesce(quote_literal(value), 'null')),
+			format('Pass a non-empty %s.', field));
+	END IF;
+	IF length(value) > max_length THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s is too long', field),
+			format('%s has %s characters; the limit is %s.', field, length(value), max_length),
+			format('Shorten %s.', field));
+	END IF;
+	RETURN value;
+END
+$$;
+
+CREATE FUNCTION agent_tasks_internal.check_json(field text, value jsonb, expected text,
+	max_bytes integer DEFAULT 65536)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF value IS NULL OR jsonb_typeof(value) = 'null' THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(value) <> expected THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s must be a JSON %s', field, expected),
+			format('%s is a JSON %s: %s', field, jsonb_typeof(value), left(value::text, 200)), NULL);
+	END IF;
+	IF pg_column_size(value) > max_bytes THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s is too large', field),
+			format('%s takes %s bytes; the limit is %s.', field, pg_column_size(value), max_bytes),
+			format('Make %s smaller.', field));
+	END IF;
+	RETURN value;
+END
+$$;
+
+CREATE FUNCTION agent_tasks_internal.check_tags(field text, value text[])
+	RETURNS text[]
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF cardinality(value) > 100 THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('too many %s', field),
+			format('%s has %s entries; the limit is 100.', field, cardinality(value)), NULL);
+	END IF;
+	IF EXISTS (SELECT 1 FROM unnest(value) v WHERE v IS NULL OR v = '' OR length(v) > 200) THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('invalid entry in %s', field),
+			format('%s = %s', field, value::text),
+			'Entries must be non-empty strings of at most 200 characters.');
+	END IF;
+	RETURN coalesce(value, '{}');
+END
+$$;
+
+CREATE FUNCTION agent_tasks_internal.check_url(field text, url text)
+	RETURNS text
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF url IS NOT NULL AND (url !~ '^https?://[^\s/]+' OR length(url) > 2000) THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s is not a valid URL', field),
+			format('%s = %s', field, quote_literal(left(url, 200))),
+			'Use an absolute https:// URL of at most 2000 characters.');
+	END IF;
+	RETURN url;
+END
+$$;
+
+-- The id of a person of this account, provisioned on first mention.
+CREATE FUNCTION agent_tasks_internal.user_id(account text, email text)
+	RETURNS uuid
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	normalized text := lower(btrim(email));
+	id uuid;
+BEGIN
+	IF normalized IS NULL OR length(normalized) > 320
+		OR normalized !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:].]+$' THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid e-mail address',
+			format('%s is not an e-mail address.', coalesce(quote_literal(email), 'null')),
+			'Use an address like name@example.com.');
+	END IF;
+	INSERT INTO agent_tasks_internal.users AS u (account, email)
+	VALUES (user_id.account, normalized)
+	ON CONFLICT ON CONSTRAINT users_account_email_key DO NOTHING
+	RETURNING u.id INTO id;
+	IF id IS NULL THEN
+		SELECT u.id INTO id FROM agent_tasks_internal.users u
+		 WHERE u.account = user_id.account AND u.email = normalized;
+	END IF;
+	RETURN id;
+END
+$$;
+
+CREATE FUNCTION agent_tasks_internal.agent_id(account text, name text)
+	RETURNS uuid
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	id uuid;
+BEGIN
+	IF name IS NULL THEN
+		RETURN NULL;
+	END IF;
+	SELECT a.id INTO id FROM agent_tasks_internal.agents a
+	 WHERE a.account = agent_id.account AND a.name = agent_id.name;
+	IF id IS NULL THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'agent not found',
+			format('No agent named %s in this account.', quote_literal(name)),
+			'Create it with agent_tasks.create_agent(), or list agent_tasks.agents.');
+	END IF;
+	RETURN id;
+END
+$$;
+
+CREATE FUNCTION agent_tasks_internal.not_found(task uuid)
+	RETURNS void
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT agent_tasks_internal.raise('PT404', 'task not found',
+		format('No task %s in this account.', task),
+		'Check the id: tasks of other accounts are never visible.')
+$$;
+
+-- The task row, locked for the rest of the transaction so that concurrent
+-- changes of one task are serialized; PT404 when it is not this account's.
+CREATE FUNCTION agent_tasks_internal.lock_task(task uuid)
+	RETURNS agent_tasks_internal.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks;
+BEGIN
+	SELECT * INTO t FROM agent_tasks_internal.tasks
+	 WHERE account = agent_tasks.current_account() AND id = task
+	   FOR UPDATE;
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.not_found(task);
+	END IF;
+	RETURN t;
+END
+$$;
+
+CREATE FUNCTION agent_tasks.get_task(task uuid)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result agent_tasks.tasks;
+BEGIN
+	SELECT * INTO result FROM agent_tasks.tasks v
+	 WHERE v.account = agent_tasks.current_account() AND v.id = task;
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.not_found(task);
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.get_task(uuid) IS 'One task of the current account; PT404 when it does not exist or belongs to another account.';
+
+CREATE FUNCTION agent_tasks_internal.insert_task(t agent_tasks_internal.tasks)
+	RETURNS void
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO agent_tasks_internal.tasks
+		(account, id, parent_id, title, prompt, type, command, item, context, agent_id, priority,
+		 output_schema, owner_id, created_by, skills, labels, metadata, external_id, origin,
+		 idempotency_key, request_hash, callback_url, run_after, status, status_reason,
+		 budget_tokens, budget_cost)
+	VALUES
+		(t.account, t.id, t.parent_id, t.title, t.prompt, t.type, t.command, t.item, t.context,
+		 t.agent_id, t.priority, t.output_schema, t.owner_id, t.created_by, t.skills, t.labels,
+		 t.metadata, t.external_id, t.origin, t.idempotency_key, t.request_hash, t.callback_url,
+		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost)
+$$;
+
+CREATE FUNCTION agent_tasks.create_task(
+	title text,
+	prompt text DEFAULT NULL,
+	type text DEFAULT NULL,
+	command text DEFAULT NULL,
+	items jsonb DEFAULT NULL,
+	context jsonb DEFAULT '{}',
+	agent text DEFAULT NULL,
+	priority integer DEFAULT 0,
+	output_schema jsonb DEFAULT NULL,
+	owner text DEFAULT NULL,
+	assignees text[] DEFAULT '{}',
+	followers text[] DEFAULT '{}',
+	skills text[] DEFAULT '{}',
+	labels text[] DEFAULT '{}',
+	metadata jsonb DEFAULT '{}',
+	external_id text DEFAULT NULL,
+	origin text DEFAULT 'sql',
+	idempotency_key text DEFAULT NULL,
+	callback_url text DEFAULT NULL,
+	parent uuid DEFAULT NULL,
+	run_after timestamptz DEFAULT NULL,
+	depends_on uuid[] DEFAULT '{}',
+	budget_tokens bigint DEFAULT NULL,
+	budget_cost numeric DEFAULT NULL,
+	auto_process boolean DEFAULT false)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks;
+	child agent_tasks_internal.tasks;
+	existing agent_tasks_internal.tasks;
+	item jsonb;
+	n integer := 0;
+	max_items integer;
+	blocker uuid;
+	blocked boolean := false;
+BEGIN
+	t.id := agent_tasks.uuid_v7();		-- also loads the library, so its settings are defined
+	t.account := agent_tasks.current_account();
+	t.created_by := agent_tasks_internal.current_actor();
+	t.title := btrim(agent_tasks_internal.check_text('title', create_task.title, 500, true));
+	t.prompt := agent_tasks_internal.check_text('prompt', create_task.prompt, 100000);
+	t.type := agent_tasks_internal.check_text('type', create_task.type, 100);
+	t.command := agent_tasks_internal.check_text('command', create_task.command, 100);
+	t.context := coalesce(agent_tasks_internal.check_json('context', create_task.context, 'object'), '{}');
+	t.metadata := coalesce(agent_tasks_internal.check_json('metadata', create_task.metadata, 'object'), '{}');
+	t.output_schema := agent_tasks_internal.check_json('output_schema', create_task.output_schema, 'object');
+	t.skills := agent_tasks_internal.check_tags('skills', create_task.skills);
+	t.labels := agent_tasks_internal.check_tags('labels', create_task.labels);
+	t.external_id := agent_tasks_internal.check_text('external_id', create_task.external_id, 200);
+	t.origin := coalesce(agent_tasks_internal.check_text('origin', create_task.origin, 100), 'sql');
+	t.idempotency_key := agent_tasks_internal.check_text('idempotency_key', create_task.idempotency_key, 200);
+	t.callback_url := agent_tasks_internal.check_url('callback_url', create_task.callback_url);
+	t.run_after := create_task.run_after;
+	t.budget_tokens := create_task.budget_tokens;
+	t.budget_cost := create_task.budget_cost;
+	IF create_task.priority IS NULL OR create_task.priority NOT BETWEEN -1000 AND 1000 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'priority is out of range',
+			format('priority = %s', coalesce(create_task.priority::text, 'null')),
+			'Use an integer from -1000 to 1000 (higher runs first).');
+	END IF;
+	t.priority := create_task.priority;
+	IF coalesce(create_task.budget_tokens, 1) <= 0 OR coalesce(create_task.budget_cost, 1) <= 0 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'budgets must be positive',
+			format('budget_tokens = %s, budget_cost = %s', create_task.budget_tokens, create_task.budget_cost),
+			'Leave a budget null for no limit.');
+	END IF;
+
+	PERFORM agent_tasks_internal.check_json('items', create_task.items, 'array', 1048576);
+	max_items := current_setting('agent_tasks.max_items')::integer;
+	IF jsonb_typeof(create_task.items) = 'array' THEN
+		IF t.command IS NULL THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'items need a command',
+				format('%s items were given without a command.', jsonb_array_length(create_task.items)),
+				'Pass command => ''...'' with the items (command mode), or omit items (prompt mode).');
+		END IF;
+		IF jsonb_array_length(create_task.items) > max_items THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'too many items',
+				format('%s items were given; the limit is %s.', jsonb_array_length(create_task.items), max_items),
+				'Split the work into several tasks, or raise agent_tasks.max_items.');
+		END IF;
+	END IF;
+
+	t.agent_id := agent_tasks_internal.agent_id(t.account, create_task.agent);
+	IF coalesce(create_task.owner, agent_tasks.current_user_email()) IS NOT NULL THEN
+		t.owner_id := agent_tasks_internal.user_id(t.account,
+			coalesce(create_task.owner, agent_tasks.current_user_email()));
+	END IF;
+	IF create_task.parent IS NOT NULL THEN
+		PERFORM 1 FROM agent_tasks_internal.tasks p
+		 WHERE p.account = t.account AND p.id = create_task.parent;
+		IF NOT FOUND THEN
+			PERFORM agent_tasks_internal.not_found(create_task.parent);
+		END IF;
+		t.parent_id := create_task.parent;
+	END IF;
+
+	IF t.idempotency_key IS NOT NULL THEN
+		t.request_hash := md5(jsonb_build_array(t.title, t.prompt, t.type, t.command, create_task.items,
+			t.context, create_task.agent, t.priority, t.output_schema, create_task.owner,
+			create_task.assignees, create_task.followers, t.skills, t.labels, t.metadata,
+			t.external_id, t.origin, t.callback_url, t.parent_id, t.run_after,
+			create_task.depends_on, t.budget_tokens, t.budget_cost, create_task.auto_process)::text);
+		-- Wait for a concurrent creator of the same key, then compare.
+		SELECT * INTO existing FROM agent_tasks_internal.tasks e
+		 WHERE e.account = t.account AND e.idempotency_key = t.idempotency_key;
+		IF NOT FOUND THEN
+			BEGIN
+				PERFORM agent_tasks_internal.insert_task(t);
+			EXCEPTION WHEN unique_violation THEN
+				SELECT * INTO existing FROM agent_tasks_internal.tasks e
+				 WHERE e.account = t.account AND e.idempotency_key = t.idempotency_key;
+			END;
+		END IF;
+		IF existing.id IS NOT NULL THEN
+			IF existing.request_hash IS DISTINCT FROM t.request_hash THEN
+				PERFORM agent_tasks_internal.raise('PT422', 'idempotency key reused with a different request',
+					format('Key %s already created task %s with other parameters.',
+						   quote_literal(t.idempotency_key), existing.id),
+					'Send the same parameters to get the same task back, or use a new idempotency key.');
+			END IF;
+			RETURN agent_tasks.get_task(existing.id);
+		END IF;
+	ELSE
+		PERFORM agent_tasks_internal.insert_task(t);
+	END IF;
+
+	PERFORM agent_tasks.set_assignees(t.id, create_task.assignees)
+	  WHERE cardinality(create_task.assignees) > 0;
+	PERFORM agent_tasks.add_followers(t.id, create_task.followers)
+	  WHERE cardinality(create_task.followers) > 0;
+
+	FOREACH blocker IN ARRAY coalesce(create_task.depends_on, '{}')
+	LOOP
+		PERFORM agent_tasks.add_dependency(t.id, blocker);
+	END LOOP;
+
+	-- Command mode: one child task per item, with its own context and external id.
+	FOR item IN SELECT value FROM jsonb_array_elements(coalesce(create_task.items, '[]'))
+	LOOP
+		n := n + 1;
+		IF jsonb_typeof(item) = 'string' THEN
+			item := jsonb_build_object('title', item #>> '{}');
+		ELSIF jsonb_typeof(item) <> 'object' THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'items must be objects or strings',
+				format('item %s is a JSON %s: %s', n, jsonb_typeof(item), left(item::text, 200)),
+				'Use {"title": ..., "context": {...}, "external_id": ...} per item.');
+		END IF;
+		child := t;
+		child.id := agent_tasks.uuid_v7();
+		child.parent_id := t.id;
+		child.idempotency_key := NULL;
+		child.request_hash := NULL;
+		child.callback_url := NULL;
+		child.item := item;
+		child.title := btrim(agent_tasks_internal.check_text(format('title of item %s', n),
+			coalesce(item ->> 'title', format('%s (%s/%s)', t.title, n, jsonb_array_length(create_task.items))),
+			500, true));
+		child.prompt := agent_tasks_internal.check_text(format('prompt of item %s', n),
+			coalesce(item ->> 'prompt', t.prompt), 100000);
+		child.context := t.context || coalesce(agent_tasks_internal.check_json(
+			format('context of item %s', n), item -> 'context', 'object'), '{}');
+		child.external_id := agent_tasks_internal.check_text(format('external_id of item %s', n),
+			item ->> 'external_id', 200);
+		PERFORM agent_tasks_internal.insert_task(child);
+	END LOOP;
+
+	IF create_task.auto_process THEN
+		RETURN agent_tasks.process_task(t.id);
+	END IF;
+	RETURN agent_tasks.get_task(t.id);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.create_task IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items). Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';

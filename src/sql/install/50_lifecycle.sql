@@ -1,0 +1,256 @@
+-- The lifecycle a user drives: process, stop, cancel, retry, and the
+-- privileged set_task_status.  A task's status follows its latest run; each
+-- function changes the run (or, when there is none, the task), and the C
+-- state machine checks the move.
+
+-- Queue a new run of a task and make it the task's latest.
+CREATE FUNCTION agent_tasks_internal.queue_run(t agent_tasks_internal.tasks, attempt integer,
+	due_at timestamptz, reason text, input jsonb DEFAULT NULL)
+	RETURNS uuid
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	run_id uuid := agent_tasks.uuid_v7();
+	kind text;
+BEGIN
+	SELECT a.kind INTO kind FROM agent_tasks_internal.agents a
+	 WHERE a.account = t.account AND a.id = t.agent_id;
+	UPDATE agent_tasks_internal.tasks SET latest_run_id = run_id
+	 WHERE account = t.account AND id = t.id;
+	INSERT INTO agent_tasks_internal.runs
+		(account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at, input)
+	VALUES (t.account, run_id, t.id, t.agent_id, coalesce(kind, 'external'), attempt, reason,
+			t.priority, greatest(coalesce(due_at, now()), now()), input);
+	RETURN run_id;
+END
+$$;
+
+-- A task follows its latest run.  Earlier runs that end later (an attempt
+-- that failed after its retry was queued) are logged on their own.
+CREATE FUNCTION agent_tasks_internal.run_changed() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' AND NEW.status = OLD.status THEN
+		RETURN NULL;
+	END IF;
+
+	UPDATE agent_tasks_internal.tasks t
+	   SET status = NEW.status,
+		   status_reason = NEW.status_reason,
+		   output = CASE WHEN TG_OP = 'INSERT' THEN NULL
+						 WHEN NEW.status = 'completed' THEN NEW.output ELSE t.output END,
+		   error = CASE WHEN TG_OP = 'INSERT' THEN NULL
+						WHEN NEW.status IN ('failed', 'cancelled') THEN NEW.error ELSE t.error END,
+		   updated_at = now()
+	 WHERE t.account = NEW.account AND t.id = NEW.task_id AND t.latest_run_id = NEW.id;
+
+	IF NOT FOUND AND TG_OP = 'UPDATE' THEN
+		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.task_id, 'run_' || NEW.status,
+			jsonb_strip_nulls(jsonb_build_object('attempt', NEW.attempt, 'error', NEW.error)),
+			OLD.status, NEW.status, NEW.status_reason, NEW.id);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER run_changed
+	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.run_changed();
+
+-- Move the task's latest run when it is still open, else the task itself.
+CREATE FUNCTION agent_tasks_internal.move_task(t agent_tasks_internal.tasks, status text,
+	reason text, error jsonb DEFAULT NULL, output jsonb DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	is_final boolean := agent_tasks.status_kind(move_task.status) = 'terminal';
+BEGIN
+	UPDATE agent_tasks_internal.runs r
+	   SET status = move_task.status,
+		   status_reason = reason,
+		   error = coalesce(move_task.error, r.error),
+		   output = coalesce(move_task.output, r.output),
+		   due_at = CASE WHEN move_task.status = 'queued' THEN now() ELSE r.due_at END,
+		   started_at = CASE WHEN move_task.status = 'in_progress' THEN now() ELSE r.started_at END,
+		   worker = CASE WHEN move_task.status = 'in_progress' THEN 'role:' || session_user ELSE r.worker END,
+		   ended_at = CASE WHEN is_final THEN now() END,
+		   lease_expires_at = NULL
+	 WHERE r.account = t.account AND r.id = t.latest_run_id
+	   AND r.status = t.status AND agent_tasks.status_kind(r.status) <> 'terminal';
+	IF NOT FOUND THEN
+		UPDATE agent_tasks_internal.tasks
+		   SET status = move_task.status, status_reason = reason,
+			   error = coalesce(move_task.error, tasks.error),
+			   output = coalesce(move_task.output, tasks.output), updated_at = now()
+		 WHERE account = t.account AND id = t.id;
+	END IF;
+END
+$$;
+
+CREATE FUNCTION agent_tasks_internal.unfinished_blockers(account text, task uuid)
+	RETURNS uuid[]
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(array_agg(d.depends_on ORDER BY d.depends_on), '{}')
+	  FROM agent_tasks_internal.task_dependencies d
+	  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on
+	 WHERE d.account = unfinished_blockers.account AND d.task_id = unfinished_blockers.task
+	   AND b.status <> 'completed'
+$$;
+
+CREATE FUNCTION agent_tasks.process_task(task uuid, message text DEFAULT NULL, files jsonb DEFAULT NULL)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+	blockers uuid[];
+	child uuid;
+	input jsonb;
+BEGIN
+	PERFORM agent_tasks_internal.check_json('files', files, 'array', 1048576);
+	input := jsonb_strip_nulls(jsonb_build_object('message', message, 'files', files));
+	IF message IS NOT NULL THEN
+		PERFORM agent_tasks.send_message(task, message, 'user', jsonb_strip_nulls(jsonb_build_object('files', files)));
+		t := agent_tasks_internal.lock_task(task);
+	END IF;
+
+	-- Command mode: the parent runs through its children.
+	IF EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c WHERE c.account = t.account AND c.parent_id = t.id)
+		AND t.command IS NOT NULL THEN
+		FOR child IN SELECT c.id FROM agent_tasks_internal.tasks c
+					  WHERE c.account = t.account AND c.parent_id = t.id
+						AND c.status IN ('pending', 'on_hold', 'failed', 'cancelled')
+					  ORDER BY c.id
+		LOOP
+			PERFORM agent_tasks.process_task(child);
+		END LOOP;
+		IF t.status <> 'queued' AND t.status <> 'in_progress' THEN
+			UPDATE agent_tasks_internal.tasks
+			   SET status = 'queued', status_reason = 'user_request', output = NULL, error = NULL,
+				   updated_at = now()
+			 WHERE account = t.account AND id = t.id;
+		END IF;
+		RETURN agent_tasks.get_task(task);
+	END IF;
+
+	CASE t.status
+		WHEN 'queued', 'in_progress' THEN
+			NULL;				-- already running: the message (if any) is its follow-up
+		WHEN 'on_hold', 'needs_clarification' THEN
+			IF NOT EXISTS (SELECT 1 FROM agent_tasks_internal.runs r
+							WHERE r.account = t.account AND r.id = t.latest_run_id AND r.status = t.status) THEN
+				PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after, 'user_request', input);
+			ELSE
+				PERFORM agent_tasks_internal.move_task(t, 'queued',
+					CASE t.status WHEN 'on_hold' THEN 'resumed' ELSE 'clarified' END);
+			END IF;
+		ELSE
+			blockers := agent_tasks_internal.unfinished_blockers(t.account, t.id);
+			IF cardinality(blockers) > 0 THEN
+				PERFORM agent_tasks_internal.raise('PT409', 'task is blocked by unfinished dependencies',
+					format('task %s waits for %s', t.id, array_to_string(blockers, ', ')),
+					'It is queued automatically when they complete; or remove them with agent_tasks.remove_dependency().');
+			END IF;
+			PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after,
+				CASE WHEN t.status = 'pending' THEN 'user_request' ELSE 'follow_up' END, input);
+	END CASE;
+	RETURN agent_tasks.get_task(task);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.process_task(uuid, text, jsonb) IS 'Queue a run of the task; resumes it from on_hold or needs_clarification, or starts a follow-up run after a finished one. The message (if any) joins the conversation; files are passed to the run.';
+
+CREATE FUNCTION agent_tasks.stop_task(task uuid, reason text DEFAULT 'user_request')
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+	child uuid;
+BEGIN
+	PERFORM agent_tasks_internal.check_text('reason', reason, 200, true);
+	IF t.status <> 'on_hold' THEN
+		FOR child IN SELECT c.id FROM agent_tasks_internal.tasks c
+					  WHERE c.account = t.account AND c.parent_id = t.id
+						AND c.status IN ('pending', 'queued', 'in_progress', 'needs_clarification')
+		LOOP
+			PERFORM agent_tasks.stop_task(child, reason);
+		END LOOP;
+		PERFORM agent_tasks_internal.move_task(t, 'on_hold', reason);
+	END IF;
+	RETURN agent_tasks.get_task(task);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.stop_task(uuid, text) IS 'Put the task on hold (its queued or running run stops); process_task resumes it. Stopping a task on hold does nothing; a finished task cannot be stopped (PT409).';
+
+CREATE FUNCTION agent_tasks.cancel_task(task uuid, reason text DEFAULT 'user_request')
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+	child uuid;
+BEGIN
+	PERFORM agent_tasks_internal.check_text('reason', reason, 200, true);
+	IF t.status = 'cancelled' THEN
+		RETURN agent_tasks.get_task(task);		-- idempotent
+	END IF;
+	-- The parent first, so that its children's endings do not complete it.
+	PERFORM agent_tasks_internal.move_task(t, 'cancelled', reason);
+	FOR child IN SELECT c.id FROM agent_tasks_internal.tasks c
+				  WHERE c.account = t.account AND c.parent_id = t.id
+					AND agent_tasks.status_kind(c.status) <> 'terminal'
+	LOOP
+		PERFORM agent_tasks.cancel_task(child, 'parent_cancelled');
+	END LOOP;
+	RETURN agent_tasks.get_task(task);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.cancel_task(uuid, text) IS 'Cancel the task, its running run and its open children. Idempotent: cancelling a cancelled task returns it unchanged; a completed or failed task cannot be cancelled (PT409).';
+
+CREATE FUNCTION agent_tasks.retry_task(task uuid)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+BEGIN
+	IF agent_tasks.status_kind(t.status) <> 'terminal' THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'only a finished task can be retried',
+			format('task %s is %s', t.id, t.status),
+			'Wait for it to finish, or stop_task / cancel_task it first.');
+	END IF;
+	RETURN agent_tasks.process_task(task);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.retry_task(uuid) IS 'Start a new run of a completed, failed or cancelled task (PT409 for a task that is not finished).';
+
+-- For external agents and tests: drive the state machine directly.
+CREATE FUNCTION agent_tasks.set_task_status(task uuid, status text, reason text DEFAULT NULL,
+	output jsonb DEFAULT NULL, error jsonb DEFAULT NULL)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+BEGIN
+	IF set_task_status.status = 'queued' AND agent_tasks.status_kind(t.status) IN ('idle', 'terminal') THEN
+		PERFORM agent_tasks_internal.queue_run(t, 1, now(), coalesce(reason, 'user_request'));
+	ELSE
+		PERFORM agent_tasks_internal.move_task(t, set_task_status.status, reason, error, output);
+	END IF;
+	RETURN agent_tasks.get_task(task);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.set_task_status(uuid, text, text, jsonb, jsonb) IS 'Privileged (agent_tasks_worker): move a task (its latest run) to a status, checked by the state machine like every other change.';

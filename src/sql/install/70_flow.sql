@@ -1,0 +1,200 @@
+-- How tasks wait for each other: dependencies (a task is queued when its
+-- last blocker completes; a failed or cancelled blocker cancels it) and
+-- command mode (a parent follows its children).
+
+CREATE FUNCTION agent_tasks.add_dependency(task uuid, depends_on uuid)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks;
+	blocker agent_tasks_internal.tasks;
+	cycle uuid[];
+BEGIN
+	-- One writer of the dependency graph per account at a time, so that two
+	-- concurrent additions cannot close a cycle that neither of them sees.
+	PERFORM pg_advisory_xact_lock(hashtextextended('agent_tasks.dependencies:' || agent_tasks.current_account(), 0));
+	t := agent_tasks_internal.lock_task(task);
+	blocker := agent_tasks_internal.lock_task(depends_on);
+	IF t.id = blocker.id THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'a task cannot depend on itself',
+			format('task %s', t.id), NULL);
+	END IF;
+	IF t.status <> 'pending' THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'dependencies can be added only to pending tasks',
+			format('task %s is %s', t.id, t.status),
+			'Add dependencies before processing the task.');
+	END IF;
+	IF blocker.status IN ('failed', 'cancelled') THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'a task cannot depend on a failed or cancelled task',
+			format('task %s is %s', blocker.id, blocker.status),
+			'Retry the blocker first.');
+	END IF;
+
+	WITH RECURSIVE reach(id, path) AS (
+		SELECT blocker.id, ARRAY[t.id, blocker.id]
+		UNION ALL
+		SELECT d.depends_on, r.path || d.depends_on
+		  FROM reach r
+		  JOIN agent_tasks_internal.task_dependencies d ON d.account = t.account AND d.task_id = r.id
+		 WHERE d.depends_on <> ALL (r.path[2:])
+	)
+	SELECT r.path || t.id INTO cycle FROM reach r
+	  JOIN agent_tasks_internal.task_dependencies d
+		ON d.account = t.account AND d.task_id = r.id AND d.depends_on = t.id
+	 LIMIT 1;
+	IF cycle IS NOT NULL OR EXISTS (
+		SELECT 1 FROM agent_tasks_internal.task_dependencies d
+		 WHERE d.account = t.account AND d.task_id = blocker.id AND d.depends_on = t.id) THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'dependency would create a cycle',
+			format('cycle: %s', array_to_string(coalesce(cycle, ARRAY[t.id, blocker.id, t.id]), ' -> ')),
+			'Remove one of the dependencies on that path first.');
+	END IF;
+
+	INSERT INTO agent_tasks_internal.task_dependencies (account, task_id, depends_on)
+	VALUES (t.account, t.id, blocker.id)
+	ON CONFLICT DO NOTHING;
+	IF blocker.status <> 'completed' AND t.status_reason IS DISTINCT FROM 'blocked' THEN
+		UPDATE agent_tasks_internal.tasks SET status_reason = 'blocked', updated_at = now()
+		 WHERE account = t.account AND id = t.id;
+	END IF;
+	RETURN agent_tasks.get_task(task);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.add_dependency(uuid, uuid) IS 'Make a pending task wait for another (PT409 for a cycle). It stays pending with reason blocked and is queued when its last blocker completes; a failed or cancelled blocker cancels it.';
+
+CREATE FUNCTION agent_tasks.remove_dependency(task uuid, depends_on uuid)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+BEGIN
+	DELETE FROM agent_tasks_internal.task_dependencies d
+	 WHERE d.account = t.account AND d.task_id = t.id AND d.depends_on = remove_dependency.depends_on;
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'dependency not found',
+			format('task %s does not depend on %s', t.id, remove_dependency.depends_on), NULL);
+	END IF;
+	PERFORM agent_tasks_internal.release_if_ready(t);
+	RETURN agent_tasks.get_task(task);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.remove_dependency(uuid, uuid) IS 'Stop a task from waiting for another; a blocked task whose last blocker goes is queued.';
+
+-- Queue a blocked task once nothing blocks it any more.
+CREATE FUNCTION agent_tasks_internal.release_if_ready(t agent_tasks_internal.tasks)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF t.status = 'pending' AND t.status_reason = 'blocked'
+		AND cardinality(agent_tasks_internal.unfinished_blockers(t.account, t.id)) = 0 THEN
+		PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after, 'dependencies_met');
+	END IF;
+END
+$$;
+
+CREATE VIEW agent_tasks.ready_tasks WITH (security_invoker = true) AS
+SELECT v.*
+  FROM agent_tasks.tasks v
+ WHERE v.status = 'pending'
+   AND NOT v.archived
+   AND NOT EXISTS (
+		SELECT 1
+		  FROM agent_tasks_internal.task_dependencies d
+		  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on
+		 WHERE d.account = v.account AND d.task_id = v.id AND b.status <> 'completed');
+COMMENT ON VIEW agent_tasks.ready_tasks IS 'Pending tasks whose dependencies are all completed: ready to process.';
+
+CREATE VIEW agent_tasks.dependencies WITH (security_invoker = true) AS
+SELECT d.account, d.task_id, d.depends_on, b.status AS depends_on_status, d.created_at
+  FROM agent_tasks_internal.task_dependencies d
+  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on;
+COMMENT ON VIEW agent_tasks.dependencies IS 'Which task waits for which, with the blocker''s status.';
+
+-- When a task finishes: release or cancel its dependents, and move its
+-- command-mode parent.
+CREATE FUNCTION agent_tasks_internal.task_finished() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	dependent agent_tasks_internal.tasks;
+	parent agent_tasks_internal.tasks;
+	children record;
+BEGIN
+	IF agent_tasks.status_kind(NEW.status) = 'terminal' THEN
+		FOR dependent IN
+			SELECT t.* FROM agent_tasks_internal.task_dependencies d
+			  JOIN agent_tasks_internal.tasks t ON t.account = d.account AND t.id = d.task_id
+			 WHERE d.account = NEW.account AND d.depends_on = NEW.id
+			   AND agent_tasks.status_kind(t.status) <> 'terminal'
+			 ORDER BY t.id
+			   FOR UPDATE OF t
+		LOOP
+			IF NEW.status = 'completed' THEN
+				PERFORM agent_tasks_internal.release_if_ready(dependent);
+			ELSE
+				PERFORM agent_tasks_internal.move_task(dependent, 'cancelled',
+					format('dependency_%s:%s', NEW.status, NEW.id));
+			END IF;
+		END LOOP;
+	END IF;
+
+	IF NEW.parent_id IS NULL THEN
+		RETURN NULL;
+	END IF;
+	SELECT * INTO parent FROM agent_tasks_internal.tasks p
+	 WHERE p.account = NEW.account AND p.id = NEW.parent_id AND p.command IS NOT NULL
+	   FOR UPDATE;
+	IF NOT FOUND OR agent_tasks.status_kind(parent.status) = 'terminal' THEN
+		RETURN NULL;
+	END IF;
+
+	SELECT count(*) FILTER (WHERE agent_tasks.status_kind(c.status) <> 'terminal') AS open,
+		   count(*) FILTER (WHERE c.status = 'failed') AS failed,
+		   count(*) FILTER (WHERE c.status = 'completed') AS completed,
+		   jsonb_build_object(
+			   'created', coalesce(jsonb_agg(e) FILTER (WHERE e IS NOT NULL AND k = 'created'), '[]'),
+			   'modified', coalesce(jsonb_agg(e) FILTER (WHERE e IS NOT NULL AND k = 'modified'), '[]'),
+			   'deleted', coalesce(jsonb_agg(e) FILTER (WHERE e IS NOT NULL AND k = 'deleted'), '[]')) AS resources
+	  INTO children
+	  FROM agent_tasks_internal.tasks c
+	  LEFT JOIN LATERAL (VALUES ('created'), ('modified'), ('deleted')) AS kinds(k) ON true
+	  LEFT JOIN LATERAL jsonb_array_elements(
+			CASE WHEN jsonb_typeof(c.output -> k) = 'array' THEN c.output -> k END) AS e ON true
+	 WHERE c.account = NEW.account AND c.parent_id = NEW.parent_id;
+
+	-- The parent has no run of its own: it starts with its first child and
+	-- ends with its last one.
+	IF parent.status NOT IN ('queued', 'in_progress') THEN
+		RETURN NULL;
+	END IF;
+	IF parent.status = 'queued' AND (NEW.status = 'in_progress' OR children.open = 0) THEN
+		UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
+		 WHERE p.account = parent.account AND p.id = parent.id;
+	END IF;
+	IF children.open = 0 THEN
+		UPDATE agent_tasks_internal.tasks p
+		   SET status = CASE WHEN children.failed > 0 THEN 'failed'
+							 WHEN children.completed = 0 THEN 'cancelled' ELSE 'completed' END,
+			   status_reason = CASE WHEN children.failed > 0 THEN 'child_failed'
+									WHEN children.completed = 0 THEN 'children_cancelled' END,
+			   output = children.resources,
+			   error = CASE WHEN children.failed > 0
+							THEN jsonb_build_object('message', format('%s child task(s) failed', children.failed)) END,
+			   updated_at = now()
+		 WHERE p.account = parent.account AND p.id = parent.id;
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER task_finished
+	AFTER UPDATE OF status ON agent_tasks_internal.tasks
+	FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+	EXECUTE FUNCTION agent_tasks_internal.task_finished();

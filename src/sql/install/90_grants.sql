@@ -1,0 +1,46 @@
+-- Privileges.  Nothing is executable by PUBLIC; each call is granted to the
+-- least of the extension's roles that needs it (reader < writer < worker <
+-- admin, each a member of the next).
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
+
+-- The API functions run with the caller's rights and use these helpers;
+-- table privileges and row-level security decide what the helpers may do.
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal TO agent_tasks_reader;
+
+GRANT SELECT ON ALL TABLES IN SCHEMA agent_tasks TO agent_tasks_reader;
+
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.uuid_v7(),
+	agent_tasks.uuid_v7_time(uuid),
+	agent_tasks.status_kind(text),
+	agent_tasks.current_account(),
+	agent_tasks.current_user_email(),
+	agent_tasks.get_task(uuid),
+	agent_tasks.list_tasks(text, text, text, text, boolean, text, text, text, text, text, text, text, uuid, integer, integer)
+TO agent_tasks_reader;
+
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
+		text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean),
+	agent_tasks.update_task(uuid, jsonb),
+	agent_tasks.archive_task(uuid),
+	agent_tasks.unarchive_task(uuid),
+	agent_tasks.delete_task(uuid),
+	agent_tasks.process_task(uuid, text, jsonb),
+	agent_tasks.stop_task(uuid, text),
+	agent_tasks.cancel_task(uuid, text),
+	agent_tasks.retry_task(uuid),
+	agent_tasks.send_message(uuid, text, text, jsonb),
+	agent_tasks.send_feedback(uuid, text),
+	agent_tasks.set_assignees(uuid, text[]),
+	agent_tasks.add_followers(uuid, text[]),
+	agent_tasks.remove_followers(uuid, text[]),
+	agent_tasks.add_dependency(uuid, uuid),
+	agent_tasks.remove_dependency(uuid, uuid)
+TO agent_tasks_writer;
+
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.set_task_status(uuid, text, text, jsonb, jsonb)
+TO agent_tasks_worker;

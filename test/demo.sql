@@ -1,0 +1,2 @@
+-- Placeholder: the lead replaces this with the README demo.
+select agent_tasks.uuid_v7();
