@@ -9,15 +9,29 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "agent_tasks.h"
+#include "shared_state.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
 char	   *agent_tasks_account = NULL;
 char	   *agent_tasks_user = NULL;
 int			agent_tasks_max_items = 10;
+int			agent_tasks_task_rate_limit = 100;
+int			agent_tasks_task_rate_window = 3600;
+int			agent_tasks_retention_archived = 30 * 24 * 3600;
+int			agent_tasks_retention_deliveries = 30 * 24 * 3600;
+int			agent_tasks_artifact_max_bytes = 10 * 1024 * 1024;
+int			agent_tasks_presence_ttl = 60;
+char	   *agent_tasks_database = NULL;
+int			agent_tasks_executor_workers = 2;
+int			agent_tasks_poll_interval = 1000;
+int			agent_tasks_default_lease = 300;
+char	   *agent_tasks_worker = NULL;
 
 void		_PG_init(void);
 
@@ -54,5 +68,125 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomStringVariable("agent_tasks.worker",
+							   "Name of the worker acting in this session.",
+							   "Set by the extension's background workers and by external workers "
+							   "(claim_runs and friends); activities name it as their actor.",
+							   &agent_tasks_worker,
+							   NULL,
+							   PGC_USERSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("agent_tasks.database",
+							   "Database whose queued runs the background workers execute.",
+							   NULL,
+							   &agent_tasks_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agent_tasks.executor_workers",
+							"Number of executor workers running sql agents.",
+							NULL,
+							&agent_tasks_executor_workers,
+							2,
+							0, 32,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agent_tasks.poll_interval",
+							"Longest sleep of an idle worker.",
+							"Workers are woken at commit when work is queued; this backstop "
+							"catches scheduled runs (run_after, backoff) and expired leases.",
+							&agent_tasks_poll_interval,
+							1000,
+							10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agent_tasks.default_lease",
+							"Lease of a claimed run when the claimer names none.",
+							"A run whose lease expires without a heartbeat is re-queued (or failed "
+							"with worker_lost after max_attempts).",
+							&agent_tasks_default_lease,
+							300,
+							1, 7 * 24 * 3600,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* Rate limits, retention, artifacts and presence (82_api_keys.sql, 84_schedules.sql, 86_artifacts.sql). */
+	DefineCustomIntVariable("agent_tasks.task_rate_limit",
+							"Task creations allowed per account per window (0 = no limit).",
+							"Counts root tasks (command-mode children are part of their parent). "
+							"An account's own limit (agent_tasks.set_rate_limit) overrides it; "
+							"over the limit create_task fails with PT429 (HTTP 429).",
+							&agent_tasks_task_rate_limit,
+							100,
+							0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agent_tasks.task_rate_window",
+							"Length of the fixed window of agent_tasks.task_rate_limit.",
+							NULL,
+							&agent_tasks_task_rate_window,
+							3600,
+							1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agent_tasks.retention_archived",
+							"How long archived tasks are kept before the maintenance job deletes them (-1 = forever).",
+							NULL,
+							&agent_tasks_retention_archived,
+							30 * 24 * 3600,
+							-1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agent_tasks.retention_deliveries",
+							"How long finished webhook deliveries and their attempts are kept (-1 = forever).",
+							NULL,
+							&agent_tasks_retention_deliveries,
+							30 * 24 * 3600,
+							-1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agent_tasks.artifact_max_bytes",
+							"Largest artifact stored in the database (bigger files must be attached by URL).",
+							NULL,
+							&agent_tasks_artifact_max_bytes,
+							10 * 1024 * 1024,
+							0, 1024 * 1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agent_tasks.presence_ttl",
+							"How long a touch_presence() call keeps a watcher present.",
+							NULL,
+							&agent_tasks_presence_ttl,
+							60,
+							1, 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("agent_tasks");
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		at_shmem_install_hooks();
+		at_register_launcher();
+	}
 }

@@ -27,5 +27,16 @@
 extern char *agent_tasks_account;
 extern char *agent_tasks_user;
 extern int	agent_tasks_max_items;
+extern int	agent_tasks_task_rate_limit;
+extern int	agent_tasks_task_rate_window;
+extern int	agent_tasks_retention_archived;
+extern int	agent_tasks_retention_deliveries;
+extern int	agent_tasks_artifact_max_bytes;
+extern int	agent_tasks_presence_ttl;
+extern char *agent_tasks_database;
+extern int	agent_tasks_executor_workers;
+extern int	agent_tasks_poll_interval;
+extern int	agent_tasks_default_lease;
+extern char *agent_tasks_worker;
 
 #endif							/* AGENT_TASKS_H */

@@ -100,12 +100,14 @@ END
 $$;
 COMMENT ON FUNCTION agent_tasks.current_user_email() IS 'The person acting in this session: JWT claim "email" (or "sub"), else the setting agent_tasks.user; NULL when unknown.';
 
--- Who an activity names as its actor: the person, else the database role.
+-- Who an activity names as its actor: a worker, else the person, else the
+-- database role.
 CREATE FUNCTION agent_tasks_internal.current_actor() RETURNS text
 	LANGUAGE sql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT coalesce(agent_tasks.current_user_email(), 'role:' || session_user)
+	SELECT coalesce('worker:' || nullif(current_setting('agent_tasks.worker', true), ''),
+					agent_tasks.current_user_email(), 'role:' || session_user)
 $$;
 
 -- Errors of the public catalogue, raised from SQL.  The C side uses

@@ -25,6 +25,9 @@ CREATE TABLE agent_tasks_internal.agents (
 	backoff_max		interval NOT NULL DEFAULT '5 minutes' CHECK (backoff_max >= backoff_base),
 	budget_tokens	bigint CHECK (budget_tokens > 0),
 	budget_cost		numeric CHECK (budget_cost > 0),
+	used_tokens		bigint NOT NULL DEFAULT 0,
+	used_cost		numeric NOT NULL DEFAULT 0,
+	run_as			name NOT NULL DEFAULT current_user,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	updated_at		timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (account, id),
@@ -152,8 +155,10 @@ CREATE INDEX ON agent_tasks_internal.runs (account, task_id, id);
 -- The runnable queue: small (queued runs only), in claim order.
 CREATE INDEX runs_runnable ON agent_tasks_internal.runs (kind, priority DESC, due_at, id)
 	WHERE status = 'queued';
--- Leases to recover: in-progress runs only.
+-- Leases to recover, and each agent's runs in progress (its concurrency).
 CREATE INDEX runs_leased ON agent_tasks_internal.runs (lease_expires_at)
+	WHERE status = 'in_progress';
+CREATE INDEX runs_in_progress ON agent_tasks_internal.runs (account, agent_id)
 	WHERE status = 'in_progress';
 
 CREATE TABLE agent_tasks_internal.messages (

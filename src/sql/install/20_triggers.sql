@@ -39,6 +39,7 @@ $$;
 -- Fields whose change is logged as an "updated" activity.
 CREATE FUNCTION agent_tasks_internal.tracked_fields() RETURNS text[]
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT ARRAY['title', 'prompt', 'type', 'context', 'agent_id', 'priority', 'output_schema',
 				 'owner_id', 'skills', 'labels', 'metadata', 'external_id', 'callback_url',

@@ -12,7 +12,7 @@ CREATE FUNCTION agent_tasks_internal.check_text(field text, value text, max_leng
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF required AND (value IS NULL OR btrim(value) = '') THEN
+	IF required AND (value IS NULL OR value !~ '\S') THEN		-- blank: only white space
 		PERFORM agent_tasks_internal.raise('PT400', format('%s must not be empty', field),
 			format('%s is %s.', field, coalesce(quote_literal(value), 'null')),
 			format('Pass a non-empty %s.', field));
@@ -139,7 +139,7 @@ CREATE FUNCTION agent_tasks_internal.not_found(task uuid)
 	SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT agent_tasks_internal.raise('PT404', 'task not found',
-		format('No task %s in this account.', task),
+		format('No task %s in this account.', coalesce(task::text, 'null')),
 		'Check the id: tasks of other accounts are never visible.')
 $$;
 
@@ -265,7 +265,8 @@ BEGIN
 	t.priority := create_task.priority;
 	IF coalesce(create_task.budget_tokens, 1) <= 0 OR coalesce(create_task.budget_cost, 1) <= 0 THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'budgets must be positive',
-			format('budget_tokens = %s, budget_cost = %s', create_task.budget_tokens, create_task.budget_cost),
+			format('budget_tokens = %s, budget_cost = %s', coalesce(create_task.budget_tokens::text, 'null'),
+				coalesce(create_task.budget_cost::text, 'null')),
 			'Leave a budget null for no limit.');
 	END IF;
 

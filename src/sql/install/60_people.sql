@@ -137,7 +137,8 @@ DECLARE
 	f record;
 	text_array text[];
 BEGIN
-	PERFORM agent_tasks_internal.check_json('patch', patch, 'object');
+	-- room for a prompt of 100000 characters; context and metadata are checked on their own
+	PERFORM agent_tasks_internal.check_json('patch', patch, 'object', 1048576);
 	FOR f IN SELECT key, value FROM jsonb_each(coalesce(patch, '{}'))
 	LOOP
 		IF NOT field_types ? f.key THEN
@@ -186,14 +187,21 @@ BEGIN
 					PERFORM agent_tasks_internal.raise('PT400', 'run_after is not a timestamp',
 						format('run_after = %s', f.value), 'Use ISO 8601, e.g. 2030-01-01T09:00:00Z.');
 				END;
-			WHEN 'budget_tokens' THEN t.budget_tokens := (f.value #>> '{}')::bigint;
+			WHEN 'budget_tokens' THEN
+				IF jsonb_typeof(f.value) = 'number' AND ((f.value #>> '{}')::numeric <> trunc((f.value #>> '{}')::numeric)
+					OR (f.value #>> '{}')::numeric NOT BETWEEN 1 AND 9223372036854775807) THEN
+					PERFORM agent_tasks_internal.raise('PT400', 'budget_tokens must be a positive integer',
+						format('budget_tokens = %s', f.value), 'Use null for no limit.');
+				END IF;
+				t.budget_tokens := (f.value #>> '{}')::bigint;
 			WHEN 'budget_cost' THEN t.budget_cost := (f.value #>> '{}')::numeric;
 		END CASE;
 		text_array := NULL;
 	END LOOP;
 	IF coalesce(t.budget_tokens, 1) <= 0 OR coalesce(t.budget_cost, 1) <= 0 THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'budgets must be positive',
-			format('budget_tokens = %s, budget_cost = %s', t.budget_tokens, t.budget_cost),
+			format('budget_tokens = %s, budget_cost = %s', coalesce(t.budget_tokens::text, 'null'),
+				coalesce(t.budget_cost::text, 'null')),
 			'Use null for no limit.');
 	END IF;
 
@@ -246,8 +254,27 @@ CREATE FUNCTION agent_tasks.delete_task(task uuid)
 AS $$
 DECLARE
 	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+	dependents uuid[];
+	dependent agent_tasks_internal.tasks;
 BEGIN
+	-- Tasks waiting for this task or one of its descendants: once these are
+	-- gone, the ones that waited for nothing else are queued (as with
+	-- remove_dependency) instead of staying blocked forever.
+	dependents := ARRAY(
+		WITH RECURSIVE doomed(id) AS (
+			SELECT t.id
+			UNION ALL
+			SELECT c.id FROM agent_tasks_internal.tasks c
+			  JOIN doomed ON c.account = t.account AND c.parent_id = doomed.id)
+		SELECT DISTINCT d.task_id FROM agent_tasks_internal.task_dependencies d
+		 WHERE d.account = t.account AND d.depends_on IN (SELECT id FROM doomed));
 	DELETE FROM agent_tasks_internal.tasks WHERE account = t.account AND id = t.id;
+	FOR dependent IN SELECT * FROM agent_tasks_internal.tasks x
+					  WHERE x.account = t.account AND x.id = ANY (dependents)
+					  ORDER BY x.id FOR UPDATE
+	LOOP
+		PERFORM agent_tasks_internal.release_if_ready(dependent);
+	END LOOP;
 	RETURN true;
 END
 $$;
@@ -289,11 +316,16 @@ BEGIN
 	IF list_tasks."limit" IS NULL OR list_tasks."limit" NOT BETWEEN 1 AND 1000
 		OR list_tasks."offset" IS NULL OR list_tasks."offset" < 0 THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid page',
-			format('limit = %s, offset = %s', list_tasks."limit", list_tasks."offset"),
+			format('limit = %s, offset = %s', coalesce(list_tasks."limit"::text, 'null'),
+				coalesce(list_tasks."offset"::text, 'null')),
 			'limit is 1 to 1000, offset 0 or more.');
 	END IF;
-	IF list_tasks.search IS NOT NULL THEN
+	-- A blank search (or one of stop words only) filters nothing, like an empty search box.
+	IF list_tasks.search ~ '\S' THEN
 		query := websearch_to_tsquery('english', list_tasks.search);
+		IF numnode(query) = 0 THEN
+			query := NULL;
+		END IF;
 	END IF;
 
 	WITH matching AS (

@@ -155,18 +155,20 @@ BEGIN
 		RETURN NULL;
 	END IF;
 
-	SELECT count(*) FILTER (WHERE agent_tasks.status_kind(c.status) <> 'terminal') AS open,
-		   count(*) FILTER (WHERE c.status = 'failed') AS failed,
-		   count(*) FILTER (WHERE c.status = 'completed') AS completed,
+	-- One row per child, kind and resource: count children once each, and
+	-- gather resources in item order.
+	SELECT count(DISTINCT c.id) FILTER (WHERE agent_tasks.status_kind(c.status) <> 'terminal') AS open,
+		   count(DISTINCT c.id) FILTER (WHERE c.status = 'failed') AS failed,
+		   count(DISTINCT c.id) FILTER (WHERE c.status = 'completed') AS completed,
 		   jsonb_build_object(
-			   'created', coalesce(jsonb_agg(e) FILTER (WHERE e IS NOT NULL AND k = 'created'), '[]'),
-			   'modified', coalesce(jsonb_agg(e) FILTER (WHERE e IS NOT NULL AND k = 'modified'), '[]'),
-			   'deleted', coalesce(jsonb_agg(e) FILTER (WHERE e IS NOT NULL AND k = 'deleted'), '[]')) AS resources
+			   'created', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'created'), '[]'),
+			   'modified', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'modified'), '[]'),
+			   'deleted', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'deleted'), '[]')) AS resources
 	  INTO children
 	  FROM agent_tasks_internal.tasks c
 	  LEFT JOIN LATERAL (VALUES ('created'), ('modified'), ('deleted')) AS kinds(k) ON true
 	  LEFT JOIN LATERAL jsonb_array_elements(
-			CASE WHEN jsonb_typeof(c.output -> k) = 'array' THEN c.output -> k END) AS e ON true
+			CASE WHEN jsonb_typeof(c.output -> k) = 'array' THEN c.output -> k END) WITH ORDINALITY AS e(value, n) ON true
 	 WHERE c.account = NEW.account AND c.parent_id = NEW.parent_id;
 
 	-- The parent has no run of its own: it starts with its first child and

@@ -1,0 +1,212 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The launcher background worker: registered from _PG_init when the
+ *	  library is preloaded, it connects to agent_tasks.database, starts the
+ *	  executors (and restarts any that die), and recovers runs whose worker
+ *	  is gone: expired leases, and runs that a previous server life left in
+ *	  progress.  Also the transaction helpers every worker uses.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/wait_event.h"
+
+#include "agent_tasks.h"
+#include "shared_state.h"
+#include "worker.h"
+
+void
+at_register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	strlcpy(worker.bgw_library_name, "agent_tasks", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "at_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "agent_tasks launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "agent_tasks launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Signals, database connection and name, common to every worker. */
+void
+at_worker_init(const char *role_name)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGINT, StatementCancelHandler);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(agent_tasks_database, NULL, 0);
+	pgstat_report_appname(psprintf("agent_tasks %s", role_name));
+	SetConfigOption("application_name", psprintf("agent_tasks %s", role_name),
+					PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("agent_tasks.worker", role_name, PGC_USERSET, PGC_S_SESSION);
+}
+
+static MemoryContext caller_context = NULL;
+
+/*
+ * A short transaction with SPI and a snapshot; end it with at_worker_commit,
+ * which returns to the caller's memory context.
+ */
+void
+at_worker_begin(const char *activity)
+{
+	caller_context = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void
+at_worker_commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_context);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Inside a transaction: is the extension installed in this database? */
+bool
+at_extension_installed(void)
+{
+	return OidIsValid(get_extension_oid("agent_tasks", true));
+}
+
+static void
+start_executor(int number, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does it */
+	strlcpy(worker.bgw_library_name, "agent_tasks", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "at_executor_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "agent_tasks executor-%d", number);
+	strlcpy(worker.bgw_type, "agent_tasks executor", BGW_MAXLEN);
+	worker.bgw_main_arg = Int32GetDatum(number);
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, handle))
+	{
+		*handle = NULL;
+		ereport(WARNING,
+				(errmsg("agent_tasks could not start executor-%d", number),
+				 errhint("Raise max_worker_processes (agent_tasks needs agent_tasks.executor_workers + 2).")));
+	}
+}
+
+static bool
+worker_is_running(BackgroundWorkerHandle *handle)
+{
+	pid_t		pid;
+
+	return handle != NULL && GetBackgroundWorkerPid(handle, &pid) != BGWH_STOPPED;
+}
+
+/*
+ * Re-queue or fail the runs whose worker is gone; errors are logged and
+ * retried on the next round.
+ */
+static void
+recover_runs(MemoryContext loop_context)
+{
+	PG_TRY();
+	{
+		at_worker_begin("agent_tasks: recovering runs");
+		if (at_extension_installed())
+		{
+			int			ret = SPI_execute("SELECT agent_tasks_internal.recover_runs()", false, 0);
+
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "recover_runs failed: %s", SPI_result_code_string(ret));
+		}
+		at_worker_commit();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("agent_tasks launcher could not recover runs: %s", edata->message)));
+	}
+	PG_END_TRY();
+}
+
+void
+at_launcher_main(Datum main_arg)
+{
+	BackgroundWorkerHandle **executors;
+	MemoryContext loop_context;
+	AtWorkerSlot *slot;
+	int			i;
+
+	at_worker_init("launcher");
+	slot = at_worker_slot_acquire(AT_WORKER_LAUNCHER, 0);
+	executors = palloc0(sizeof(BackgroundWorkerHandle *) * agent_tasks_executor_workers);
+	loop_context = AllocSetContextCreate(TopMemoryContext, "agent_tasks launcher loop",
+										 ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		MemoryContext old = MemoryContextSwitchTo(loop_context);
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		for (i = 0; i < agent_tasks_executor_workers; i++)
+			if (!worker_is_running(executors[i]))
+			{
+				if (executors[i] != NULL)
+					pfree(executors[i]);
+				MemoryContextSwitchTo(TopMemoryContext);
+				start_executor(i + 1, &executors[i]);
+				MemoryContextSwitchTo(loop_context);
+			}
+
+		at_worker_set_state(slot, AT_STATE_RECORDING, NULL);
+		recover_runs(loop_context);
+		at_worker_set_state(slot, AT_STATE_IDLE, NULL);
+
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(loop_context);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 agent_tasks_poll_interval, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

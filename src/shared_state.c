@@ -1,0 +1,232 @@
+/*-------------------------------------------------------------------------
+ *
+ * shared_state.c
+ *	  The shared memory of agent_tasks: a registry of the background workers
+ *	  (pid, latch, state, current run, counters, last error) and of sessions
+ *	  blocked in wait_task().  Allocated only when the library is preloaded;
+ *	  every user copes with at_shared == NULL.  Also worker_status(), the
+ *	  registry as rows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+
+#include "shared_state.h"
+
+AtSharedState *at_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+PG_FUNCTION_INFO_V1(at_worker_status);
+
+static void
+at_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(AtSharedState)));
+	RequestNamedLWLockTranche("agent_tasks", 1);
+}
+
+static void
+at_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	at_shared = ShmemInitStruct("agent_tasks", sizeof(AtSharedState), &found);
+	if (!found)
+	{
+		memset(at_shared, 0, sizeof(AtSharedState));
+		at_shared->lock = &(GetNamedLWLockTranche("agent_tasks"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+at_shmem_install_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = at_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = at_shmem_startup;
+}
+
+static void
+at_worker_slot_release(int code, Datum arg)
+{
+	AtWorkerSlot *slot = (AtWorkerSlot *) DatumGetPointer(arg);
+
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	slot->pid = 0;
+	slot->latch = NULL;
+	slot->has_run = false;
+	LWLockRelease(at_shared->lock);
+}
+
+/*
+ * Take a free slot for this worker process; it is given back when the
+ * process exits.  Counters survive a restart of the same worker number, so
+ * that worker_status() shows the totals since the server started.
+ */
+AtWorkerSlot *
+at_worker_slot_acquire(AtWorkerType type, int number)
+{
+	AtWorkerSlot *slot = NULL;
+	int			i;
+
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < AT_MAX_WORKERS && slot == NULL; i++)
+		if (at_shared->workers[i].type == type && at_shared->workers[i].number == number &&
+			at_shared->workers[i].pid == 0)
+			slot = &at_shared->workers[i];
+	for (i = 0; i < AT_MAX_WORKERS && slot == NULL; i++)
+		if (at_shared->workers[i].type == AT_WORKER_NONE)
+			slot = &at_shared->workers[i];
+	if (slot != NULL)
+	{
+		slot->pid = MyProcPid;
+		slot->type = type;
+		slot->number = number;
+		slot->state = AT_STATE_STARTING;
+		slot->latch = &MyProc->procLatch;
+		slot->has_run = false;
+		slot->cancel_requested = false;
+		slot->started_at = GetCurrentTimestamp();
+		slot->state_since = slot->started_at;
+	}
+	LWLockRelease(at_shared->lock);
+
+	if (slot == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("agent_tasks has no free worker slot"),
+				 errdetail("At most %d agent_tasks workers can run at once.", AT_MAX_WORKERS)));
+
+	before_shmem_exit(at_worker_slot_release, PointerGetDatum(slot));
+	return slot;
+}
+
+void
+at_worker_set_state(AtWorkerSlot *slot, AtWorkerState state, const pg_uuid_t *run)
+{
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	if (slot->state == AT_STATE_RUNNING && state != AT_STATE_RUNNING)
+		slot->runs_done++;
+	slot->state = state;
+	slot->state_since = GetCurrentTimestamp();
+	slot->has_run = (run != NULL);
+	if (run != NULL)
+		slot->current_run = *run;
+	if (state != AT_STATE_RUNNING)
+		slot->cancel_requested = false;
+	LWLockRelease(at_shared->lock);
+}
+
+void
+at_worker_set_error(AtWorkerSlot *slot, const char *message, bool run_failed)
+{
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	strlcpy(slot->last_error, message, AT_ERROR_LEN);
+	slot->last_error_at = GetCurrentTimestamp();
+	if (run_failed)
+		slot->runs_failed++;
+	LWLockRelease(at_shared->lock);
+}
+
+static const char *
+worker_type_name(AtWorkerType type)
+{
+	switch (type)
+	{
+		case AT_WORKER_LAUNCHER:
+			return "launcher";
+		case AT_WORKER_EXECUTOR:
+			return "executor";
+		case AT_WORKER_DISPATCHER:
+			return "dispatcher";
+		default:
+			return "unknown";
+	}
+}
+
+static const char *
+worker_state_name(AtWorkerState state)
+{
+	switch (state)
+	{
+		case AT_STATE_STARTING:
+			return "starting";
+		case AT_STATE_IDLE:
+			return "idle";
+		case AT_STATE_CLAIMING:
+			return "claiming";
+		case AT_STATE_RUNNING:
+			return "running";
+		case AT_STATE_RECORDING:
+			return "recording";
+	}
+	return "unknown";
+}
+
+/* worker_status(): one row per live worker. */
+Datum
+at_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (at_shared == NULL)
+		return (Datum) 0;
+
+	LWLockAcquire(at_shared->lock, LW_SHARED);
+	for (i = 0; i < AT_MAX_WORKERS; i++)
+	{
+		AtWorkerSlot *slot = &at_shared->workers[i];
+		Datum		values[10];
+		bool		nulls[10] = {0};
+
+		if (slot->pid == 0)
+			continue;
+		values[0] = Int32GetDatum(slot->pid);
+		values[1] = CStringGetTextDatum(psprintf("%s-%d", worker_type_name(slot->type), slot->number));
+		values[2] = CStringGetTextDatum(worker_state_name(slot->state));
+		values[3] = TimestampTzGetDatum(slot->state_since);
+		if (slot->has_run)
+		{
+			pg_uuid_t  *run = palloc(sizeof(pg_uuid_t));
+
+			*run = slot->current_run;
+			values[4] = UUIDPGetDatum(run);
+		}
+		else
+			nulls[4] = true;
+		values[5] = Int64GetDatum(slot->runs_done);
+		values[6] = Int64GetDatum(slot->runs_failed);
+		if (slot->last_error[0] != '\0')
+		{
+			values[7] = CStringGetTextDatum(slot->last_error);
+			values[8] = TimestampTzGetDatum(slot->last_error_at);
+		}
+		else
+			nulls[7] = nulls[8] = true;
+		values[9] = TimestampTzGetDatum(slot->started_at);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(at_shared->lock);
+
+	return (Datum) 0;
+}

@@ -1,0 +1,890 @@
+-- Execution: agents, the claim API for workers in any language (and for the
+-- extension's own executors), what an attempt's outcome means (completion,
+-- clarification, retry with backoff, failure), lease recovery, budgets,
+-- output validation, waiting and watching.
+
+-- C side: commit-time wake-ups (src/wakeup.c) and the worker registry
+-- (src/shared_state.c).
+CREATE FUNCTION agent_tasks_internal.wake_workers(kind text) RETURNS void
+	AS 'MODULE_PATHNAME', 'at_wake_workers' LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION agent_tasks_internal.wake_waiters(task uuid) RETURNS void
+	AS 'MODULE_PATHNAME', 'at_wake_waiters' LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION agent_tasks_internal.interrupt_run(run uuid) RETURNS void
+	AS 'MODULE_PATHNAME', 'at_interrupt_run' LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION agent_tasks_internal.watch_task(task uuid) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'at_watch_task' LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION agent_tasks_internal.await_wakeup(timeout_ms integer) RETURNS void
+	AS 'MODULE_PATHNAME', 'at_await_wakeup' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION agent_tasks.worker_status(
+	OUT pid integer, OUT worker text, OUT state text, OUT state_since timestamptz,
+	OUT current_run uuid, OUT runs_done bigint, OUT runs_failed bigint,
+	OUT last_error text, OUT last_error_at timestamptz, OUT started_at timestamptz)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'at_worker_status' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION agent_tasks.worker_status() IS 'For agent_tasks_admin: the background workers, from shared memory: pid, name, state, current run, runs done and failed, last error. Empty when the library is not preloaded.';
+
+-- Signals at commit: queued runs wake a worker, a run stopped under its
+-- worker is interrupted, and wait_task() callers see task changes.
+CREATE FUNCTION agent_tasks_internal.run_signals() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NEW.status = 'queued' THEN
+		PERFORM agent_tasks_internal.wake_workers(NEW.kind);
+	ELSIF TG_OP = 'UPDATE' AND OLD.status = 'in_progress' AND NEW.status IN ('on_hold', 'cancelled') THEN
+		PERFORM agent_tasks_internal.interrupt_run(NEW.id);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER run_signals
+	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.run_signals();
+
+CREATE FUNCTION agent_tasks_internal.task_signals() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM agent_tasks_internal.wake_waiters(NEW.id);
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER task_signals
+	AFTER UPDATE OF status ON agent_tasks_internal.tasks
+	FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+	EXECUTE FUNCTION agent_tasks_internal.task_signals();
+
+-- Agents -------------------------------------------------------------------
+
+CREATE FUNCTION agent_tasks_internal.check_agent(a agent_tasks_internal.agents)
+	RETURNS agent_tasks_internal.agents
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	fn regprocedure;
+BEGIN
+	IF a.name IS NULL OR a.name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid agent name',
+			format('name = %s', coalesce(quote_literal(a.name), 'null')),
+			'Use 1 to 63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit.');
+	END IF;
+	IF a.kind IS NULL OR a.kind NOT IN ('sql', 'http', 'openai', 'external') THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid agent kind',
+			format('kind = %s', coalesce(quote_literal(a.kind), 'null')),
+			'Use sql, http, openai or external.');
+	END IF;
+	IF a.kind = 'sql' THEN
+		fn := to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
+		IF fn IS NULL OR (SELECT prorettype FROM pg_proc WHERE oid = fn) <> 'jsonb'::regtype THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'the target of an sql agent must be a function (agent_tasks.tasks, agent_tasks.runs) returning jsonb',
+				format('target = %s', coalesce(quote_literal(a.target), 'null')),
+				'CREATE FUNCTION my_agent(task agent_tasks.tasks, run agent_tasks.runs) RETURNS jsonb ..., then pass its schema-qualified name.');
+		END IF;
+		a.target := fn::regproc::text;
+	ELSIF a.kind IN ('http', 'openai') THEN
+		PERFORM agent_tasks_internal.check_url('target', a.target);
+		IF a.target IS NULL THEN
+			PERFORM agent_tasks_internal.raise('PT400', format('an %s agent needs a target URL', a.kind),
+				'target is null', 'Pass target => ''https://...''.');
+		END IF;
+	END IF;
+	PERFORM agent_tasks_internal.check_json('config', a.config, 'object');
+	IF a.concurrency NOT BETWEEN 1 AND 10000 OR a.max_attempts NOT BETWEEN 1 AND 100
+		OR a.timeout <= '0' OR a.backoff_base < '0' OR a.backoff_max < a.backoff_base
+		OR coalesce(a.budget_tokens, 1) <= 0 OR coalesce(a.budget_cost, 1) <= 0 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid agent limits',
+			format('concurrency = %s, max_attempts = %s, timeout = %s, backoff_base = %s, backoff_max = %s, budget_tokens = %s, budget_cost = %s',
+				   a.concurrency, a.max_attempts, a.timeout, a.backoff_base, a.backoff_max, a.budget_tokens, a.budget_cost),
+			'concurrency 1..10000, max_attempts 1..100, timeout > 0, 0 <= backoff_base <= backoff_max, budgets positive or null.');
+	END IF;
+	RETURN a;
+END
+$$;
+
+CREATE FUNCTION agent_tasks.create_agent(
+	name text,
+	kind text,
+	target text DEFAULT NULL,
+	config jsonb DEFAULT '{}',
+	concurrency integer DEFAULT 4,
+	timeout interval DEFAULT '5 minutes',
+	max_attempts integer DEFAULT 3,
+	backoff_base interval DEFAULT '1 second',
+	backoff_max interval DEFAULT '5 minutes',
+	budget_tokens bigint DEFAULT NULL,
+	budget_cost numeric DEFAULT NULL)
+	RETURNS agent_tasks.agents
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	a agent_tasks_internal.agents;
+	result agent_tasks.agents;
+BEGIN
+	a.account := agent_tasks.current_account();
+	a.id := agent_tasks.uuid_v7();
+	a.name := create_agent.name;
+	a.kind := create_agent.kind;
+	a.target := create_agent.target;
+	a.config := coalesce(create_agent.config, '{}');
+	a.concurrency := create_agent.concurrency;
+	a.timeout := create_agent.timeout;
+	a.max_attempts := create_agent.max_attempts;
+	a.backoff_base := create_agent.backoff_base;
+	a.backoff_max := create_agent.backoff_max;
+	a.budget_tokens := create_agent.budget_tokens;
+	a.budget_cost := create_agent.budget_cost;
+	a := agent_tasks_internal.check_agent(a);
+	BEGIN
+		INSERT INTO agent_tasks_internal.agents
+			(account, id, name, kind, target, config, concurrency, timeout, max_attempts,
+			 backoff_base, backoff_max, budget_tokens, budget_cost, run_as)
+		VALUES (a.account, a.id, a.name, a.kind, a.target, a.config, a.concurrency, a.timeout,
+				a.max_attempts, a.backoff_base, a.backoff_max, a.budget_tokens, a.budget_cost, current_user);
+	EXCEPTION WHEN unique_violation THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'an agent with this name exists',
+			format('agent %s', quote_literal(a.name)), 'Use agent_tasks.alter_agent() to change it.');
+	END;
+	SELECT * INTO result FROM agent_tasks.agents v WHERE v.account = a.account AND v.id = a.id;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.create_agent IS 'Define an agent: kind sql (target: a function (task, run) returning jsonb, run as the calling role), http or openai (target: URL), or external (workers call claim_runs); with concurrency, timeout, max_attempts, exponential backoff and budgets.';
+
+CREATE FUNCTION agent_tasks.alter_agent(name text, patch jsonb)
+	RETURNS agent_tasks.agents
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	a agent_tasks_internal.agents;
+	f record;
+	result agent_tasks.agents;
+BEGIN
+	SELECT * INTO a FROM agent_tasks_internal.agents x
+	 WHERE x.account = agent_tasks.current_account() AND x.name = alter_agent.name
+	   FOR UPDATE;
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.agent_id(agent_tasks.current_account(), alter_agent.name);
+	END IF;
+	PERFORM agent_tasks_internal.check_json('patch', patch, 'object');
+	FOR f IN SELECT key, value, value #>> '{}' AS text_value FROM jsonb_each(coalesce(patch, '{}'))
+	LOOP
+		BEGIN
+			CASE f.key
+				WHEN 'target' THEN a.target := f.text_value;
+				WHEN 'config' THEN a.config := f.value;
+				WHEN 'concurrency' THEN a.concurrency := f.text_value::integer;
+				WHEN 'timeout' THEN a.timeout := f.text_value::interval;
+				WHEN 'max_attempts' THEN a.max_attempts := f.text_value::integer;
+				WHEN 'backoff_base' THEN a.backoff_base := f.text_value::interval;
+				WHEN 'backoff_max' THEN a.backoff_max := f.text_value::interval;
+				WHEN 'budget_tokens' THEN a.budget_tokens := f.text_value::bigint;
+				WHEN 'budget_cost' THEN a.budget_cost := f.text_value::numeric;
+				ELSE
+					PERFORM agent_tasks_internal.raise('PT400', format('agent field %s cannot be changed', quote_ident(f.key)),
+						format('patch = %s', left(patch::text, 200)),
+						'Mutable fields: target, config, concurrency, timeout, max_attempts, backoff_base, backoff_max, budget_tokens, budget_cost.');
+			END CASE;
+		EXCEPTION WHEN data_exception THEN
+			PERFORM agent_tasks_internal.raise('PT400', format('invalid value for %s', f.key),
+				format('%s = %s', f.key, left(f.value::text, 200)), NULL);
+		END;
+	END LOOP;
+	a := agent_tasks_internal.check_agent(a);
+	UPDATE agent_tasks_internal.agents x
+	   SET target = a.target, config = a.config, concurrency = a.concurrency, timeout = a.timeout,
+		   max_attempts = a.max_attempts, backoff_base = a.backoff_base, backoff_max = a.backoff_max,
+		   budget_tokens = a.budget_tokens, budget_cost = a.budget_cost, updated_at = now()
+	 WHERE x.account = a.account AND x.id = a.id;
+	SELECT * INTO result FROM agent_tasks.agents v WHERE v.account = a.account AND v.id = a.id;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.alter_agent(text, jsonb) IS 'Change an agent: the patch names the fields (target, config, concurrency, timeout, max_attempts, backoff_base, backoff_max, budget_tokens, budget_cost).';
+
+CREATE FUNCTION agent_tasks.drop_agent(name text)
+	RETURNS boolean
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	agent uuid := agent_tasks_internal.agent_id(agent_tasks.current_account(), drop_agent.name);
+	open_runs bigint;
+BEGIN
+	SELECT count(*) INTO open_runs FROM agent_tasks_internal.runs r
+	 WHERE r.account = agent_tasks.current_account() AND r.agent_id = agent
+	   AND r.status IN ('queued', 'in_progress');
+	IF open_runs > 0 THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'the agent has open runs',
+			format('agent %s has %s queued or running run(s)', quote_literal(drop_agent.name), open_runs),
+			'Cancel or finish its tasks first.');
+	END IF;
+	DELETE FROM agent_tasks_internal.agents a
+	 WHERE a.account = agent_tasks.current_account() AND a.id = agent;
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.drop_agent(text) IS 'Remove an agent without open runs; its tasks keep their history and lose the agent.';
+
+-- Output validation: a useful subset of JSON Schema ------------------------
+
+CREATE FUNCTION agent_tasks.validate_json(schema jsonb, document jsonb, path text DEFAULT '$')
+	RETURNS text[]
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	errors text[] := '{}';
+	actual text := jsonb_typeof(document);
+	types jsonb := schema -> 'type';
+	key text;
+	i integer;
+BEGIN
+	IF schema IS NULL OR jsonb_typeof(schema) <> 'object' THEN
+		RETURN errors;
+	END IF;
+	IF document IS NULL THEN
+		actual := 'null';
+	END IF;
+	IF jsonb_typeof(types) = 'string' THEN
+		types := jsonb_build_array(types);
+	END IF;
+	IF types IS NOT NULL AND NOT (
+		types ? actual
+		OR (actual = 'number' AND types ? 'integer' AND document::text::numeric = trunc(document::text::numeric))) THEN
+		RETURN ARRAY[format('%s: expected %s, got %s', path, array_to_string(ARRAY(SELECT jsonb_array_elements_text(types)), ' or '), actual)];
+	END IF;
+	IF schema ? 'enum' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(schema -> 'enum') e WHERE e = document) THEN
+		errors := errors || format('%s: %s is not one of %s', path, document, schema -> 'enum');
+	END IF;
+	IF actual = 'object' THEN
+		FOR key IN SELECT jsonb_array_elements_text(coalesce(schema -> 'required', '[]'))
+		LOOP
+			IF NOT document ? key THEN
+				errors := errors || format('%s: required property %s is missing', path, quote_ident(key));
+			END IF;
+		END LOOP;
+		FOR key IN SELECT jsonb_object_keys(document)
+		LOOP
+			IF schema -> 'properties' ? key THEN
+				errors := errors || agent_tasks.validate_json(schema -> 'properties' -> key, document -> key, path || '.' || key);
+			ELSIF schema -> 'additionalProperties' = 'false' THEN
+				errors := errors || format('%s: property %s is not allowed', path, quote_ident(key));
+			END IF;
+		END LOOP;
+	ELSIF actual = 'array' THEN
+		IF schema ? 'items' THEN
+			FOR i IN 0 .. jsonb_array_length(document) - 1
+			LOOP
+				errors := errors || agent_tasks.validate_json(schema -> 'items', document -> i, format('%s[%s]', path, i));
+			END LOOP;
+		END IF;
+		IF jsonb_array_length(document) < coalesce((schema ->> 'minItems')::integer, 0) THEN
+			errors := errors || format('%s: fewer than %s items', path, schema ->> 'minItems');
+		END IF;
+		IF jsonb_array_length(document) > coalesce((schema ->> 'maxItems')::integer, 2147483647) THEN
+			errors := errors || format('%s: more than %s items', path, schema ->> 'maxItems');
+		END IF;
+	ELSIF actual = 'string' THEN
+		IF length(document #>> '{}') < coalesce((schema ->> 'minLength')::integer, 0)
+			OR length(document #>> '{}') > coalesce((schema ->> 'maxLength')::integer, 2147483647) THEN
+			errors := errors || format('%s: length %s is outside %s..%s', path, length(document #>> '{}'),
+									   coalesce(schema ->> 'minLength', '0'), coalesce(schema ->> 'maxLength', '∞'));
+		END IF;
+	ELSIF actual = 'number' THEN
+		IF (document::text)::numeric < (schema ->> 'minimum')::numeric
+			OR (document::text)::numeric > (schema ->> 'maximum')::numeric THEN
+			errors := errors || format('%s: %s is outside %s..%s', path, document,
+									   coalesce(schema ->> 'minimum', '-∞'), coalesce(schema ->> 'maximum', '∞'));
+		END IF;
+	END IF;
+	RETURN errors;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.validate_json(jsonb, jsonb, text) IS 'Check a JSON document against a JSON Schema subset (type, enum, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, minimum, maximum); returns the violations, empty when it matches.';
+
+-- Outcomes of an attempt, shared by the executors and external workers -----
+
+CREATE FUNCTION agent_tasks_internal.record_usage(r agent_tasks_internal.runs, usage jsonb)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tokens bigint;
+	cost numeric;
+BEGIN
+	IF usage IS NULL OR jsonb_typeof(usage) <> 'object' OR usage = '{}' THEN
+		RETURN;
+	END IF;
+	BEGIN
+		tokens := coalesce((usage ->> 'total_tokens')::bigint, (usage ->> 'tokens')::bigint,
+						   (usage ->> 'prompt_tokens')::bigint + (usage ->> 'completion_tokens')::bigint, 0);
+		cost := coalesce((usage ->> 'cost')::numeric, 0);
+	EXCEPTION WHEN data_exception THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid usage',
+			format('usage = %s', left(usage::text, 200)),
+			'Report {"total_tokens": <integer>, "cost": <number>} (or prompt_tokens and completion_tokens).');
+	END;
+	UPDATE agent_tasks_internal.runs x
+	   SET usage = x.usage || usage, tokens = x.tokens + record_usage.tokens, cost = x.cost + record_usage.cost
+	 WHERE x.account = r.account AND x.id = r.id;
+	IF record_usage.tokens <> 0 OR record_usage.cost <> 0 THEN
+		UPDATE agent_tasks_internal.agents a
+		   SET used_tokens = a.used_tokens + record_usage.tokens, used_cost = a.used_cost + record_usage.cost
+		 WHERE a.account = r.account AND a.id = r.agent_id;
+	END IF;
+END
+$$;
+
+-- Is the task's or its agent's budget used up?
+CREATE FUNCTION agent_tasks_internal.over_budget(account text, task uuid)
+	RETURNS boolean
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(
+		(SELECT (t.budget_tokens IS NOT NULL AND sum(r.tokens) >= t.budget_tokens)
+			 OR (t.budget_cost IS NOT NULL AND sum(r.cost) >= t.budget_cost)
+		   FROM agent_tasks_internal.tasks t
+		   JOIN agent_tasks_internal.runs r ON r.account = t.account AND r.task_id = t.id
+		  WHERE t.account = over_budget.account AND t.id = over_budget.task
+			AND (t.budget_tokens IS NOT NULL OR t.budget_cost IS NOT NULL)
+		  GROUP BY t.budget_tokens, t.budget_cost), false)
+		OR EXISTS (
+		SELECT 1
+		  FROM agent_tasks_internal.tasks t
+		  JOIN agent_tasks_internal.agents a ON a.account = t.account AND a.id = t.agent_id
+		 WHERE t.account = over_budget.account AND t.id = over_budget.task
+		   AND ((a.budget_tokens IS NOT NULL AND a.used_tokens >= a.budget_tokens)
+				OR (a.budget_cost IS NOT NULL AND a.used_cost >= a.budget_cost)))
+$$;
+
+-- Fail one attempt: retry with exponential backoff and jitter while the
+-- agent allows more attempts, else fail the run (and so the task).
+CREATE FUNCTION agent_tasks_internal.fail_attempt(r agent_tasks_internal.runs, error jsonb,
+	reason text, retryable boolean)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	a agent_tasks_internal.agents;
+	t agent_tasks_internal.tasks;
+	delay interval;
+BEGIN
+	SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
+	SELECT * INTO t FROM agent_tasks_internal.tasks x WHERE x.account = r.account AND x.id = r.task_id FOR UPDATE;
+	IF retryable AND r.attempt < coalesce(a.max_attempts, 1) AND t.latest_run_id = r.id THEN
+		-- half fixed, half random: spreads retries without starving any
+		delay := least(a.backoff_max, a.backoff_base * power(2, r.attempt - 1)) * (0.5 + random() / 2);
+		PERFORM agent_tasks_internal.queue_run(t, r.attempt + 1, now() + delay, 'retry', r.input);
+		UPDATE agent_tasks_internal.runs x
+		   SET status = 'failed', status_reason = reason, error = fail_attempt.error,
+			   ended_at = now(), lease_expires_at = NULL
+		 WHERE x.account = r.account AND x.id = r.id;
+	ELSE
+		UPDATE agent_tasks_internal.runs x
+		   SET status = 'failed',
+			   status_reason = CASE WHEN retryable AND reason NOT IN ('worker_lost', 'timeout')
+									THEN 'max_attempts' ELSE reason END,
+			   error = fail_attempt.error, ended_at = now(), lease_expires_at = NULL
+		 WHERE x.account = r.account AND x.id = r.id;
+	END IF;
+END
+$$;
+
+CREATE FUNCTION agent_tasks_internal.complete_attempt(r agent_tasks_internal.runs, output jsonb, usage jsonb)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	schema jsonb;
+	errors text[];
+BEGIN
+	PERFORM agent_tasks_internal.record_usage(r, usage);
+	SELECT t.output_schema INTO schema FROM agent_tasks_internal.tasks t
+	 WHERE t.account = r.account AND t.id = r.task_id;
+	errors := agent_tasks.validate_json(schema, output);
+	IF cardinality(errors) > 0 THEN
+		PERFORM agent_tasks_internal.fail_attempt(r,
+			jsonb_build_object('message', 'the output does not match the task''s JSON Schema',
+							   'errors', to_jsonb(errors), 'output', output),
+			'invalid_output', false);
+		RETURN;
+	END IF;
+	UPDATE agent_tasks_internal.runs x
+	   SET status = 'completed', status_reason = NULL, output = complete_attempt.output,
+		   ended_at = now(), lease_expires_at = NULL
+	 WHERE x.account = r.account AND x.id = r.id;
+END
+$$;
+
+CREATE FUNCTION agent_tasks_internal.clarify_attempt(r agent_tasks_internal.runs, question text, usage jsonb)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM agent_tasks_internal.check_text('question', question, 100000, true);
+	PERFORM agent_tasks_internal.record_usage(r, usage);
+	INSERT INTO agent_tasks_internal.messages (account, task_id, run_id, role, author, body, data)
+	VALUES (r.account, r.task_id, r.id, 'agent', agent_tasks_internal.current_actor(), question,
+			'{"kind": "clarification_request"}');
+	UPDATE agent_tasks_internal.runs x
+	   SET status = 'needs_clarification', status_reason = 'question', lease_expires_at = NULL
+	 WHERE x.account = r.account AND x.id = r.id;
+END
+$$;
+
+-- The result of an sql agent function, in the transaction that ran it:
+-- {"status": "completed", "output": ..., "usage": ...},
+-- {"status": "needs_clarification", "question": ...},
+-- {"status": "failed", "error": ..., "retryable": bool}, or any other JSON
+-- value, which is the output itself.
+CREATE FUNCTION agent_tasks_internal.finish_sql_run(account text, run_id uuid, result jsonb)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs;
+	declared text := CASE WHEN jsonb_typeof(result) = 'object' THEN result ->> 'status' END;
+BEGIN
+	SELECT * INTO r FROM agent_tasks_internal.runs x
+	 WHERE x.account = finish_sql_run.account AND x.id = run_id FOR UPDATE;
+	IF NOT FOUND OR r.status <> 'in_progress' THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'the run is no longer in progress',
+			format('run %s is %s', run_id, coalesce(r.status, 'gone')),
+			'It was stopped or cancelled while the agent worked; its changes are rolled back.');
+	END IF;
+	CASE coalesce(declared, 'completed')
+		WHEN 'completed' THEN
+			PERFORM agent_tasks_internal.complete_attempt(r,
+				CASE WHEN declared IS NULL THEN result ELSE result -> 'output' END, result -> 'usage');
+		WHEN 'needs_clarification' THEN
+			PERFORM agent_tasks_internal.clarify_attempt(r, result ->> 'question', result -> 'usage');
+		WHEN 'failed' THEN
+			PERFORM agent_tasks_internal.record_usage(r, result -> 'usage');
+			PERFORM agent_tasks_internal.fail_attempt(r,
+				CASE WHEN jsonb_typeof(result -> 'error') = 'object' THEN result -> 'error'
+					 ELSE jsonb_build_object('message', coalesce(result ->> 'error', 'the agent reported a failure')) END,
+				'rejected', coalesce((result ->> 'retryable')::boolean, false));
+		ELSE
+			PERFORM agent_tasks_internal.fail_attempt(r,
+				jsonb_build_object('message', format('the agent returned an unknown status %s', quote_literal(declared))),
+				'invalid_output', false);
+	END CASE;
+END
+$$;
+
+-- An executor's transaction rolled back: reason is error, timeout or
+-- interrupted (the run was stopped or cancelled under it).
+CREATE FUNCTION agent_tasks_internal.run_errored(account text, run_id uuid, error jsonb, reason text)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs;
+BEGIN
+	SELECT * INTO r FROM agent_tasks_internal.runs x
+	 WHERE x.account = run_errored.account AND x.id = run_id FOR UPDATE;
+	IF NOT FOUND OR r.status <> 'in_progress' THEN
+		RETURN;					-- stopped, cancelled or deleted: nothing to record
+	END IF;
+	PERFORM agent_tasks_internal.fail_attempt(r, error,
+		CASE reason WHEN 'interrupted' THEN 'error' ELSE reason END, true);
+END
+$$;
+
+-- Claiming ------------------------------------------------------------------
+
+-- Take the next runnable run of this kind, or NULL.  Claims of one kind are
+-- serialized (they are short) so that agents' concurrency limits hold
+-- exactly; SKIP LOCKED passes over runs that a stop or cancel is changing.
+CREATE FUNCTION agent_tasks_internal.claim_next(kind text, account text, agents uuid[],
+	worker text, lease interval)
+	RETURNS agent_tasks_internal.runs
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs;
+	agent agent_tasks_internal.agents;
+BEGIN
+	PERFORM pg_advisory_xact_lock(hashtextextended('agent_tasks.claim:' || kind || ':' || coalesce(account, ''), 0));
+	LOOP
+		SELECT x.* INTO r
+		  FROM agent_tasks_internal.runs x
+		  LEFT JOIN agent_tasks_internal.agents a ON a.account = x.account AND a.id = x.agent_id
+		 WHERE x.kind = claim_next.kind AND x.status = 'queued' AND x.due_at <= now()
+		   AND (claim_next.account IS NULL OR x.account = claim_next.account)
+		   AND (claim_next.agents IS NULL OR x.agent_id = ANY (claim_next.agents))
+		   AND (a.id IS NULL OR (SELECT count(*) FROM agent_tasks_internal.runs y
+								  WHERE y.account = x.account AND y.agent_id = x.agent_id
+									AND y.status = 'in_progress') < a.concurrency)
+		 ORDER BY x.priority DESC, x.due_at, x.id
+		 LIMIT 1
+		   FOR UPDATE OF x SKIP LOCKED;
+		IF NOT FOUND THEN
+			RETURN NULL;
+		END IF;
+		-- a run resumed by a person goes ahead even over budget
+		IF r.status_reason IS DISTINCT FROM 'resumed'
+			AND agent_tasks_internal.over_budget(r.account, r.task_id) THEN
+			UPDATE agent_tasks_internal.runs x SET status = 'on_hold', status_reason = 'budget_exceeded'
+			 WHERE x.account = r.account AND x.id = r.id;
+			CONTINUE;
+		END IF;
+		SELECT * INTO agent FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id;
+		UPDATE agent_tasks_internal.runs x
+		   SET status = 'in_progress', status_reason = NULL, worker = claim_next.worker,
+			   started_at = now(), heartbeat_at = now(),
+			   lease_expires_at = now() + coalesce(claim_next.lease, agent.timeout + interval '1 minute')
+		 WHERE x.account = r.account AND x.id = r.id
+		RETURNING * INTO r;
+		RETURN r;
+	END LOOP;
+END
+$$;
+
+-- For the executors: the next run of an sql agent and how to call it.
+CREATE FUNCTION agent_tasks_internal.claim_sql_run(worker text,
+	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer)
+	RETURNS SETOF record
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs;
+	a agent_tasks_internal.agents;
+	fn text;
+BEGIN
+	LOOP
+		r := agent_tasks_internal.claim_next('sql', NULL, NULL, worker, NULL);
+		IF r.id IS NULL THEN
+			RETURN;
+		END IF;
+		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
+		SELECT format('%I.%I', n.nspname, p.proname) INTO fn
+		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
+		run_as := (SELECT oid FROM pg_roles WHERE rolname = a.run_as);
+		IF fn IS NOT NULL AND run_as IS NOT NULL THEN
+			EXIT;
+		END IF;
+		PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message',
+			CASE WHEN fn IS NULL THEN format('agent function %s does not exist', a.target)
+				 ELSE format('role %s of the agent does not exist', a.run_as) END), 'error', false);
+	END LOOP;
+	account := r.account;
+	run_id := r.id;
+	call := format('SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r'
+				   ' ON r.account = t.account AND r.task_id = t.id WHERE r.account = $1 AND r.id = $2', fn);
+	timeout_ms := (extract(epoch FROM a.timeout) * 1000)::integer;
+	RETURN NEXT;
+END
+$$;
+
+CREATE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
+	"limit" integer DEFAULT 1, lease interval DEFAULT NULL)
+	RETURNS TABLE (run_id uuid, task_id uuid, agent text, attempt integer,
+				   lease_expires_at timestamptz, task jsonb, messages jsonb)
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	account text := agent_tasks.current_account();
+	agent_ids uuid[];
+	r agent_tasks_internal.runs;
+	i integer;
+BEGIN
+	PERFORM agent_tasks_internal.check_text('worker', worker, 200, true);
+	PERFORM set_config('agent_tasks.worker', worker, true);
+	IF claim_runs."limit" IS NULL OR claim_runs."limit" NOT BETWEEN 1 AND 1000 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid claim limit',
+			format('limit = %s', coalesce(claim_runs."limit"::text, 'null')), 'Claim 1 to 1000 runs at a time.');
+	END IF;
+	IF lease IS NOT NULL AND (lease <= '0' OR lease > '7 days') THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid lease', format('lease = %s', lease),
+			'Use a lease between 1 second and 7 days; heartbeat_run() extends it.');
+	END IF;
+	IF agents IS NOT NULL THEN
+		agent_ids := ARRAY(SELECT agent_tasks_internal.agent_id(account, n) FROM unnest(agents) n);
+		IF EXISTS (SELECT 1 FROM agent_tasks_internal.agents a
+					WHERE a.account = claim_runs.account AND a.id = ANY (agent_ids) AND a.kind <> 'external') THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'only external agents can be claimed',
+				format('agents = %s', agents), 'sql, http and openai agents run inside the server.');
+		END IF;
+	END IF;
+	FOR i IN 1 .. claim_runs."limit"
+	LOOP
+		r := agent_tasks_internal.claim_next('external', account, agent_ids, worker,
+			coalesce(lease, current_setting('agent_tasks.default_lease')::interval));
+		EXIT WHEN r.id IS NULL;
+		run_id := r.id;
+		task_id := r.task_id;
+		agent := (SELECT a.name FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id);
+		attempt := r.attempt;
+		lease_expires_at := r.lease_expires_at;
+		task := to_jsonb(agent_tasks.get_task(r.task_id)) - 'search';
+		messages := coalesce((SELECT jsonb_agg(to_jsonb(m) - 'account' ORDER BY m.id)
+								FROM agent_tasks.messages m
+							   WHERE m.account = r.account AND m.task_id = r.task_id), '[]');
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.claim_runs(text, text[], integer, interval) IS 'For external workers: claim up to limit queued runs of external agents (all, or those named), each under a lease (default agent_tasks.default_lease). Exclusive: a run is claimed by one worker at a time.';
+
+-- The run an external worker reports on: its own, in progress, lease valid.
+CREATE FUNCTION agent_tasks_internal.lock_claimed_run(run uuid, worker text)
+	RETURNS agent_tasks_internal.runs
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs;
+BEGIN
+	SELECT * INTO r FROM agent_tasks_internal.runs x
+	 WHERE x.account = agent_tasks.current_account() AND x.id = run
+	   FOR UPDATE;
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'run not found', format('No run %s in this account.', run),
+			'Check the id: runs of other accounts are never visible.');
+	END IF;
+	IF r.status <> 'in_progress' THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'the run is not in progress',
+			format('run %s is %s', run, r.status),
+			'It was stopped, cancelled, finished or re-queued; claim new work with claim_runs().');
+	END IF;
+	IF worker IS NOT NULL AND r.worker IS DISTINCT FROM worker THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'the run is claimed by another worker',
+			format('run %s is held by %s, not %s', run, r.worker, worker), NULL);
+	END IF;
+	IF r.lease_expires_at < now() THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'the lease on this run has expired',
+			format('run %s: lease expired at %s', run, r.lease_expires_at),
+			'Send heartbeat_run() more often than the lease; the run will be retried by another worker.');
+	END IF;
+	PERFORM set_config('agent_tasks.worker', coalesce(worker, r.worker), true);
+	RETURN r;
+END
+$$;
+
+CREATE FUNCTION agent_tasks.heartbeat_run(run uuid, worker text DEFAULT NULL, lease interval DEFAULT NULL)
+	RETURNS timestamptz
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs := agent_tasks_internal.lock_claimed_run(run, worker);
+	expires timestamptz;
+BEGIN
+	UPDATE agent_tasks_internal.runs x
+	   SET heartbeat_at = now(),
+		   lease_expires_at = now() + coalesce(lease, current_setting('agent_tasks.default_lease')::interval)
+	 WHERE x.account = r.account AND x.id = r.id
+	RETURNING x.lease_expires_at INTO expires;
+	RETURN expires;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.heartbeat_run(uuid, text, interval) IS 'Extend the lease of a claimed run; PT409 when the run is no longer this worker''s or its lease has expired.';
+
+CREATE FUNCTION agent_tasks.report_progress(run uuid, phase text, message text DEFAULT NULL,
+	data jsonb DEFAULT NULL, worker text DEFAULT NULL)
+	RETURNS agent_tasks.runs
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs := agent_tasks_internal.lock_claimed_run(run, worker);
+	result agent_tasks.runs;
+BEGIN
+	PERFORM agent_tasks_internal.check_text('phase', phase, 100, true);
+	PERFORM agent_tasks_internal.check_text('message', message, 10000);
+	PERFORM agent_tasks_internal.check_json('data', data, 'object');
+	UPDATE agent_tasks_internal.runs x
+	   SET phase = report_progress.phase, progress = message, progress_data = data, heartbeat_at = now(),
+		   lease_expires_at = greatest(x.lease_expires_at,
+			   now() + current_setting('agent_tasks.default_lease')::interval)
+	 WHERE x.account = r.account AND x.id = r.id;
+	PERFORM agent_tasks_internal.log_activity(r.account, r.task_id, 'progress',
+		jsonb_strip_nulls(jsonb_build_object('phase', phase, 'message', message)), run_id => r.id);
+	IF data ? 'usage' THEN
+		PERFORM agent_tasks_internal.record_usage(r, data -> 'usage');
+		IF agent_tasks_internal.over_budget(r.account, r.task_id) THEN
+			UPDATE agent_tasks_internal.runs x SET status = 'on_hold', status_reason = 'budget_exceeded',
+				   lease_expires_at = NULL
+			 WHERE x.account = r.account AND x.id = r.id;
+		END IF;
+	END IF;
+	SELECT * INTO result FROM agent_tasks.runs v WHERE v.account = r.account AND v.id = r.id;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.report_progress(uuid, text, text, jsonb, text) IS 'Tell where a claimed run is (phase, message, data); also a heartbeat. data.usage counts against budgets: over budget puts the task on hold (budget_exceeded).';
+
+CREATE FUNCTION agent_tasks.complete_run(run uuid, output jsonb, usage jsonb DEFAULT NULL, worker text DEFAULT NULL)
+	RETURNS agent_tasks.runs
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs := agent_tasks_internal.lock_claimed_run(run, worker);
+	result agent_tasks.runs;
+BEGIN
+	PERFORM agent_tasks_internal.check_json('output', output, jsonb_typeof(output), 10485760);
+	PERFORM agent_tasks_internal.complete_attempt(r, output, usage);
+	SELECT * INTO result FROM agent_tasks.runs v WHERE v.account = r.account AND v.id = r.id;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.complete_run(uuid, jsonb, jsonb, text) IS 'Finish a claimed run with its output (validated against the task''s output_schema: failed with invalid_output when it does not match) and usage {total_tokens, cost}.';
+
+CREATE FUNCTION agent_tasks.fail_run(run uuid, error text, retryable boolean DEFAULT true, worker text DEFAULT NULL)
+	RETURNS agent_tasks.runs
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs := agent_tasks_internal.lock_claimed_run(run, worker);
+	result agent_tasks.runs;
+BEGIN
+	PERFORM agent_tasks_internal.check_text('error', error, 10000, true);
+	PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message', error),
+		CASE WHEN retryable THEN 'error' ELSE 'rejected' END, retryable);
+	SELECT * INTO result FROM agent_tasks.runs v WHERE v.account = r.account AND v.id = r.id;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.fail_run(uuid, text, boolean, text) IS 'Fail a claimed run: retryable failures are retried with the agent''s backoff until max_attempts, others fail the task at once.';
+
+CREATE FUNCTION agent_tasks.request_clarification(run uuid, question text, worker text DEFAULT NULL)
+	RETURNS agent_tasks.runs
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs := agent_tasks_internal.lock_claimed_run(run, worker);
+	result agent_tasks.runs;
+BEGIN
+	PERFORM agent_tasks_internal.clarify_attempt(r, question, NULL);
+	SELECT * INTO result FROM agent_tasks.runs v WHERE v.account = r.account AND v.id = r.id;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.request_clarification(uuid, text, text) IS 'Ask the task''s people a question: the run waits in needs_clarification with the question as an agent message; a user''s send_message re-queues it.';
+
+-- Recovery ------------------------------------------------------------------
+
+-- Runs whose worker is gone: the lease expired, or the run was started by
+-- an in-server worker before this server started.
+CREATE FUNCTION agent_tasks_internal.recover_runs()
+	RETURNS integer
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs;
+	n integer := 0;
+BEGIN
+	FOR r IN
+		SELECT x.* FROM agent_tasks_internal.runs x
+		 WHERE x.status = 'in_progress'
+		   AND (x.lease_expires_at < now()
+				OR (x.kind IN ('sql', 'http', 'openai') AND x.started_at < pg_postmaster_start_time()))
+		 ORDER BY x.lease_expires_at
+		 LIMIT 1000
+		   FOR UPDATE OF x SKIP LOCKED
+	LOOP
+		PERFORM agent_tasks_internal.fail_attempt(r,
+			jsonb_build_object('message', 'the worker executing this run was lost', 'worker', r.worker),
+			'worker_lost', true);
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+
+-- Waiting and watching -------------------------------------------------------
+
+CREATE FUNCTION agent_tasks.wait_task(task uuid, timeout interval DEFAULT '30 seconds')
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	deadline timestamptz := clock_timestamp() + least(greatest(timeout, '0'), '1 hour');
+	watching boolean := agent_tasks_internal.watch_task(task);
+	t agent_tasks.tasks;
+BEGIN
+	LOOP
+		t := agent_tasks.get_task(task);
+		EXIT WHEN agent_tasks.status_kind(t.status) IN ('terminal', 'waiting')
+			OR clock_timestamp() >= deadline;
+		-- woken at the commit of a change; the timeout is only a backstop
+		PERFORM agent_tasks_internal.await_wakeup(least(
+			CASE WHEN watching THEN 1000 ELSE 100 END,
+			ceil(extract(epoch FROM deadline - clock_timestamp()) * 1000)::integer));
+	END LOOP;
+	RETURN t;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.wait_task(uuid, interval) IS 'Block until the task is finished or waits for a person (needs_clarification, on_hold), or the timeout (at most 1 hour) passes; returns the task. Woken at commit, without polling (when the library is preloaded). Call it outside long transactions: it sees changes committed after each wake-up.';
+
+CREATE VIEW agent_tasks.queue_stats WITH (security_invoker = true) AS
+SELECT a.account,
+	   a.name AS agent,
+	   a.kind,
+	   count(r.id) FILTER (WHERE r.status = 'queued') AS queued,
+	   count(r.id) FILTER (WHERE r.status = 'queued' AND r.due_at <= now()) AS runnable,
+	   count(r.id) FILTER (WHERE r.status = 'in_progress') AS in_progress,
+	   now() - min(r.queued_at) FILTER (WHERE r.status = 'queued') AS oldest_queued_age,
+	   count(r.id) FILTER (WHERE r.status = 'completed' AND r.ended_at > now() - interval '1 hour') AS completed_last_hour,
+	   count(r.id) FILTER (WHERE r.status = 'failed' AND r.ended_at > now() - interval '1 hour') AS failed_last_hour,
+	   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.ended_at - r.started_at))
+		   FILTER (WHERE r.ended_at > now() - interval '1 hour' AND r.started_at IS NOT NULL) AS duration_p50_seconds,
+	   percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM r.ended_at - r.started_at))
+		   FILTER (WHERE r.ended_at > now() - interval '1 hour' AND r.started_at IS NOT NULL) AS duration_p95_seconds,
+	   a.used_tokens,
+	   a.used_cost
+  FROM agent_tasks_internal.agents a
+  LEFT JOIN agent_tasks_internal.runs r ON r.account = a.account AND r.agent_id = a.id
+ GROUP BY a.account, a.id, a.name, a.kind, a.used_tokens, a.used_cost;
+COMMENT ON VIEW agent_tasks.queue_stats IS 'Per agent: queued and runnable runs, runs in progress, age of the oldest queued run, completed and failed in the last hour, run duration p50/p95 (seconds, last hour), tokens and cost used.';
+
+CREATE VIEW agent_tasks.run_history WITH (security_invoker = true) AS
+SELECT r.task_id, r.id AS run_id, r.attempt, r.status, r.status_reason, r.agent, r.worker,
+	   r.queued_at, r.started_at, r.ended_at, r.ended_at - r.started_at AS duration,
+	   r.error, r.tokens, r.cost, r.account
+  FROM agent_tasks.runs r;
+COMMENT ON VIEW agent_tasks.run_history IS 'Each task''s runs in order (filter on task_id, order by run_id): attempts, outcomes, durations, errors, usage.';
+
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.validate_json(jsonb, jsonb, text),
+	agent_tasks.wait_task(uuid, interval)
+TO agent_tasks_reader;
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.claim_runs(text, text[], integer, interval),
+	agent_tasks.heartbeat_run(uuid, text, interval),
+	agent_tasks.report_progress(uuid, text, text, jsonb, text),
+	agent_tasks.complete_run(uuid, jsonb, jsonb, text),
+	agent_tasks.fail_run(uuid, text, boolean, text),
+	agent_tasks.request_clarification(uuid, text, text)
+TO agent_tasks_worker;
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.worker_status(),
+	agent_tasks.create_agent(text, text, text, jsonb, integer, interval, integer, interval, interval, bigint, numeric),
+	agent_tasks.alter_agent(text, jsonb),
+	agent_tasks.drop_agent(text)
+TO agent_tasks_admin;

@@ -1,0 +1,273 @@
+/*-------------------------------------------------------------------------
+ *
+ * wakeup.c
+ *	  Commit-time signals from sessions to workers and waiters.  SQL that
+ *	  queues a run, changes a task or stops a running run calls one of the
+ *	  functions below; nothing happens until the transaction commits, and
+ *	  nothing at all if it aborts.  At commit an idle worker's latch is set
+ *	  (no polling on the hot path), sessions in wait_task() are woken, and a
+ *	  worker executing a stopped or cancelled run gets a query cancel.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/uuid.h"
+#include "utils/wait_event.h"
+
+#include "shared_state.h"
+
+/* What this transaction asks for at commit; lives in TopTransactionContext. */
+static int	pending_executor_wakeups = 0;
+static int	pending_dispatcher_wakeups = 0;
+static List *pending_tasks = NIL;		/* of pg_uuid_t *, for waiters */
+static List *pending_interrupts = NIL;	/* of pg_uuid_t *, runs to stop */
+static bool callback_registered = false;
+static bool notice_given = false;
+
+/* The waiter slot of this session while it is inside wait_task(). */
+static AtWaiterSlot *my_waiter = NULL;
+
+PG_FUNCTION_INFO_V1(at_wake_workers);
+PG_FUNCTION_INFO_V1(at_wake_waiters);
+PG_FUNCTION_INFO_V1(at_interrupt_run);
+PG_FUNCTION_INFO_V1(at_watch_task);
+PG_FUNCTION_INFO_V1(at_await_wakeup);
+
+static void
+release_waiter(void)
+{
+	if (my_waiter == NULL || at_shared == NULL)
+		return;
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	my_waiter->pid = 0;
+	my_waiter->latch = NULL;
+	LWLockRelease(at_shared->lock);
+	my_waiter = NULL;
+}
+
+static void
+wake_idle(AtWorkerType type, int count)
+{
+	int			i;
+	Latch	   *fallback = NULL;
+
+	for (i = 0; i < AT_MAX_WORKERS && count > 0; i++)
+	{
+		AtWorkerSlot *slot = &at_shared->workers[i];
+
+		if (slot->pid == 0 || slot->type != type || slot->latch == NULL)
+			continue;
+		if (slot->state == AT_STATE_IDLE)
+		{
+			SetLatch(slot->latch);
+			count--;
+		}
+		else if (fallback == NULL)
+			fallback = slot->latch;
+	}
+	/* every worker busy: they claim again before sleeping, but be sure */
+	if (count > 0 && fallback != NULL)
+		SetLatch(fallback);
+}
+
+static void
+deliver(void)
+{
+	ListCell   *lc;
+	int			i;
+
+	/* exclusive only when a slot's cancel flag is to be written */
+	LWLockAcquire(at_shared->lock, pending_interrupts != NIL ? LW_EXCLUSIVE : LW_SHARED);
+
+	if (pending_executor_wakeups > 0)
+		wake_idle(AT_WORKER_EXECUTOR, pending_executor_wakeups);
+	if (pending_dispatcher_wakeups > 0)
+		wake_idle(AT_WORKER_DISPATCHER, 1);
+
+	foreach(lc, pending_tasks)
+	{
+		pg_uuid_t  *task = lfirst(lc);
+
+		for (i = 0; i < AT_MAX_WAITERS; i++)
+		{
+			AtWaiterSlot *w = &at_shared->waiters[i];
+
+			if (w->pid != 0 && w->latch != NULL &&
+				memcmp(&w->task, task, sizeof(pg_uuid_t)) == 0)
+				SetLatch(w->latch);
+		}
+	}
+
+	foreach(lc, pending_interrupts)
+	{
+		pg_uuid_t  *run = lfirst(lc);
+
+		for (i = 0; i < AT_MAX_WORKERS; i++)
+		{
+			AtWorkerSlot *slot = &at_shared->workers[i];
+
+			if (slot->pid == 0 || !slot->has_run ||
+				memcmp(&slot->current_run, run, sizeof(pg_uuid_t)) != 0)
+				continue;
+			slot->cancel_requested = true;
+			if (slot->type == AT_WORKER_EXECUTOR && slot->state == AT_STATE_RUNNING)
+				kill(slot->pid, SIGINT);
+			if (slot->latch != NULL)
+				SetLatch(slot->latch);
+		}
+	}
+
+	LWLockRelease(at_shared->lock);
+}
+
+static void
+at_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (at_shared != NULL)
+				deliver();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			break;
+		default:
+			return;
+	}
+	release_waiter();
+	pending_executor_wakeups = 0;
+	pending_dispatcher_wakeups = 0;
+	pending_tasks = NIL;
+	pending_interrupts = NIL;
+}
+
+static void
+ensure_callback(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(at_xact_callback, NULL);
+		callback_registered = true;
+	}
+}
+
+static void
+remember_uuid(List **list, pg_uuid_t *id)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	pg_uuid_t  *copy = palloc(sizeof(pg_uuid_t));
+
+	*copy = *id;
+	*list = lappend(*list, copy);
+	MemoryContextSwitchTo(old);
+}
+
+/* wake_workers(kind): a run of this agent kind was queued. */
+Datum
+at_wake_workers(PG_FUNCTION_ARGS)
+{
+	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (at_shared == NULL)
+	{
+		if (!notice_given && strcmp(kind, "external") != 0)
+			ereport(NOTICE,
+					(errmsg("agent_tasks background workers are not running, so this run waits for an external worker"),
+					 errhint("Add agent_tasks to shared_preload_libraries and restart PostgreSQL to execute sql, http and openai agents inside the server.")));
+		notice_given = true;
+		PG_RETURN_VOID();
+	}
+
+	ensure_callback();
+	if (strcmp(kind, "sql") == 0)
+		pending_executor_wakeups++;
+	else if (strcmp(kind, "http") == 0 || strcmp(kind, "openai") == 0)
+		pending_dispatcher_wakeups++;
+	PG_RETURN_VOID();
+}
+
+/* wake_waiters(task): the task changed; wake wait_task() callers at commit. */
+Datum
+at_wake_waiters(PG_FUNCTION_ARGS)
+{
+	if (at_shared != NULL)
+	{
+		ensure_callback();
+		remember_uuid(&pending_tasks, PG_GETARG_UUID_P(0));
+	}
+	PG_RETURN_VOID();
+}
+
+/* interrupt_run(run): the run left in_progress; stop whoever executes it. */
+Datum
+at_interrupt_run(PG_FUNCTION_ARGS)
+{
+	if (at_shared != NULL)
+	{
+		ensure_callback();
+		remember_uuid(&pending_interrupts, PG_GETARG_UUID_P(0));
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * watch_task(task): from now until the end of the transaction, commits that
+ * change this task set our latch.  Returns false when there is no shared
+ * memory (library not preloaded) or no free slot; callers then poll.
+ */
+Datum
+at_watch_task(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *task = PG_GETARG_UUID_P(0);
+	int			i;
+
+	if (at_shared == NULL)
+		PG_RETURN_BOOL(false);
+
+	ensure_callback();
+	release_waiter();
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < AT_MAX_WAITERS; i++)
+	{
+		AtWaiterSlot *w = &at_shared->waiters[i];
+
+		if (w->pid == 0)
+		{
+			w->pid = MyProcPid;
+			w->latch = MyLatch;
+			w->task = *task;
+			my_waiter = w;
+			break;
+		}
+	}
+	LWLockRelease(at_shared->lock);
+	PG_RETURN_BOOL(my_waiter != NULL);
+}
+
+/* await_wakeup(timeout_ms): sleep until our latch is set or the time is up. */
+Datum
+at_await_wakeup(PG_FUNCTION_ARGS)
+{
+	int32		timeout_ms = PG_GETARG_INT32(0);
+
+	if (timeout_ms > 0)
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout_ms,
+						 PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	PG_RETURN_VOID();
+}

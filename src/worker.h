@@ -1,0 +1,25 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *	  Entry points of the background workers and the helpers they share
+ *	  for running SQL in short transactions of their own.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AGENT_TASKS_WORKER_H
+#define AGENT_TASKS_WORKER_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+
+extern void at_register_launcher(void);
+extern void at_worker_init(const char *role_name);
+extern void at_worker_begin(const char *activity);
+extern void at_worker_commit(void);
+extern bool at_extension_installed(void);
+
+extern PGDLLEXPORT void at_launcher_main(Datum main_arg);
+extern PGDLLEXPORT void at_executor_main(Datum main_arg);
+
+#endif							/* AGENT_TASKS_WORKER_H */
