@@ -5,7 +5,7 @@
  *	  (pid, latch, state, current run, counters, last error) and of sessions
  *	  blocked in wait_task().  Allocated only when the library is preloaded;
  *	  every user copes with at_shared == NULL.  Also worker_status(), the
- *	  registry as rows.
+ *	  registry as rows, and when the current server life began.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +18,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "shared_state.h"
 
@@ -27,6 +28,7 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 PG_FUNCTION_INFO_V1(at_worker_status);
+PG_FUNCTION_INFO_V1(at_server_life_started_at);
 
 static void
 at_shmem_request(void)
@@ -51,6 +53,7 @@ at_shmem_startup(void)
 	{
 		memset(at_shared, 0, sizeof(AtSharedState));
 		at_shared->lock = &(GetNamedLWLockTranche("agent_tasks"))->lock;
+		at_shared->life_started_at = GetCurrentTimestamp();
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -229,4 +232,17 @@ at_worker_status(PG_FUNCTION_ARGS)
 	LWLockRelease(at_shared->lock);
 
 	return (Datum) 0;
+}
+
+/*
+ * When this server life began: shared memory is set up again after a crash
+ * restart, while pg_postmaster_start_time() stays the same.  Runs started
+ * by in-server workers before it have no worker any more.
+ */
+Datum
+at_server_life_started_at(PG_FUNCTION_ARGS)
+{
+	if (at_shared == NULL)
+		PG_RETURN_TIMESTAMPTZ(PgStartTime);
+	PG_RETURN_TIMESTAMPTZ(at_shared->life_started_at);
 }

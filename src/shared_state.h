@@ -66,6 +66,7 @@ typedef struct AtWaiterSlot
 typedef struct AtSharedState
 {
 	LWLock	   *lock;
+	TimestampTz life_started_at;	/* shared memory (re)initialized: a new server life */
 	AtWorkerSlot workers[AT_MAX_WORKERS];
 	AtWaiterSlot waiters[AT_MAX_WAITERS];
 } AtSharedState;

@@ -16,6 +16,9 @@ CREATE FUNCTION agent_tasks_internal.watch_task(task uuid) RETURNS boolean
 CREATE FUNCTION agent_tasks_internal.await_wakeup(timeout_ms integer) RETURNS void
 	AS 'MODULE_PATHNAME', 'at_await_wakeup' LANGUAGE C VOLATILE STRICT;
 
+CREATE FUNCTION agent_tasks_internal.server_life_started_at() RETURNS timestamptz
+	AS 'MODULE_PATHNAME', 'at_server_life_started_at' LANGUAGE C STABLE STRICT;
+
 CREATE FUNCTION agent_tasks.worker_status(
 	OUT pid integer, OUT worker text, OUT state text, OUT state_since timestamptz,
 	OUT current_run uuid, OUT runs_done bigint, OUT runs_failed bigint,
@@ -788,7 +791,7 @@ COMMENT ON FUNCTION agent_tasks.request_clarification(uuid, text, text) IS 'Ask 
 -- Recovery ------------------------------------------------------------------
 
 -- Runs whose worker is gone: the lease expired, or the run was started by
--- an in-server worker before this server started.
+-- an in-server worker before this server life (start or crash restart).
 CREATE FUNCTION agent_tasks_internal.recover_runs()
 	RETURNS integer
 	LANGUAGE plpgsql VOLATILE
@@ -802,7 +805,7 @@ BEGIN
 		SELECT x.* FROM agent_tasks_internal.runs x
 		 WHERE x.status = 'in_progress'
 		   AND (x.lease_expires_at < now()
-				OR (x.kind IN ('sql', 'http', 'openai') AND x.started_at < pg_postmaster_start_time()))
+				OR (x.kind IN ('sql', 'http', 'openai') AND x.started_at < agent_tasks_internal.server_life_started_at()))
 		 ORDER BY x.lease_expires_at
 		 LIMIT 1000
 		   FOR UPDATE OF x SKIP LOCKED
