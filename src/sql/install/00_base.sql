@@ -22,6 +22,7 @@ GRANT agent_tasks_reader TO agent_tasks_writer;
 GRANT agent_tasks_writer TO agent_tasks_worker;
 GRANT agent_tasks_worker TO agent_tasks_admin;
 
+CREATE SCHEMA agent_tasks;
 CREATE SCHEMA agent_tasks_internal;
 COMMENT ON SCHEMA agent_tasks_internal IS 'Storage of agent_tasks: tables, reached through the views and functions of schema agent_tasks.';
 COMMENT ON SCHEMA agent_tasks IS 'agent_tasks: AI-agent tasks with a checked state machine, audit trail, background execution and webhooks.';

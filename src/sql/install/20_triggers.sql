@@ -117,6 +117,7 @@ DECLARE
 	link record;
 	data jsonb;
 	event text;
+	task_status text;
 BEGIN
 	IF TG_OP = 'INSERT' THEN
 		link := NEW;
@@ -125,7 +126,8 @@ BEGIN
 	END IF;
 
 	-- A cascade from a deleted task has no trail left to write to.
-	PERFORM 1 FROM agent_tasks_internal.tasks t WHERE t.account = link.account AND t.id = link.task_id;
+	SELECT t.status INTO task_status FROM agent_tasks_internal.tasks t
+	 WHERE t.account = link.account AND t.id = link.task_id;
 	IF NOT FOUND THEN
 		RETURN NULL;
 	END IF;
@@ -140,7 +142,7 @@ BEGIN
 	event := TG_ARGV[0] || CASE WHEN TG_OP = 'INSERT' THEN '_added' ELSE '_removed' END;
 
 	PERFORM agent_tasks_internal.log_activity(link.account, link.task_id, event, data);
-	PERFORM agent_tasks_internal.notify_change(link.account, link.task_id, NULL, event);
+	PERFORM agent_tasks_internal.notify_change(link.account, link.task_id, task_status, event);
 	RETURN NULL;
 END
 $$;
@@ -163,7 +165,10 @@ BEGIN
 	PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.task_id, 'message',
 		jsonb_build_object('message_id', NEW.id, 'role', NEW.role, 'author', NEW.author),
 		run_id => NEW.run_id);
-	PERFORM agent_tasks_internal.notify_change(NEW.account, NEW.task_id, NULL, 'message');
+	-- every payload carries the task's current status
+	PERFORM agent_tasks_internal.notify_change(NEW.account, NEW.task_id,
+		(SELECT t.status FROM agent_tasks_internal.tasks t WHERE t.account = NEW.account AND t.id = NEW.task_id),
+		'message');
 	RETURN NULL;
 END
 $$;

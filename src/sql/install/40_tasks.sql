@@ -143,20 +143,53 @@ AS $$
 		'Check the id: tasks of other accounts are never visible.')
 $$;
 
--- The task row, locked for the rest of the transaction so that concurrent
--- changes of one task are serialized; PT404 when it is not this account's.
+-- Lock a task of an account, after its ancestors.  Every path that changes
+-- tasks and runs takes row locks in one order -- ancestors top-down, the
+-- task, then its runs -- so that a parent's change (which reaches its
+-- children) and a child's change (which reaches its parent) cannot deadlock.
+-- Returns a row of nulls when there is no such task.
+CREATE FUNCTION agent_tasks_internal.lock_task_in(account text, task uuid)
+	RETURNS agent_tasks_internal.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ancestors uuid[];
+	t agent_tasks_internal.tasks;
+BEGIN
+	WITH RECURSIVE up(id, parent_id, depth) AS (
+		SELECT x.id, x.parent_id, 0 FROM agent_tasks_internal.tasks x
+		 WHERE x.account = lock_task_in.account AND x.id = task
+		UNION ALL
+		SELECT p.id, p.parent_id, up.depth + 1
+		  FROM up JOIN agent_tasks_internal.tasks p ON p.account = lock_task_in.account AND p.id = up.parent_id
+		 WHERE up.depth < 100
+	)
+	SELECT array_agg(up.id ORDER BY up.depth DESC) INTO ancestors FROM up WHERE up.depth > 0;
+	IF ancestors IS NOT NULL THEN
+		PERFORM 1 FROM agent_tasks_internal.tasks x
+		 WHERE x.account = lock_task_in.account AND x.id = ANY (ancestors)
+		 ORDER BY array_position(ancestors, x.id)
+		   FOR UPDATE;
+	END IF;
+	SELECT * INTO t FROM agent_tasks_internal.tasks x
+	 WHERE x.account = lock_task_in.account AND x.id = task
+	   FOR UPDATE;
+	RETURN t;
+END
+$$;
+
+-- The task row of the current account, locked (with its ancestors) for the
+-- rest of the transaction; PT404 when it is not this account's.
 CREATE FUNCTION agent_tasks_internal.lock_task(task uuid)
 	RETURNS agent_tasks_internal.tasks
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	t agent_tasks_internal.tasks;
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task_in(agent_tasks.current_account(), task);
 BEGIN
-	SELECT * INTO t FROM agent_tasks_internal.tasks
-	 WHERE account = agent_tasks.current_account() AND id = task
-	   FOR UPDATE;
-	IF NOT FOUND THEN
+	IF t.id IS NULL THEN
 		PERFORM agent_tasks_internal.not_found(task);
 	END IF;
 	RETURN t;

@@ -115,6 +115,8 @@ DECLARE
 	child uuid;
 	input jsonb;
 BEGIN
+	-- Files with content or a url become artifacts; the run keeps references (86_artifacts.sql).
+	files := agent_tasks_internal.store_files(t, files);
 	PERFORM agent_tasks_internal.check_json('files', files, 'array', 1048576);
 	input := jsonb_strip_nulls(jsonb_build_object('message', message, 'files', files));
 	IF message IS NOT NULL THEN
@@ -181,6 +183,7 @@ BEGIN
 		FOR child IN SELECT c.id FROM agent_tasks_internal.tasks c
 					  WHERE c.account = t.account AND c.parent_id = t.id
 						AND c.status IN ('pending', 'queued', 'in_progress', 'needs_clarification')
+					  ORDER BY c.id
 		LOOP
 			PERFORM agent_tasks.stop_task(child, reason);
 		END LOOP;
@@ -209,6 +212,7 @@ BEGIN
 	FOR child IN SELECT c.id FROM agent_tasks_internal.tasks c
 				  WHERE c.account = t.account AND c.parent_id = t.id
 					AND agent_tasks.status_kind(c.status) <> 'terminal'
+				  ORDER BY c.id
 	LOOP
 		PERFORM agent_tasks.cancel_task(child, 'parent_cancelled');
 	END LOOP;

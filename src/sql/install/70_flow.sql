@@ -15,8 +15,9 @@ BEGIN
 	-- One writer of the dependency graph per account at a time, so that two
 	-- concurrent additions cannot close a cycle that neither of them sees.
 	PERFORM pg_advisory_xact_lock(hashtextextended('agent_tasks.dependencies:' || agent_tasks.current_account(), 0));
-	t := agent_tasks_internal.lock_task(task);
+	-- the blocker first: a finishing blocker locks its dependents after itself
 	blocker := agent_tasks_internal.lock_task(depends_on);
+	t := agent_tasks_internal.lock_task(task);
 	IF t.id = blocker.id THEN
 		PERFORM agent_tasks_internal.raise('PT409', 'a task cannot depend on itself',
 			format('task %s', t.id), NULL);

@@ -313,6 +313,29 @@ END
 $$;
 COMMENT ON FUNCTION agent_tasks.validate_json(jsonb, jsonb, text) IS 'Check a JSON document against a JSON Schema subset (type, enum, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, minimum, maximum); returns the violations, empty when it matches.';
 
+-- A run, locked after its task (see lock_task_in); a row of nulls when
+-- there is no such run.
+CREATE FUNCTION agent_tasks_internal.lock_run(account text, run uuid)
+	RETURNS agent_tasks_internal.runs
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	task uuid;
+	r agent_tasks_internal.runs;
+BEGIN
+	SELECT x.task_id INTO task FROM agent_tasks_internal.runs x
+	 WHERE x.account = lock_run.account AND x.id = run;
+	IF FOUND THEN
+		PERFORM agent_tasks_internal.lock_task_in(account, task);
+		SELECT * INTO r FROM agent_tasks_internal.runs x
+		 WHERE x.account = lock_run.account AND x.id = run
+		   FOR UPDATE;
+	END IF;
+	RETURN r;
+END
+$$;
+
 -- Outcomes of an attempt, shared by the executors and external workers -----
 
 CREATE FUNCTION agent_tasks_internal.record_usage(r agent_tasks_internal.runs, usage jsonb)
@@ -462,9 +485,8 @@ DECLARE
 	r agent_tasks_internal.runs;
 	declared text := CASE WHEN jsonb_typeof(result) = 'object' THEN result ->> 'status' END;
 BEGIN
-	SELECT * INTO r FROM agent_tasks_internal.runs x
-	 WHERE x.account = finish_sql_run.account AND x.id = run_id FOR UPDATE;
-	IF NOT FOUND OR r.status <> 'in_progress' THEN
+	r := agent_tasks_internal.lock_run(account, run_id);
+	IF r.id IS NULL OR r.status <> 'in_progress' THEN
 		PERFORM agent_tasks_internal.raise('PT409', 'the run is no longer in progress',
 			format('run %s is %s', run_id, coalesce(r.status, 'gone')),
 			'It was stopped or cancelled while the agent worked; its changes are rolled back.');
@@ -499,9 +521,8 @@ AS $$
 DECLARE
 	r agent_tasks_internal.runs;
 BEGIN
-	SELECT * INTO r FROM agent_tasks_internal.runs x
-	 WHERE x.account = run_errored.account AND x.id = run_id FOR UPDATE;
-	IF NOT FOUND OR r.status <> 'in_progress' THEN
+	r := agent_tasks_internal.lock_run(account, run_id);
+	IF r.id IS NULL OR r.status <> 'in_progress' THEN
 		RETURN;					-- stopped, cancelled or deleted: nothing to record
 	END IF;
 	PERFORM agent_tasks_internal.fail_attempt(r, error,
@@ -513,7 +534,9 @@ $$;
 
 -- Take the next runnable run of this kind, or NULL.  Claims of one kind are
 -- serialized (they are short) so that agents' concurrency limits hold
--- exactly; SKIP LOCKED passes over runs that a stop or cancel is changing.
+-- exactly.  A claim never waits for a row lock: it takes the run, its task
+-- and the task's ancestors with SKIP LOCKED, passing over runs that a stop
+-- or cancel is changing (which lock in the opposite order).
 CREATE FUNCTION agent_tasks_internal.claim_next(kind text, account text, agents uuid[],
 	worker text, lease interval)
 	RETURNS agent_tasks_internal.runs
@@ -522,14 +545,20 @@ CREATE FUNCTION agent_tasks_internal.claim_next(kind text, account text, agents 
 AS $$
 DECLARE
 	r agent_tasks_internal.runs;
+	t agent_tasks_internal.tasks;
 	agent agent_tasks_internal.agents;
+	passed uuid[] := '{}';
+	ancestors uuid[];
+	locked integer;
 BEGIN
 	PERFORM pg_advisory_xact_lock(hashtextextended('agent_tasks.claim:' || kind || ':' || coalesce(account, ''), 0));
 	LOOP
 		SELECT x.* INTO r
 		  FROM agent_tasks_internal.runs x
+		  JOIN agent_tasks_internal.tasks tx ON tx.account = x.account AND tx.id = x.task_id
 		  LEFT JOIN agent_tasks_internal.agents a ON a.account = x.account AND a.id = x.agent_id
 		 WHERE x.kind = claim_next.kind AND x.status = 'queued' AND x.due_at <= now()
+		   AND x.id <> ALL (passed)
 		   AND (claim_next.account IS NULL OR x.account = claim_next.account)
 		   AND (claim_next.agents IS NULL OR x.agent_id = ANY (claim_next.agents))
 		   AND (a.id IS NULL OR (SELECT count(*) FROM agent_tasks_internal.runs y
@@ -537,10 +566,29 @@ BEGIN
 									AND y.status = 'in_progress') < a.concurrency)
 		 ORDER BY x.priority DESC, x.due_at, x.id
 		 LIMIT 1
-		   FOR UPDATE OF x SKIP LOCKED;
+		   FOR UPDATE OF x, tx SKIP LOCKED;
 		IF NOT FOUND THEN
 			RETURN NULL;
 		END IF;
+		passed := passed || r.id;
+
+		SELECT * INTO t FROM agent_tasks_internal.tasks x WHERE x.account = r.account AND x.id = r.task_id;
+		IF t.parent_id IS NOT NULL THEN
+			WITH RECURSIVE up(id) AS (
+				SELECT t.parent_id
+				UNION ALL
+				SELECT p.parent_id FROM up JOIN agent_tasks_internal.tasks p
+				  ON p.account = r.account AND p.id = up.id
+				 WHERE p.parent_id IS NOT NULL
+			)
+			SELECT array_agg(up.id) INTO ancestors FROM up;
+			SELECT count(*) INTO locked
+			  FROM (SELECT 1 FROM agent_tasks_internal.tasks x
+					 WHERE x.account = r.account AND x.id = ANY (ancestors)
+					   FOR UPDATE SKIP LOCKED) l;
+			CONTINUE WHEN locked <> cardinality(ancestors);
+		END IF;
+
 		-- a run resumed by a person goes ahead even over budget
 		IF r.status_reason IS DISTINCT FROM 'resumed'
 			AND agent_tasks_internal.over_budget(r.account, r.task_id) THEN
@@ -606,7 +654,7 @@ CREATE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	account text := agent_tasks.current_account();
+	caller_account text := agent_tasks.current_account();
 	agent_ids uuid[];
 	r agent_tasks_internal.runs;
 	i integer;
@@ -622,16 +670,16 @@ BEGIN
 			'Use a lease between 1 second and 7 days; heartbeat_run() extends it.');
 	END IF;
 	IF agents IS NOT NULL THEN
-		agent_ids := ARRAY(SELECT agent_tasks_internal.agent_id(account, n) FROM unnest(agents) n);
+		agent_ids := ARRAY(SELECT agent_tasks_internal.agent_id(caller_account, n) FROM unnest(agents) n);
 		IF EXISTS (SELECT 1 FROM agent_tasks_internal.agents a
-					WHERE a.account = claim_runs.account AND a.id = ANY (agent_ids) AND a.kind <> 'external') THEN
+					WHERE a.account = caller_account AND a.id = ANY (agent_ids) AND a.kind <> 'external') THEN
 			PERFORM agent_tasks_internal.raise('PT400', 'only external agents can be claimed',
 				format('agents = %s', agents), 'sql, http and openai agents run inside the server.');
 		END IF;
 	END IF;
 	FOR i IN 1 .. claim_runs."limit"
 	LOOP
-		r := agent_tasks_internal.claim_next('external', account, agent_ids, worker,
+		r := agent_tasks_internal.claim_next('external', caller_account, agent_ids, worker,
 			coalesce(lease, current_setting('agent_tasks.default_lease')::interval));
 		EXIT WHEN r.id IS NULL;
 		run_id := r.id;
@@ -658,10 +706,8 @@ AS $$
 DECLARE
 	r agent_tasks_internal.runs;
 BEGIN
-	SELECT * INTO r FROM agent_tasks_internal.runs x
-	 WHERE x.account = agent_tasks.current_account() AND x.id = run
-	   FOR UPDATE;
-	IF NOT FOUND THEN
+	r := agent_tasks_internal.lock_run(agent_tasks.current_account(), run);
+	IF r.id IS NULL THEN
 		PERFORM agent_tasks_internal.raise('PT404', 'run not found', format('No run %s in this account.', run),
 			'Check the id: runs of other accounts are never visible.');
 	END IF;
@@ -798,18 +844,23 @@ CREATE FUNCTION agent_tasks_internal.recover_runs()
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	candidate record;
 	r agent_tasks_internal.runs;
 	n integer := 0;
 BEGIN
-	FOR r IN
-		SELECT x.* FROM agent_tasks_internal.runs x
+	FOR candidate IN
+		SELECT x.account, x.id FROM agent_tasks_internal.runs x
 		 WHERE x.status = 'in_progress'
 		   AND (x.lease_expires_at < now()
 				OR (x.kind IN ('sql', 'http', 'openai') AND x.started_at < agent_tasks_internal.server_life_started_at()))
 		 ORDER BY x.lease_expires_at
 		 LIMIT 1000
-		   FOR UPDATE OF x SKIP LOCKED
 	LOOP
+		r := agent_tasks_internal.lock_run(candidate.account, candidate.id);
+		-- it may have been finished or heartbeated meanwhile
+		CONTINUE WHEN r.status IS DISTINCT FROM 'in_progress'
+			OR NOT (r.lease_expires_at < now()
+					OR (r.kind IN ('sql', 'http', 'openai') AND r.started_at < agent_tasks_internal.server_life_started_at()));
 		PERFORM agent_tasks_internal.fail_attempt(r,
 			jsonb_build_object('message', 'the worker executing this run was lost', 'worker', r.worker),
 			'worker_lost', true);

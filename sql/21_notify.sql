@@ -1,0 +1,73 @@
+--
+-- 21_notify: every change sends a compact NOTIFY on channel agent_tasks
+-- after commit (never for a rollback).  psql would print the notifying
+-- backend's pid, so a second session (dblink) listens and the payloads are
+-- read from it; ids are compared, not printed.
+--
+\set SHOW_CONTEXT never
+RESET ROLE;
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT dblink_connect('listener', format('host=%s port=%s dbname=%s user=%s',
+	coalesce(nullif(split_part(current_setting('unix_socket_directories'), ',', 1), ''), '127.0.0.1'),
+	current_setting('port'), current_database(), current_user));
+SELECT dblink_exec('listener', 'LISTEN agent_tasks');
+
+-- Everything the listener received up to the sentinel (which this session
+-- sends after the changes, so that all of them arrive before it).
+CREATE FUNCTION pg_temp.received() RETURNS TABLE (n integer, payload jsonb)
+	LANGUAGE plpgsql
+AS $$
+DECLARE
+	got text[] := '{}';
+	r record;
+	deadline timestamptz := clock_timestamp() + interval '30 seconds';
+BEGIN
+	LOOP
+		FOR r IN SELECT * FROM dblink_get_notify('listener') LOOP
+			got := got || r.extra;
+		END LOOP;
+		EXIT WHEN 'sentinel' = ANY (got) OR clock_timestamp() > deadline;
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+	IF NOT 'sentinel' = ANY (got) THEN
+		RAISE EXCEPTION 'the listener received no sentinel within 30 seconds';
+	END IF;
+	RETURN QUERY SELECT o::integer, p::jsonb FROM unnest(got) WITH ORDINALITY AS u(p, o) WHERE p <> 'sentinel';
+END
+$$;
+GRANT EXECUTE ON FUNCTION pg_temp.received() TO PUBLIC;
+
+SET ROLE regress_app;
+SET agent_tasks.account = 'news';
+SET agent_tasks."user" = 'nia@example.com';
+SELECT (agent_tasks.create_task('Noisy')).id AS t \gset
+SELECT (agent_tasks.create_task('Other')).id AS o \gset
+-- a rolled back change sends nothing
+BEGIN;
+SELECT (agent_tasks.process_task(:'o')).status;
+ROLLBACK;
+-- changes of one transaction arrive together at commit, in order
+BEGIN;
+SELECT (agent_tasks.process_task(:'t')).status;
+SELECT (agent_tasks.set_task_status(:'t', 'in_progress')).status;
+COMMIT;
+SELECT (agent_tasks.update_task(:'t', '{"priority": 9}')).priority;
+SELECT (agent_tasks.set_assignees(:'t', ARRAY['ned@example.com'])).assignees;
+SELECT (agent_tasks.send_message(:'t', 'ping')).role;
+SELECT (agent_tasks.send_feedback(:'t', 'like')).feedback;
+SELECT (agent_tasks.archive_task(:'t')).archived;
+SELECT (agent_tasks.set_task_status(:'t', 'completed')).status;
+SELECT agent_tasks.delete_task(:'o');
+NOTIFY agent_tasks, 'sentinel';
+
+RESET ROLE;
+SELECT n, CASE payload ->> 'id' WHEN :'t' THEN 'Noisy' WHEN :'o' THEN 'Other' ELSE payload ->> 'id' END AS task,
+	   payload ->> 'account' AS account, payload ->> 'status' AS status, payload ->> 'event' AS event,
+	   (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(payload) k) AS keys,
+	   octet_length(payload::text) < 200 AS compact
+  FROM pg_temp.received() ORDER BY n;
+
+-- nothing after the sentinel; the listener is closed
+SELECT count(*) AS late FROM dblink_get_notify('listener');
+SELECT dblink_disconnect('listener');
+DROP EXTENSION dblink;
