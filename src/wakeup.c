@@ -115,6 +115,14 @@ deliver(void)
 		{
 			AtWorkerSlot *slot = &at_shared->workers[i];
 
+			/* the dispatcher has many runs in flight: it checks which stopped */
+			if (slot->pid != 0 && slot->type == AT_WORKER_DISPATCHER)
+			{
+				slot->cancel_requested = true;
+				if (slot->latch != NULL)
+					SetLatch(slot->latch);
+				continue;
+			}
 			if (slot->pid == 0 || !slot->has_run ||
 				memcmp(&slot->current_run, run, sizeof(pg_uuid_t)) != 0)
 				continue;
@@ -136,7 +144,9 @@ at_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (at_shared != NULL)
+			if (at_shared != NULL &&
+				(pending_executor_wakeups > 0 || pending_dispatcher_wakeups > 0 ||
+				 pending_tasks != NIL || pending_interrupts != NIL))
 				deliver();
 			break;
 		case XACT_EVENT_ABORT:
