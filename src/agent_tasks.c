@@ -14,6 +14,7 @@
 
 #include "agent_tasks.h"
 #include "shared_state.h"
+#include "url_policy.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -32,6 +33,11 @@ int			agent_tasks_executor_workers = 2;
 int			agent_tasks_poll_interval = 1000;
 int			agent_tasks_default_lease = 300;
 char	   *agent_tasks_worker = NULL;
+int			agent_tasks_http_max_in_flight = 64;
+bool		agent_tasks_allow_insecure_loopback = false;
+char	   *agent_tasks_http_allowed_cidrs = NULL;
+char	   *agent_tasks_http_resolve = NULL;
+double		agent_tasks_webhook_retry_scale = 1.0;
 
 void		_PG_init(void);
 
@@ -181,6 +187,56 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("agent_tasks.webhook_retry_scale",
+							 "Factor applied to every webhook and callback retry delay (1 = the documented schedule; tests use less).",
+							 "Retry-After sent by a receiver is honoured as it is, not scaled.",
+							 &agent_tasks_webhook_retry_scale,
+							 1.0,
+							 0.0, 1.0,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	/* HTTP dispatcher and URL policy (src/http_dispatcher.c, src/url_policy.c). */
+	DefineCustomIntVariable("agent_tasks.http_max_in_flight",
+							"Most HTTP requests (http and openai agents, webhooks) the dispatcher has in flight at once.",
+							NULL,
+							&agent_tasks_http_max_in_flight,
+							64,
+							1, 10000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("agent_tasks.allow_insecure_loopback",
+							 "Allow agent, callback and webhook URLs on loopback (127.0.0.0/8, ::1, localhost), also over plain http.",
+							 "For tests and local development.  Superuser only; set it in the server "
+							 "configuration (ALTER SYSTEM + pg_reload_conf()) for the dispatcher to see it.",
+							 &agent_tasks_allow_insecure_loopback,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("agent_tasks.http_allowed_cidrs",
+							   "Address ranges outbound requests may reach although they are private or reserved.",
+							   "Comma-separated CIDRs, e.g. '10.1.0.0/16, fd00:1::/64'.  Superuser only.",
+							   &agent_tasks_http_allowed_cidrs,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   at_allowed_cidrs_check, at_allowed_cidrs_assign, NULL);
+
+	DefineCustomStringVariable("agent_tasks.http_resolve",
+							   "Fixed name resolutions for the dispatcher, like curl --resolve.",
+							   "Comma-separated host:port:address entries (CURLOPT_RESOLVE).  Every resolved "
+							   "address is still checked against the URL policy.  Superuser only.",
+							   &agent_tasks_http_resolve,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("agent_tasks");
 

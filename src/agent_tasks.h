@@ -38,5 +38,10 @@ extern int	agent_tasks_executor_workers;
 extern int	agent_tasks_poll_interval;
 extern int	agent_tasks_default_lease;
 extern char *agent_tasks_worker;
+extern int	agent_tasks_http_max_in_flight;
+extern bool agent_tasks_allow_insecure_loopback;
+extern char *agent_tasks_http_allowed_cidrs;
+extern char *agent_tasks_http_resolve;
+extern double agent_tasks_webhook_retry_scale;
 
 #endif							/* AGENT_TASKS_H */

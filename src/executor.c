@@ -1,15 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * executor.c
- *	  The executor background worker: claims queued runs of `sql` agents and
- *	  executes each in a transaction of its own.  The agent function runs as
- *	  the role that created the agent, in a security-restricted operation,
- *	  with the agent's timeout; its result and the run's completion commit
- *	  together.  When the function raises, times out, or the run is stopped
- *	  under it, the transaction rolls back and the outcome is recorded in a
- *	  new one.  Everything about what an outcome means (retries, backoff,
- *	  validation, clarification) is decided in SQL, shared with external
- *	  workers.
+ *	  The executor background worker: claims queued runs of `sql` agents in
+ *	  batches and executes them.  Each agent function runs in a
+ *	  subtransaction of its own, as the role that created the agent, in a
+ *	  security-restricted operation, with the agent's timeout; its result and
+ *	  the run's completion are recorded in the same subtransaction.  When
+ *	  the function raises, times out, or the run is stopped under it, only
+ *	  that subtransaction rolls back and the outcome is recorded instead.
+ *	  A batch commits once, so one commit serves many runs; it commits early
+ *	  when its runs take long, so that results become visible promptly.
+ *	  What an outcome means (retries, backoff, validation, clarification) is
+ *	  decided in SQL, shared with external workers.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,6 +30,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timeout.h"
 #include "utils/uuid.h"
 #include "utils/wait_event.h"
@@ -35,6 +38,10 @@
 #include "agent_tasks.h"
 #include "shared_state.h"
 #include "worker.h"
+
+/* Runs claimed at once, and how long a batch may run before it commits. */
+#define EXECUTOR_BATCH_SIZE		16
+#define EXECUTOR_BATCH_MS		50
 
 typedef struct ClaimedRun
 {
@@ -48,43 +55,43 @@ typedef struct ClaimedRun
 static AtWorkerSlot *my_slot;
 static char *my_name;
 
-/* Claim one runnable run of a `sql` agent; false when there is none. */
-static bool
-claim_run(ClaimedRun *run, MemoryContext loop_context)
+/* Claim up to EXECUTOR_BATCH_SIZE runnable runs of `sql` agents. */
+static int
+claim_runs(ClaimedRun *runs, MemoryContext loop_context)
 {
-	bool		found = false;
-	Datum		arg = CStringGetTextDatum(my_name);
-	Oid			argtype = TEXTOID;
+	int			n = 0;
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(my_name), Int32GetDatum(EXECUTOR_BATCH_SIZE)};
 
 	at_worker_begin("agent_tasks: claiming");
 	if (at_extension_installed())
 	{
 		int			ret = SPI_execute_with_args(
 											   "SELECT account, run_id, call, run_as, timeout_ms "
-											   "FROM agent_tasks_internal.claim_sql_run($1)",
-											   1, &argtype, &arg, NULL, false, 1);
+											   "FROM agent_tasks_internal.claim_sql_runs($1, $2)",
+											   2, argtypes, args, NULL, false, 0);
 
 		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "claim_sql_run failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
+			elog(ERROR, "claim_sql_runs failed: %s", SPI_result_code_string(ret));
+
+		for (n = 0; n < (int) SPI_processed && n < EXECUTOR_BATCH_SIZE; n++)
 		{
-			HeapTuple	tuple = SPI_tuptable->vals[0];
+			HeapTuple	tuple = SPI_tuptable->vals[n];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
 			/* copy out of SPI memory, which goes away at commit */
 			MemoryContext spi = MemoryContextSwitchTo(loop_context);
 
-			run->account = SPI_getvalue(tuple, desc, 1);
-			run->run_id = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 2, &isnull));
-			run->call = SPI_getvalue(tuple, desc, 3);
-			run->run_as = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
-			run->timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull));
+			runs[n].account = SPI_getvalue(tuple, desc, 1);
+			runs[n].run_id = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 2, &isnull));
+			runs[n].call = SPI_getvalue(tuple, desc, 3);
+			runs[n].run_as = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
+			runs[n].timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull));
 			MemoryContextSwitchTo(spi);
-			found = true;
 		}
 	}
 	at_worker_commit();
-	return found;
+	return n;
 }
 
 static void
@@ -98,10 +105,7 @@ set_local(const char *name, const char *value)
 		elog(ERROR, "could not set %s", name);
 }
 
-/*
- * Call the agent function and record its result, in one transaction.
- * Errors propagate to the caller, which rolls back.
- */
+/* Call the agent function and record its result; errors propagate. */
 static void
 execute_run(ClaimedRun *run)
 {
@@ -113,9 +117,7 @@ execute_run(ClaimedRun *run)
 	bool		isnull;
 	int			ret;
 
-	at_worker_begin("agent_tasks: running an sql agent");
 	set_local("agent_tasks.account", run->account);
-
 	args[0] = CStringGetTextDatum(run->account);
 	args[1] = UUIDPGetDatum(&run->run_id);
 
@@ -144,10 +146,9 @@ execute_run(ClaimedRun *run)
 								3, argtypes, args, nulls, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "finish_sql_run failed: %s", SPI_result_code_string(ret));
-	at_worker_commit();
 }
 
-/* Record why the run's transaction rolled back, in a new transaction. */
+/* Record why the run's subtransaction rolled back. */
 static void
 record_failure(ClaimedRun *run, ErrorData *edata, bool cancel_requested)
 {
@@ -184,67 +185,117 @@ record_failure(ClaimedRun *run, ErrorData *edata, bool cancel_requested)
 	args[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(error.data));
 	args[3] = CStringGetTextDatum(reason);
 
-	at_worker_begin("agent_tasks: recording a failed run");
 	if (SPI_execute_with_args("SELECT agent_tasks_internal.run_errored($1, $2, $3, $4)",
 							  4, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "run_errored failed");
-	at_worker_commit();
 }
 
-/* Run one claimed run to an outcome; never lets an error escape. */
-static void
-process_run(ClaimedRun *run, MemoryContext loop_context)
+/*
+ * Run fn(run) in a subtransaction of the batch's transaction.  Returns the
+ * error (copied into loop_context) when it rolled back, else NULL.
+ */
+static ErrorData *
+in_subtransaction(void (*fn) (ClaimedRun *), ClaimedRun *run, MemoryContext loop_context)
 {
+	MemoryContext outer_context = CurrentMemoryContext;
+	ResourceOwner outer_owner = CurrentResourceOwner;
 	ErrorData  *edata = NULL;
-	bool		cancel_requested;
 
-	at_worker_set_state(my_slot, AT_STATE_RUNNING, &run->run_id);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(outer_context);
 	PG_TRY();
 	{
-		execute_run(run);
+		fn(run);
+		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		MemoryContextSwitchTo(loop_context);
 		edata = CopyErrorData();
 		FlushErrorState();
-		AbortCurrentTransaction();
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(outer_context);
+	CurrentResourceOwner = outer_owner;
+	return edata;
+}
+
+/* The failure record_current_failure() writes, set just before the call. */
+static ErrorData *failed_error;
+static bool failed_cancel_requested;
+
+static void
+record_current_failure(ClaimedRun *run)
+{
+	record_failure(run, failed_error, failed_cancel_requested);
+}
+
+/* Execute one run of the batch to an outcome; never lets an error escape. */
+static void
+process_run(ClaimedRun *run, MemoryContext loop_context)
+{
+	ErrorData  *edata;
+	ErrorData  *second;
+
+	at_worker_set_state(my_slot, AT_STATE_RUNNING, &run->run_id);
+	edata = in_subtransaction(execute_run, run, loop_context);
+	if (edata == NULL)
+		return;
 
 	LWLockAcquire(at_shared->lock, LW_SHARED);
-	cancel_requested = my_slot->cancel_requested;
+	failed_cancel_requested = my_slot->cancel_requested;
 	LWLockRelease(at_shared->lock);
-	/* a cancel that came after the function returned is moot */
 	QueryCancelPending = false;
-
-	if (edata == NULL)
-	{
-		at_worker_set_state(my_slot, AT_STATE_IDLE, NULL);
-		return;
-	}
 
 	at_worker_set_state(my_slot, AT_STATE_RECORDING, &run->run_id);
 	at_worker_set_error(my_slot, edata->message ? edata->message : "unknown error", true);
-	PG_TRY();
-	{
-		record_failure(run, edata, cancel_requested);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *second;
-
-		MemoryContextSwitchTo(loop_context);
-		second = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
+	failed_error = edata;
+	second = in_subtransaction(record_current_failure, run, loop_context);
+	if (second != NULL)
 		/* the lease runs out and recovery takes the run over */
 		ereport(LOG,
 				(errmsg("agent_tasks %s could not record the failure of a run: %s",
 						my_name, second->message)));
+}
+
+/* Execute a claimed batch, committing every EXECUTOR_BATCH_MS or so. */
+static void
+process_batch(ClaimedRun *runs, int n, MemoryContext loop_context)
+{
+	int			i = 0;
+
+	while (i < n)
+	{
+		TimestampTz started = GetCurrentTimestamp();
+
+		PG_TRY();
+		{
+			at_worker_begin("agent_tasks: running sql agents");
+			do
+			{
+				process_run(&runs[i++], loop_context);
+			} while (i < n && !TimestampDifferenceExceeds(started, GetCurrentTimestamp(), EXECUTOR_BATCH_MS));
+			at_worker_set_state(my_slot, AT_STATE_RECORDING, NULL);
+			at_worker_commit();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			/* the commit failed: the runs stay leased and are recovered */
+			MemoryContextSwitchTo(loop_context);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			at_worker_set_error(my_slot, edata->message, false);
+			ereport(LOG,
+					(errmsg("agent_tasks %s could not commit a batch of runs: %s",
+							my_name, edata->message)));
+		}
+		PG_END_TRY();
 	}
-	PG_END_TRY();
 	at_worker_set_state(my_slot, AT_STATE_IDLE, NULL);
 }
 
@@ -262,8 +313,8 @@ at_executor_main(Datum main_arg)
 
 	for (;;)
 	{
-		ClaimedRun	run;
-		bool		claimed = false;
+		ClaimedRun	runs[EXECUTOR_BATCH_SIZE];
+		int			claimed = 0;
 
 		MemoryContextSwitchTo(loop_context);
 		QueryCancelPending = false;		/* a late cancel of a finished run */
@@ -277,7 +328,7 @@ at_executor_main(Datum main_arg)
 		at_worker_set_state(my_slot, AT_STATE_CLAIMING, NULL);
 		PG_TRY();
 		{
-			claimed = claim_run(&run, loop_context);
+			claimed = claim_runs(runs, loop_context);
 		}
 		PG_CATCH();
 		{
@@ -288,18 +339,18 @@ at_executor_main(Datum main_arg)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			at_worker_set_error(my_slot, edata->message, false);
-			ereport(LOG, (errmsg("agent_tasks %s could not claim a run: %s", my_name, edata->message)));
+			ereport(LOG, (errmsg("agent_tasks %s could not claim runs: %s", my_name, edata->message)));
 		}
 		PG_END_TRY();
 
-		if (claimed)
-			process_run(&run, loop_context);
+		if (claimed > 0)
+			process_batch(runs, claimed, loop_context);
 
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_context);
 
-		/* after a run, look for the next one before sleeping */
-		if (claimed)
+		/* after a batch, look for more before sleeping */
+		if (claimed > 0)
 			continue;
 
 		at_worker_set_state(my_slot, AT_STATE_IDLE, NULL);

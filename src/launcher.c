@@ -3,7 +3,8 @@
  * launcher.c
  *	  The launcher background worker: registered from _PG_init when the
  *	  library is preloaded, it connects to agent_tasks.database, starts the
- *	  executors (and restarts any that die), and recovers runs whose worker
+ *	  executors and the HTTP dispatcher (and restarts any that die), and
+ *	  recovers runs whose worker
  *	  is gone: expired leases, and runs that a previous server life left in
  *	  progress.  Also the transaction helpers every worker uses.
  *
@@ -122,6 +123,31 @@ start_executor(int number, BackgroundWorkerHandle **handle)
 	}
 }
 
+/* The HTTP dispatcher (src/http_dispatcher.c): one per database. */
+static void
+start_dispatcher(BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does it */
+	strlcpy(worker.bgw_library_name, "agent_tasks", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "at_dispatcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "agent_tasks dispatcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "agent_tasks dispatcher", BGW_MAXLEN);
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, handle))
+	{
+		*handle = NULL;
+		ereport(WARNING,
+				(errmsg("agent_tasks could not start the HTTP dispatcher"),
+				 errhint("Raise max_worker_processes (agent_tasks needs agent_tasks.executor_workers + 2).")));
+	}
+}
+
 static bool
 worker_is_running(BackgroundWorkerHandle *handle)
 {
@@ -167,6 +193,7 @@ void
 at_launcher_main(Datum main_arg)
 {
 	BackgroundWorkerHandle **executors;
+	BackgroundWorkerHandle *dispatcher = NULL;
 	MemoryContext loop_context;
 	AtWorkerSlot *slot;
 	int			i;
@@ -188,6 +215,14 @@ at_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		if (!worker_is_running(dispatcher))
+		{
+			if (dispatcher != NULL)
+				pfree(dispatcher);
+			MemoryContextSwitchTo(TopMemoryContext);
+			start_dispatcher(&dispatcher);
+			MemoryContextSwitchTo(loop_context);
+		}
 		for (i = 0; i < agent_tasks_executor_workers; i++)
 			if (!worker_is_running(executors[i]))
 			{

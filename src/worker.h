@@ -21,5 +21,6 @@ extern bool at_extension_installed(void);
 
 extern PGDLLEXPORT void at_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void at_executor_main(Datum main_arg);
+extern PGDLLEXPORT void at_dispatcher_main(Datum main_arg);
 
 #endif							/* AGENT_TASKS_WORKER_H */

@@ -73,11 +73,24 @@ CREATE FUNCTION agent_tasks_internal.check_url(field text, url text)
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	reason text;
 BEGIN
-	IF url IS NOT NULL AND (url !~ '^https?://[^\s/]+' OR length(url) > 2000) THEN
+	IF url IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF url !~ '^https?://[^\s/]+' OR length(url) > 2000 THEN
 		PERFORM agent_tasks_internal.raise('PT400', format('%s is not a valid URL', field),
 			format('%s = %s', field, quote_literal(left(url, 200))),
 			'Use an absolute https:// URL of at most 2000 characters.');
+	END IF;
+	-- the outbound URL policy (SSRF protection), src/url_policy.c
+	reason := agent_tasks_internal.url_policy_violation(url);
+	IF reason IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s is not allowed: %s', field, reason),
+			format('%s = %s', field, quote_literal(left(url, 200))),
+			'Use a public https:// URL without user information. For local development a superuser can '
+			'set agent_tasks.allow_insecure_loopback; private ranges can be allowed with agent_tasks.http_allowed_cidrs.');
 	END IF;
 	RETURN url;
 END

@@ -47,6 +47,25 @@ CREATE TRIGGER run_signals
 	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
 	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.run_signals();
 
+-- Progress reports join the trail (SECURITY DEFINER: only triggers write
+-- activities).
+CREATE FUNCTION agent_tasks_internal.run_progressed() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.task_id, 'progress',
+		jsonb_strip_nulls(jsonb_build_object('phase', NEW.phase, 'message', NEW.progress)),
+		run_id => NEW.id);
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER run_progressed
+	AFTER UPDATE OF phase, progress ON agent_tasks_internal.runs
+	FOR EACH ROW WHEN (OLD.phase IS DISTINCT FROM NEW.phase OR OLD.progress IS DISTINCT FROM NEW.progress)
+	EXECUTE FUNCTION agent_tasks_internal.run_progressed();
+
 CREATE FUNCTION agent_tasks_internal.task_signals() RETURNS trigger
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
@@ -344,27 +363,27 @@ CREATE FUNCTION agent_tasks_internal.record_usage(r agent_tasks_internal.runs, u
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	tokens bigint;
-	cost numeric;
+	n_tokens bigint;
+	n_cost numeric;
 BEGIN
 	IF usage IS NULL OR jsonb_typeof(usage) <> 'object' OR usage = '{}' THEN
 		RETURN;
 	END IF;
 	BEGIN
-		tokens := coalesce((usage ->> 'total_tokens')::bigint, (usage ->> 'tokens')::bigint,
+		n_tokens := coalesce((usage ->> 'total_tokens')::bigint, (usage ->> 'tokens')::bigint,
 						   (usage ->> 'prompt_tokens')::bigint + (usage ->> 'completion_tokens')::bigint, 0);
-		cost := coalesce((usage ->> 'cost')::numeric, 0);
+		n_cost := coalesce((usage ->> 'cost')::numeric, 0);
 	EXCEPTION WHEN data_exception THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid usage',
 			format('usage = %s', left(usage::text, 200)),
 			'Report {"total_tokens": <integer>, "cost": <number>} (or prompt_tokens and completion_tokens).');
 	END;
 	UPDATE agent_tasks_internal.runs x
-	   SET usage = x.usage || usage, tokens = x.tokens + record_usage.tokens, cost = x.cost + record_usage.cost
+	   SET usage = x.usage || record_usage.usage, tokens = x.tokens + n_tokens, cost = x.cost + n_cost
 	 WHERE x.account = r.account AND x.id = r.id;
-	IF record_usage.tokens <> 0 OR record_usage.cost <> 0 THEN
+	IF n_tokens <> 0 OR n_cost <> 0 THEN
 		UPDATE agent_tasks_internal.agents a
-		   SET used_tokens = a.used_tokens + record_usage.tokens, used_cost = a.used_cost + record_usage.cost
+		   SET used_tokens = a.used_tokens + n_tokens, used_cost = a.used_cost + n_cost
 		 WHERE a.account = r.account AND a.id = r.agent_id;
 	END IF;
 END
@@ -608,8 +627,8 @@ BEGIN
 END
 $$;
 
--- For the executors: the next run of an sql agent and how to call it.
-CREATE FUNCTION agent_tasks_internal.claim_sql_run(worker text,
+-- For the executors: up to max runs of sql agents, and how to call each.
+CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
 	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer)
 	RETURNS SETOF record
 	LANGUAGE plpgsql VOLATILE
@@ -619,30 +638,31 @@ DECLARE
 	r agent_tasks_internal.runs;
 	a agent_tasks_internal.agents;
 	fn text;
+	claimed integer := 0;
 BEGIN
+	WHILE claimed < max
 	LOOP
 		r := agent_tasks_internal.claim_next('sql', NULL, NULL, worker, NULL);
-		IF r.id IS NULL THEN
-			RETURN;
-		END IF;
+		EXIT WHEN r.id IS NULL;
 		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
 		SELECT format('%I.%I', n.nspname, p.proname) INTO fn
 		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
 		run_as := (SELECT oid FROM pg_roles WHERE rolname = a.run_as);
-		IF fn IS NOT NULL AND run_as IS NOT NULL THEN
-			EXIT;
+		IF fn IS NULL OR run_as IS NULL THEN
+			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message',
+				CASE WHEN fn IS NULL THEN format('agent function %s does not exist', a.target)
+					 ELSE format('role %s of the agent does not exist', a.run_as) END), 'error', false);
+			CONTINUE;
 		END IF;
-		PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message',
-			CASE WHEN fn IS NULL THEN format('agent function %s does not exist', a.target)
-				 ELSE format('role %s of the agent does not exist', a.run_as) END), 'error', false);
+		account := r.account;
+		run_id := r.id;
+		call := format('SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r'
+					   ' ON r.account = t.account AND r.task_id = t.id WHERE r.account = $1 AND r.id = $2', fn);
+		timeout_ms := (extract(epoch FROM a.timeout) * 1000)::integer;
+		claimed := claimed + 1;
+		RETURN NEXT;
 	END LOOP;
-	account := r.account;
-	run_id := r.id;
-	call := format('SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r'
-				   ' ON r.account = t.account AND r.task_id = t.id WHERE r.account = $1 AND r.id = $2', fn);
-	timeout_ms := (extract(epoch FROM a.timeout) * 1000)::integer;
-	RETURN NEXT;
 END
 $$;
 
@@ -716,7 +736,15 @@ BEGIN
 			format('run %s is %s', run, r.status),
 			'It was stopped, cancelled, finished or re-queued; claim new work with claim_runs().');
 	END IF;
-	IF worker IS NOT NULL AND r.worker IS DISTINCT FROM worker THEN
+	IF r.kind = 'http' THEN
+		-- an http agent answers with the run token it was sent (src/sql/install/83_http_agents.sql)
+		IF NOT agent_tasks_internal.verify_run_token(run, worker) THEN
+			PERFORM agent_tasks_internal.raise('PT403', 'a valid run token is required',
+				format('run %s belongs to an http agent; worker must be the run_token of its request', run),
+				'Pass the run_token the agent received (rt_...) as worker.');
+		END IF;
+		worker := NULL;			-- never let the token into activities
+	ELSIF worker IS NOT NULL AND r.worker IS DISTINCT FROM worker THEN
 		PERFORM agent_tasks_internal.raise('PT409', 'the run is claimed by another worker',
 			format('run %s is held by %s, not %s', run, r.worker, worker), NULL);
 	END IF;
@@ -767,8 +795,6 @@ BEGIN
 		   lease_expires_at = greatest(x.lease_expires_at,
 			   now() + current_setting('agent_tasks.default_lease')::interval)
 	 WHERE x.account = r.account AND x.id = r.id;
-	PERFORM agent_tasks_internal.log_activity(r.account, r.task_id, 'progress',
-		jsonb_strip_nulls(jsonb_build_object('phase', phase, 'message', message)), run_id => r.id);
 	IF data ? 'usage' THEN
 		PERFORM agent_tasks_internal.record_usage(r, data -> 'usage');
 		IF agent_tasks_internal.over_budget(r.account, r.task_id) THEN

@@ -1,0 +1,1254 @@
+/*-------------------------------------------------------------------------
+ *
+ * http_dispatcher.c
+ *	  The HTTP dispatcher background worker: one process that drives
+ *	  libcurl's multi interface with up to agent_tasks.http_max_in_flight
+ *	  requests in flight, for runs of `http` and `openai` agents
+ *	  (agent_tasks_internal.claim_http_runs / finish_http_run) and for
+ *	  webhook deliveries (claim_webhook_deliveries / finish_webhook_delivery,
+ *	  src/sql/install/85_webhooks.sql, used when installed).
+ *
+ *	  A request's life: claimed and committed in a short transaction, sent
+ *	  with no transaction open, its outcome (response, timeout, connection
+ *	  error, refusal by the URL policy) recorded in another short
+ *	  transaction, batched with the other requests that ended meanwhile,
+ *	  each in a subtransaction so that one bad row cannot lose the others.
+ *	  What an outcome means is decided in SQL.
+ *
+ *	  Event loop: one WaitEventSet holds our latch, postmaster death and
+ *	  every socket libcurl asks us to watch (CURLMOPT_SOCKETFUNCTION); its
+ *	  timeout is libcurl's next timer (CURLMOPT_TIMERFUNCTION), bounded by
+ *	  agent_tasks.poll_interval.  So the process sleeps in one place and
+ *	  reacts at once to both a commit that queued work (wake_workers sets
+ *	  the latch) and network activity, without polling.  The set is rebuilt
+ *	  when libcurl's socket set changes (PostgreSQL 15's WaitEventSet
+ *	  cannot remove a socket).
+ *
+ *	  libcurl callbacks are plain C: they use malloc, never palloc or
+ *	  ereport, and report failures through the request they belong to.
+ *	  Each request's handle, header list and buffers are freed when it ends;
+ *	  the multi handle at process exit.  SSRF: every address libcurl is
+ *	  about to connect to passes through CURLOPT_OPENSOCKETFUNCTION and the
+ *	  URL policy (src/url_policy.c); only https (http for allowed loopback),
+ *	  no redirects, no proxy from the environment, TLS verification on.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+#include "utils/wait_event.h"
+
+#include "agent_tasks.h"
+#include "shared_state.h"
+#include "url_policy.h"
+#include "worker.h"
+
+#define HEADER_BUFFER_MAX	16384
+#define CONNECT_TIMEOUT_MS	10000
+
+typedef enum RequestKind
+{
+	REQ_RUN,					/* a run of an http or openai agent */
+	REQ_DELIVERY				/* a webhook delivery attempt */
+} RequestKind;
+
+/* One request, from claim to record.  malloc'd: callbacks touch it. */
+typedef struct Request
+{
+	struct Request *next;
+	RequestKind kind;
+	char	   *account;
+	pg_uuid_t	id;
+	CURL	   *easy;
+	struct curl_slist *headers;
+	struct curl_slist *resolve;
+	char	   *url;
+	char	   *body;
+	size_t		body_len;
+	int			timeout_ms;
+	AtUrlInfo	url_info;
+	char		host[256];
+	TimestampTz started;
+
+	/* response, filled by the callbacks */
+	char	   *resp;
+	size_t		resp_len;
+	size_t		resp_cap;
+	size_t		resp_max;
+	bool		truncated;
+	char	   *hdrs;
+	size_t		hdrs_len;
+	char		policy_error[AT_POLICY_REASON_LEN];
+	char		errbuf[CURL_ERROR_SIZE];
+
+	/* outcome */
+	long		status;			/* 0 when no response */
+	char	   *error;			/* malloc'd; NULL when a response came */
+	int			latency_ms;
+} Request;
+
+typedef struct SockEntry
+{
+	curl_socket_t fd;
+	int			what;			/* CURL_POLL_IN / OUT / INOUT */
+} SockEntry;
+
+static AtWorkerSlot *my_slot;
+static const char *my_name = "dispatcher";
+
+static CURLM *multi = NULL;
+static Request *in_flight = NULL;	/* linked list */
+static int	n_in_flight = 0;
+static Request *done = NULL;	/* ended, to be recorded */
+
+static SockEntry *socks = NULL;
+static int	n_socks = 0;
+static int	socks_cap = 0;
+static bool socks_changed = true;
+static bool curl_failed = false;	/* a callback could not allocate */
+
+static long curl_timer_ms = -1; /* -1: no timer */
+static TimestampTz curl_timer_at = 0;
+
+/* Saved plans (kept across transactions; dropped after an error). */
+static SPIPlanPtr plan_claim_runs = NULL;
+static SPIPlanPtr plan_claim_deliveries = NULL;
+static SPIPlanPtr plan_finish_run = NULL;
+static SPIPlanPtr plan_finish_delivery = NULL;
+
+/* ---------------------------------------------------------------------
+ * libcurl callbacks: plain C, no palloc, no ereport.
+ * --------------------------------------------------------------------- */
+
+static size_t
+write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	Request    *req = (Request *) userp;
+	size_t		n = size * nmemb;
+	size_t		room = req->resp_max - req->resp_len;
+
+	if (n > room)
+	{
+		/* keep what fits, then stop reading: the body is capped */
+		n = room;
+		req->truncated = true;
+	}
+	if (req->resp_len + n + 1 > req->resp_cap)
+	{
+		size_t		cap = Max(req->resp_cap * 2, 4096);
+		char	   *p;
+
+		while (cap < req->resp_len + n + 1)
+			cap *= 2;
+		p = realloc(req->resp, cap);
+		if (p == NULL)
+			return 0;			/* aborts the transfer: CURLE_WRITE_ERROR */
+		req->resp = p;
+		req->resp_cap = cap;
+	}
+	memcpy(req->resp + req->resp_len, data, n);
+	req->resp_len += n;
+	req->resp[req->resp_len] = '\0';
+	return req->truncated ? 0 : size * nmemb;
+}
+
+static size_t
+header_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	Request    *req = (Request *) userp;
+	size_t		n = size * nmemb;
+
+	/* a new status line (after 100 Continue, say) starts the headers over */
+	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+		req->hdrs_len = 0;
+	if (req->hdrs == NULL)
+	{
+		req->hdrs = malloc(HEADER_BUFFER_MAX + 1);
+		if (req->hdrs == NULL)
+			return n;			/* headers are a nicety: go on without */
+		req->hdrs_len = 0;
+	}
+	if (req->hdrs_len + n <= HEADER_BUFFER_MAX)
+	{
+		memcpy(req->hdrs + req->hdrs_len, data, n);
+		req->hdrs_len += n;
+		req->hdrs[req->hdrs_len] = '\0';
+	}
+	return n;
+}
+
+/* Every connection: is this resolved address allowed?  (DNS rebinding) */
+static curl_socket_t
+opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	Request    *req = (Request *) clientp;
+
+	if (purpose != CURLSOCKTYPE_IPCXN)
+		return CURL_SOCKET_BAD;
+	if (at_address_violation(&address->addr, req->url_info.loopback_ok, req->host,
+							 req->policy_error, sizeof(req->policy_error)) != NULL)
+		return CURL_SOCKET_BAD;
+	return socket(address->family, address->socktype, address->protocol);
+}
+
+static int
+socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	int			i;
+
+	for (i = 0; i < n_socks; i++)
+		if (socks[i].fd == fd)
+			break;
+	if (what == CURL_POLL_REMOVE)
+	{
+		if (i < n_socks)
+		{
+			socks[i] = socks[n_socks - 1];
+			n_socks--;
+			socks_changed = true;
+		}
+		return 0;
+	}
+	if (i == n_socks)
+	{
+		if (n_socks == socks_cap)
+		{
+			int			cap = Max(socks_cap * 2, 64);
+			SockEntry  *p = realloc(socks, sizeof(SockEntry) * cap);
+
+			if (p == NULL)
+			{
+				curl_failed = true;
+				return -1;
+			}
+			socks = p;
+			socks_cap = cap;
+		}
+		socks[n_socks].fd = fd;
+		socks[n_socks].what = 0;
+		n_socks++;
+	}
+	if (socks[i].what != what)
+	{
+		socks[i].what = what;
+		socks_changed = true;
+	}
+	return 0;
+}
+
+static int
+timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	curl_timer_ms = timeout_ms;
+	if (timeout_ms >= 0)
+		curl_timer_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Requests
+ * --------------------------------------------------------------------- */
+
+static void
+request_free(Request *req)
+{
+	if (req->easy != NULL)
+		curl_easy_cleanup(req->easy);
+	curl_slist_free_all(req->headers);
+	curl_slist_free_all(req->resolve);
+	free(req->account);
+	free(req->url);
+	free(req->body);
+	free(req->resp);
+	free(req->hdrs);
+	free(req->error);
+	free(req);
+}
+
+static void
+request_end(Request *req, const char *error)
+{
+	req->latency_ms = (int) Min((GetCurrentTimestamp() - req->started) / 1000, INT_MAX);
+	if (error != NULL && req->error == NULL)
+		req->error = strdup(error);
+	req->next = done;
+	done = req;
+}
+
+static void
+unlink_in_flight(Request *req)
+{
+	Request   **p;
+
+	for (p = &in_flight; *p != NULL; p = &(*p)->next)
+		if (*p == req)
+		{
+			*p = req->next;
+			n_in_flight--;
+			return;
+		}
+}
+
+/* Host of an allowed URL, for messages (the URL policy parsed it already). */
+static void
+url_host(const char *url, char *host, size_t len)
+{
+	const char *p = strstr(url, "://");
+	size_t		n;
+
+	p = p ? p + 3 : url;
+	n = strcspn(p, "/?#");
+	if (n >= len)
+		n = len - 1;
+	memcpy(host, p, n);
+	host[n] = '\0';
+}
+
+static struct curl_slist *
+resolve_list(void)
+{
+	struct curl_slist *list = NULL;
+	char	   *copy;
+	char	   *tok;
+	char	   *save = NULL;
+
+	if (agent_tasks_http_resolve == NULL || agent_tasks_http_resolve[0] == '\0')
+		return NULL;
+	copy = strdup(agent_tasks_http_resolve);
+	if (copy == NULL)
+		return NULL;
+	for (tok = strtok_r(copy, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save))
+	{
+		struct curl_slist *next = curl_slist_append(list, tok);
+
+		if (next != NULL)
+			list = next;
+	}
+	free(copy);
+	return list;
+}
+
+/* Hand a claimed request to libcurl, or end it at once with the reason. */
+static void
+request_start(Request *req)
+{
+	char		reason[AT_POLICY_REASON_LEN];
+	const char *violation;
+	CURL	   *easy;
+
+	req->started = GetCurrentTimestamp();
+	violation = at_url_violation(req->url, &req->url_info, reason, sizeof(reason));
+	if (violation != NULL)
+	{
+		char		msg[AT_POLICY_REASON_LEN + 32];
+
+		snprintf(msg, sizeof(msg), "URL not allowed: %s", violation);
+		request_end(req, msg);
+		return;
+	}
+	url_host(req->url, req->host, sizeof(req->host));
+	req->resolve = resolve_list();
+
+	easy = curl_easy_init();
+	if (easy == NULL)
+	{
+		request_end(req, "could not create a libcurl handle");
+		return;
+	}
+	req->easy = easy;
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+	curl_easy_setopt(easy, CURLOPT_URL, req->url);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_len);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "agent_tasks/0.1");
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, req->url_info.plain_http ? "http,https" : "https");
+	curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	curl_easy_setopt(easy, CURLOPT_PROXY, "");	/* never a proxy from the environment */
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) req->timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(req->timeout_ms, CONNECT_TIMEOUT_MS));
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, req);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->errbuf);
+	if (req->resolve != NULL)
+		curl_easy_setopt(easy, CURLOPT_RESOLVE, req->resolve);
+
+	if (curl_multi_add_handle(multi, easy) != CURLM_OK)
+	{
+		request_end(req, "could not start the request (libcurl)");
+		return;
+	}
+	req->next = in_flight;
+	in_flight = req;
+	n_in_flight++;
+}
+
+/* A transfer ended: take it out of libcurl and note its outcome. */
+static void
+request_finished(Request *req, CURLcode rc)
+{
+	char		msg[AT_POLICY_REASON_LEN + CURL_ERROR_SIZE + 64];
+
+	curl_multi_remove_handle(multi, req->easy);
+	unlink_in_flight(req);
+	curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
+
+	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && req->truncated && req->status > 0))
+	{
+		request_end(req, NULL);
+		return;
+	}
+	req->status = 0;
+	if (req->policy_error[0] != '\0' &&
+		(rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT))
+		snprintf(msg, sizeof(msg), "%s", req->policy_error);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		snprintf(msg, sizeof(msg), "timed out after %d ms%s%s", req->timeout_ms,
+				 req->errbuf[0] ? ": " : "", req->errbuf);
+	else
+		snprintf(msg, sizeof(msg), "%s%s%s", curl_easy_strerror(rc),
+				 req->errbuf[0] ? ": " : "", req->errbuf);
+	request_end(req, msg);
+}
+
+static void
+collect_finished(void)
+{
+	CURLMsg    *m;
+	int			left;
+
+	while ((m = curl_multi_info_read(multi, &left)) != NULL)
+	{
+		Request    *req = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &req);
+		if (req != NULL)
+			request_finished(req, m->data.result);
+	}
+}
+
+/* Abort a request whose run was stopped or cancelled: nothing to record. */
+static void
+request_abort(Request *req)
+{
+	curl_multi_remove_handle(multi, req->easy);
+	unlink_in_flight(req);
+	request_free(req);
+}
+
+/* At process exit: let go of every handle. */
+static void
+dispatcher_cleanup(int code, Datum arg)
+{
+	Request    *req;
+
+	while (in_flight != NULL)
+	{
+		req = in_flight;
+		in_flight = req->next;
+		curl_multi_remove_handle(multi, req->easy);
+		request_free(req);
+	}
+	while (done != NULL)
+	{
+		req = done;
+		done = req->next;
+		request_free(req);
+	}
+	if (multi != NULL)
+		curl_multi_cleanup(multi);
+	multi = NULL;
+	free(socks);
+	socks = NULL;
+	curl_global_cleanup();
+}
+
+/* ---------------------------------------------------------------------
+ * SQL side: claim, record, check for stopped runs
+ * --------------------------------------------------------------------- */
+
+static void
+forget_plans(void)
+{
+	/* after an error they may be stale (extension dropped); prepare again */
+	if (plan_claim_runs)
+		SPI_freeplan(plan_claim_runs);
+	if (plan_claim_deliveries)
+		SPI_freeplan(plan_claim_deliveries);
+	if (plan_finish_run)
+		SPI_freeplan(plan_finish_run);
+	if (plan_finish_delivery)
+		SPI_freeplan(plan_finish_delivery);
+	plan_claim_runs = plan_claim_deliveries = plan_finish_run = plan_finish_delivery = NULL;
+}
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep a plan");
+	return plan;
+}
+
+static bool
+function_exists(const char *name, int nargs, Oid *argtypes)
+{
+	List	   *names = list_make2(makeString("agent_tasks_internal"), makeString(pstrdup(name)));
+
+	return OidIsValid(LookupFuncName(names, nargs, argtypes, true));
+}
+
+static char *
+malloc_copy(const char *s, size_t len)
+{
+	char	   *p = malloc(len + 1);
+
+	if (p == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+/* "Name: value" lines from a jsonb object; CR/LF never pass. */
+static struct curl_slist *
+header_list(Jsonb *headers)
+{
+	struct curl_slist *list = NULL;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *name = NULL;
+
+	list = curl_slist_append(list, "Expect:");	/* no 100-continue round trip */
+	if (headers == NULL || !JB_ROOT_IS_OBJECT(headers))
+		return list;
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && name != NULL && v.type == jbvString)
+		{
+			char	   *value = pnstrdup(v.val.string.val, v.val.string.len);
+
+			if (strpbrk(name, "\r\n:") == NULL && strpbrk(value, "\r\n") == NULL)
+			{
+				char	   *line = psprintf("%s: %s", name, value);
+				struct curl_slist *next = curl_slist_append(list, line);
+
+				if (next == NULL)
+				{
+					curl_slist_free_all(list);
+					ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+				}
+				list = next;
+			}
+		}
+	}
+	return list;
+}
+
+/* Rows of a claim query become requests (on the list *out). */
+static int
+take_claimed(RequestKind kind, Request **out)
+{
+	uint64		i;
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		bool		isnull;
+		Datum		d;
+		Request    *req = calloc(1, sizeof(Request));
+		char	   *s;
+
+		if (req == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		req->kind = kind;
+		req->next = *out;
+		*out = req;
+
+		s = SPI_getvalue(tuple, desc, 1);
+		req->account = malloc_copy(s ? s : "", s ? strlen(s) : 0);
+		d = SPI_getbinval(tuple, desc, 2, &isnull);
+		if (!isnull)
+			req->id = *DatumGetUUIDP(d);
+		s = SPI_getvalue(tuple, desc, 3);
+		req->url = malloc_copy(s ? s : "", s ? strlen(s) : 0);
+		d = SPI_getbinval(tuple, desc, 4, &isnull);
+		req->headers = header_list(isnull ? NULL : DatumGetJsonbP(d));
+		d = SPI_getbinval(tuple, desc, 5, &isnull);
+		if (isnull)
+			req->body = malloc_copy("", 0);
+		else
+		{
+			text	   *t = DatumGetTextPP(d);
+
+			req->body_len = VARSIZE_ANY_EXHDR(t);
+			req->body = malloc_copy(VARDATA_ANY(t), req->body_len);
+		}
+		d = SPI_getbinval(tuple, desc, 6, &isnull);
+		req->timeout_ms = isnull ? 15000 : Max(DatumGetInt32(d), 1);
+		d = SPI_getbinval(tuple, desc, 7, &isnull);
+		req->resp_max = isnull ? 1048576 : (size_t) Max(DatumGetInt32(d), 1024);
+	}
+	return (int) SPI_processed;
+}
+
+/*
+ * Claim up to room requests (runs, then deliveries, sharing the room) and
+ * start them after the claim has committed.  Returns how many were claimed.
+ */
+static int
+claim_and_start(int room, MemoryContext loop_context)
+{
+	Request    *volatile claimed = NULL;
+	volatile int n = 0;
+
+	PG_TRY();
+	{
+		Oid			argtypes[2] = {TEXTOID, INT4OID};
+		Datum		args[2];
+
+		at_worker_begin("agent_tasks: claiming http requests");
+		if (at_extension_installed())
+		{
+			bool		webhooks = function_exists("claim_webhook_deliveries", 2, argtypes);
+			int			for_runs = webhooks ? Max(room / 2, 1) : room;
+
+			if (plan_claim_runs == NULL)
+				plan_claim_runs = keep_plan("SELECT account, id, url, headers, body, timeout_ms, max_response_bytes "
+											"FROM agent_tasks_internal.claim_http_runs($1, $2)", 2, argtypes);
+			args[0] = CStringGetTextDatum(my_name);
+			args[1] = Int32GetDatum(for_runs);
+			if (SPI_execute_plan(plan_claim_runs, args, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "claim_http_runs failed");
+			n += take_claimed(REQ_RUN, (Request **) &claimed);
+
+			if (webhooks && room - n > 0)
+			{
+				if (plan_claim_deliveries == NULL)
+					plan_claim_deliveries = keep_plan("SELECT account, id, url, headers, body, timeout_ms, max_response_bytes "
+													  "FROM agent_tasks_internal.claim_webhook_deliveries($1, $2)",
+													  2, argtypes);
+				args[1] = Int32GetDatum(room - n);
+				if (SPI_execute_plan(plan_claim_deliveries, args, NULL, false, 0) != SPI_OK_SELECT)
+					elog(ERROR, "claim_webhook_deliveries failed");
+				n += take_claimed(REQ_DELIVERY, (Request **) &claimed);
+			}
+			/* deliveries left room: more runs */
+			if (n < room && n == for_runs && webhooks)
+			{
+				args[1] = Int32GetDatum(room - n);
+				if (SPI_execute_plan(plan_claim_runs, args, NULL, false, 0) != SPI_OK_SELECT)
+					elog(ERROR, "claim_http_runs failed");
+				n += take_claimed(REQ_RUN, (Request **) &claimed);
+			}
+		}
+		at_worker_commit();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		forget_plans();
+		/* nothing was claimed: the transaction rolled back */
+		while (claimed != NULL)
+		{
+			Request    *next = claimed->next;
+
+			request_free(claimed);
+			claimed = next;
+		}
+		n = 0;
+		at_worker_set_error(my_slot, edata->message, false);
+		ereport(LOG, (errmsg("agent_tasks dispatcher could not claim requests: %s", edata->message)));
+	}
+	PG_END_TRY();
+
+	/* committed: every claimed request is started or ends with a reason */
+	while (claimed != NULL)
+	{
+		Request    *next = claimed->next;
+
+		request_start(claimed);
+		claimed = next;
+	}
+	return n;
+}
+
+/* Response bytes as text of the database encoding: bad bytes become '?'. */
+static text *
+response_text(const char *data, size_t len)
+{
+	char	   *s = palloc(len + 1);
+	size_t		i = 0;
+	int			enc = GetDatabaseEncoding();
+
+	memcpy(s, data, len);
+	s[len] = '\0';
+	while (i < len)
+	{
+		int			l;
+
+		if (s[i] == '\0')
+		{
+			s[i++] = ' ';
+			continue;
+		}
+		if (!IS_HIGHBIT_SET(s[i]))
+		{
+			i++;
+			continue;
+		}
+		l = pg_encoding_verifymbchar(enc, s + i, (int) (len - i));
+		if (l <= 0)
+			s[i++] = '?';
+		else
+			i += l;
+	}
+	return cstring_to_text_with_len(s, (int) len);
+}
+
+/* Response headers as a jsonb object {"lower-case-name": "value"}. */
+static Datum
+response_headers(Request *req)
+{
+	StringInfoData buf;
+	char	   *p;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	if (req->hdrs != NULL)
+	{
+		char	   *copy = pnstrdup(req->hdrs, req->hdrs_len);
+		char	   *save = NULL;
+
+		for (p = strtok_r(copy, "\r\n", &save); p != NULL; p = strtok_r(NULL, "\r\n", &save))
+		{
+			char	   *colon = strchr(p, ':');
+			char	   *q;
+			char	   *value;
+
+			if (colon == NULL || colon == p)
+				continue;
+			*colon = '\0';
+			for (q = p; *q; q++)
+				*q = pg_ascii_tolower(*q);
+			value = colon + 1;
+			while (*value == ' ' || *value == '\t')
+				value++;
+			if (!first)
+				appendStringInfoString(&buf, ", ");
+			first = false;
+			escape_json(&buf, text_to_cstring(response_text(p, strlen(p))));
+			appendStringInfoString(&buf, ": ");
+			escape_json(&buf, text_to_cstring(response_text(value, strlen(value))));
+		}
+	}
+	appendStringInfoChar(&buf, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+static char *
+uuid_text(pg_uuid_t *id)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id)));
+}
+
+/*
+ * Record every ended request in one transaction, each in a subtransaction.
+ * A request whose recording fails is logged; its run or delivery is taken
+ * over by lease recovery.
+ */
+static void
+record_done(MemoryContext loop_context)
+{
+	Request    *batch = done;
+	Request    *volatile req;
+	volatile int ok = 0;
+	volatile int failed = 0;
+
+	if (batch == NULL)
+		return;
+	done = NULL;
+
+	PG_TRY();
+	{
+		Oid			argtypes[7] = {TEXTOID, UUIDOID, INT4OID, JSONBOID, TEXTOID, TEXTOID, INT4OID};
+		bool		webhooks;
+
+		at_worker_begin("agent_tasks: recording http outcomes");
+		webhooks = at_extension_installed() &&
+			function_exists("finish_webhook_delivery", 7, argtypes);
+		for (req = batch; req != NULL; req = req->next)
+		{
+			MemoryContext outer = CurrentMemoryContext;
+			ResourceOwner owner = CurrentResourceOwner;
+			SPIPlanPtr	plan;
+
+			if (req->kind == REQ_DELIVERY && !webhooks)
+				continue;
+			if (req->error == NULL && req->status >= 200 && req->status < 300)
+				ok++;
+			else
+				failed++;
+
+			BeginInternalSubTransaction(NULL);
+			MemoryContextSwitchTo(outer);
+			PG_TRY();
+			{
+				Datum		args[7];
+				char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+				if (req->kind == REQ_RUN)
+				{
+					if (plan_finish_run == NULL)
+						plan_finish_run = keep_plan("SELECT agent_tasks_internal.finish_http_run($1, $2, $3, $4, $5, $6, $7)",
+													7, argtypes);
+					plan = plan_finish_run;
+				}
+				else
+				{
+					if (plan_finish_delivery == NULL)
+						plan_finish_delivery = keep_plan("SELECT agent_tasks_internal.finish_webhook_delivery($1, $2, $3, $4, $5, $6, $7)",
+														 7, argtypes);
+					plan = plan_finish_delivery;
+				}
+				args[0] = CStringGetTextDatum(req->account);
+				args[1] = UUIDPGetDatum(&req->id);
+				args[2] = Int32GetDatum((int32) req->status);
+				if (req->error != NULL)
+				{
+					nulls[2] = 'n';
+					nulls[3] = 'n';
+					nulls[4] = 'n';
+					args[5] = CStringGetTextDatum(text_to_cstring(response_text(req->error, strlen(req->error))));
+				}
+				else
+				{
+					args[3] = response_headers(req);
+					args[4] = PointerGetDatum(response_text(req->resp ? req->resp : "", req->resp_len));
+					nulls[5] = 'n';
+				}
+				args[6] = Int32GetDatum(req->latency_ms);
+				if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_SELECT)
+					elog(ERROR, "recording the outcome failed");
+				ReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(outer);
+				CurrentResourceOwner = owner;
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(loop_context);
+				edata = CopyErrorData();
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(outer);
+				CurrentResourceOwner = owner;
+				/* the plan may be what failed: prepare it again next time */
+				if (req->kind == REQ_RUN && plan_finish_run != NULL)
+				{
+					SPI_freeplan(plan_finish_run);
+					plan_finish_run = NULL;
+				}
+				else if (req->kind == REQ_DELIVERY && plan_finish_delivery != NULL)
+				{
+					SPI_freeplan(plan_finish_delivery);
+					plan_finish_delivery = NULL;
+				}
+				at_worker_set_error(my_slot, edata->message, false);
+				ereport(LOG,
+						(errmsg("agent_tasks dispatcher could not record the outcome of %s %s: %s",
+								req->kind == REQ_RUN ? "run" : "delivery", uuid_text(&req->id),
+								edata->message)));
+			}
+			PG_END_TRY();
+		}
+		at_worker_commit();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		forget_plans();
+		at_worker_set_error(my_slot, edata->message, false);
+		ereport(LOG, (errmsg("agent_tasks dispatcher could not record outcomes: %s", edata->message)));
+	}
+	PG_END_TRY();
+
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	my_slot->runs_done += ok;
+	my_slot->runs_failed += failed;
+	LWLockRelease(at_shared->lock);
+
+	while (batch != NULL)
+	{
+		req = batch->next;
+		request_free(batch);
+		batch = req;
+	}
+}
+
+/* Some run was stopped or cancelled: abort the requests of those in flight. */
+static void
+abort_stopped_runs(MemoryContext loop_context)
+{
+	Request    *req;
+	Datum	   *accounts;
+	Datum	   *ids;
+	Request   **reqs;
+	int			n = 0;
+
+	for (req = in_flight; req != NULL; req = req->next)
+		if (req->kind == REQ_RUN)
+			n++;
+	if (n == 0)
+		return;
+	accounts = palloc(sizeof(Datum) * n);
+	ids = palloc(sizeof(Datum) * n);
+	reqs = palloc(sizeof(Request *) * n);
+	n = 0;
+	for (req = in_flight; req != NULL; req = req->next)
+		if (req->kind == REQ_RUN)
+		{
+			accounts[n] = CStringGetTextDatum(req->account);
+			ids[n] = UUIDPGetDatum(&req->id);
+			reqs[n] = req;
+			n++;
+		}
+
+	PG_TRY();
+	{
+		Oid			argtypes[2] = {TEXTARRAYOID, UUIDARRAYOID};
+		Datum		args[2];
+		uint64		i;
+		bool	   *stop = palloc0(sizeof(bool) * n);
+
+		args[0] = PointerGetDatum(construct_array(accounts, n, TEXTOID, -1, false, TYPALIGN_INT));
+		args[1] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		at_worker_begin("agent_tasks: checking for stopped runs");
+		if (at_extension_installed())
+		{
+			if (SPI_execute_with_args(
+									  "SELECT x.i::integer FROM unnest($1, $2) WITH ORDINALITY AS x(account, id, i) "
+									  "WHERE NOT EXISTS (SELECT 1 FROM agent_tasks_internal.runs r "
+									  "WHERE r.account = x.account AND r.id = x.id AND r.status = 'in_progress')",
+									  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+				elog(ERROR, "checking for stopped runs failed");
+			for (i = 0; i < SPI_processed; i++)
+			{
+				bool		isnull;
+				int			k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+				if (k >= 1 && k <= n)
+					stop[k - 1] = true;
+			}
+		}
+		at_worker_commit();
+		for (i = 0; i < n; i++)
+			if (stop[i])
+				request_abort(reqs[i]);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG, (errmsg("agent_tasks dispatcher could not check for stopped runs: %s", edata->message)));
+	}
+	PG_END_TRY();
+}
+
+/* On start: runs the previous dispatcher had in flight are retried. */
+static void
+recover_own_runs(MemoryContext loop_context)
+{
+	PG_TRY();
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1] = {CStringGetTextDatum(my_name)};
+
+		at_worker_begin("agent_tasks: recovering http runs");
+		if (at_extension_installed() && function_exists("recover_http_runs", 1, argtypes))
+		{
+			if (SPI_execute_with_args("SELECT agent_tasks_internal.recover_http_runs($1)",
+									  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "recover_http_runs failed");
+		}
+		at_worker_commit();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG, (errmsg("agent_tasks dispatcher could not recover runs: %s", edata->message)));
+	}
+	PG_END_TRY();
+}
+
+/* ---------------------------------------------------------------------
+ * Main loop
+ * --------------------------------------------------------------------- */
+
+static WaitEventSet *
+build_wait_set(MemoryContext context)
+{
+	WaitEventSet *set = CreateWaitEventSet(context, n_socks + 2);
+	int			i;
+
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (i = 0; i < n_socks; i++)
+	{
+		uint32		events = 0;
+
+		if (socks[i].what & CURL_POLL_IN)
+			events |= WL_SOCKET_READABLE;
+		if (socks[i].what & CURL_POLL_OUT)
+			events |= WL_SOCKET_WRITEABLE;
+		if (events != 0)
+			AddWaitEventToSet(set, events, socks[i].fd, NULL, NULL);
+	}
+	socks_changed = false;
+	return set;
+}
+
+/*
+ * Our state in worker_status().  Not at_worker_set_state: that clears the
+ * cancel flag, which for the dispatcher means "some run in flight was
+ * stopped", and counts runs by state changes, while we count requests.
+ */
+static void
+set_state(AtWorkerState state)
+{
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	my_slot->state = state;
+	my_slot->state_since = GetCurrentTimestamp();
+	my_slot->has_run = false;
+	LWLockRelease(at_shared->lock);
+}
+
+static bool
+take_cancel_flag(void)
+{
+	bool		flag;
+
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	flag = my_slot->cancel_requested;
+	my_slot->cancel_requested = false;
+	LWLockRelease(at_shared->lock);
+	return flag;
+}
+
+void
+at_dispatcher_main(Datum main_arg)
+{
+	MemoryContext loop_context;
+	MemoryContext set_context;
+	WaitEventSet *set = NULL;
+	WaitEvent  *events = NULL;
+	int			events_cap = 0;
+	bool		claim_now = true;	/* latch set, backlog, or poll interval */
+	TimestampTz last_claim = 0;
+	bool		busy = false;
+	int			running;
+
+	at_worker_init(my_name);
+	my_slot = at_worker_slot_acquire(AT_WORKER_DISPATCHER, 0);
+	loop_context = AllocSetContextCreate(TopMemoryContext, "agent_tasks dispatcher loop",
+										 ALLOCSET_DEFAULT_SIZES);
+	set_context = AllocSetContextCreate(TopMemoryContext, "agent_tasks dispatcher wait set",
+										ALLOCSET_SMALL_SIZES);
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		ereport(ERROR, (errmsg("agent_tasks dispatcher could not initialize libcurl")));
+	multi = curl_multi_init();
+	if (multi == NULL)
+		ereport(ERROR, (errmsg("agent_tasks dispatcher could not create a libcurl multi handle")));
+	before_shmem_exit(dispatcher_cleanup, (Datum) 0);
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);
+
+	MemoryContextSwitchTo(loop_context);
+	recover_own_runs(loop_context);
+	set_state(AT_STATE_IDLE);
+
+	for (;;)
+	{
+		int			room;
+		long		timeout;
+		int			nevents;
+		int			i;
+		TimestampTz now;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(loop_context);
+		MemoryContextSwitchTo(loop_context);
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (take_cancel_flag())
+			abort_stopped_runs(loop_context);
+
+		now = GetCurrentTimestamp();
+		if (TimestampDifferenceExceeds(last_claim, now, agent_tasks_poll_interval))
+			claim_now = true;
+		room = agent_tasks_http_max_in_flight - n_in_flight;
+		if (claim_now && room > 0)
+		{
+			int			n = claim_and_start(room, loop_context);
+
+			last_claim = now;
+			/* a full batch: there may be more waiting once room frees up */
+			claim_now = (n == room);
+		}
+
+		/* new handles want a kick; expired timers their due */
+		if (curl_timer_ms == 0 ||
+			(curl_timer_ms > 0 && GetCurrentTimestamp() >= curl_timer_at))
+		{
+			curl_timer_ms = -1;
+			curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
+		collect_finished();
+		if (done != NULL)
+		{
+			record_done(loop_context);
+			MemoryContextReset(loop_context);
+		}
+
+		if ((n_in_flight > 0) != busy)
+		{
+			busy = n_in_flight > 0;
+			set_state(busy ? AT_STATE_RUNNING : AT_STATE_IDLE);
+		}
+
+		/* sleep until the latch, a socket, libcurl's timer or the poll interval */
+		if (claim_now && agent_tasks_http_max_in_flight - n_in_flight > 0)
+			timeout = 0;
+		else
+		{
+			long		since = (long) ((GetCurrentTimestamp() - last_claim) / 1000);
+
+			timeout = Max(agent_tasks_poll_interval - since, 0);
+			if (curl_timer_ms >= 0)
+			{
+				long		curl_left = (long) ((curl_timer_at - GetCurrentTimestamp()) / 1000);
+
+				timeout = Min(timeout, Max(curl_left, 0));
+			}
+		}
+		if (curl_failed)
+		{
+			/* a callback could not allocate: give libcurl a moment */
+			curl_failed = false;
+			timeout = Min(timeout, 10);
+		}
+
+		if (set == NULL || socks_changed)
+		{
+			if (set != NULL)
+				FreeWaitEventSet(set);
+			set = NULL;
+			MemoryContextReset(set_context);
+			set = build_wait_set(set_context);
+			events_cap = n_socks + 2;
+			events = MemoryContextAlloc(set_context, sizeof(WaitEvent) * events_cap);
+		}
+
+		nevents = WaitEventSetWait(set, timeout, events, events_cap, PG_WAIT_EXTENSION);
+		for (i = 0; i < nevents; i++)
+		{
+			WaitEvent  *ev = &events[i];
+
+			if (ev->events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				claim_now = true;
+			}
+			else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			{
+				int			flags = 0;
+
+				if (ev->events & WL_SOCKET_READABLE)
+					flags |= CURL_CSELECT_IN;
+				if (ev->events & WL_SOCKET_WRITEABLE)
+					flags |= CURL_CSELECT_OUT;
+				curl_multi_socket_action(multi, ev->fd, flags, &running);
+			}
+		}
+		if (curl_timer_ms >= 0 && GetCurrentTimestamp() >= curl_timer_at)
+		{
+			curl_timer_ms = -1;
+			curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
+		collect_finished();
+	}
+}

@@ -1,0 +1,607 @@
+-- REST access: API keys with scopes, authenticate() for PostgREST's
+-- db-pre-request, grant_api() for the roles PostgREST logs in with, and rate
+-- limits on task creation.
+--
+-- How a REST request is authenticated (PostgREST 12):
+--   * PostgREST verifies a JWT itself (Authorization: Bearer <jwt>), switches
+--     to the JWT's "role" and publishes its claims in request.jwt.claims;
+--     authenticate() lets such a request through unchanged.
+--   * An API key travels in the header "X-Api-Key: at_..." (or "apikey").
+--     PostgREST parses every "Authorization: Bearer" token as a JWT and
+--     answers 401 (PGRST301) before db-pre-request runs when it is not one,
+--     so a key cannot use that header (a proxy may move it to X-Api-Key).
+--     authenticate() finds the key by its SHA-256, checks revocation, expiry
+--     and the scope the request needs, then switches to the key's role
+--     (SET LOCAL ROLE) and sets the claims (account, email, key_id), so that
+--     row-level security sees the key's account exactly as with a JWT.
+--   * Anything else (the anonymous role) is refused with PT401 -> HTTP 401.
+--
+-- Scopes map onto the extension's roles: task:read -> agent_tasks_reader,
+-- task:write -> agent_tasks_writer, worker -> agent_tasks_worker, admin ->
+-- agent_tasks_admin; each implies the ones before it.  The scope a request
+-- needs is derived from the grants: the least of those roles that may execute
+-- the called function (POST/GET /rpc/name) or read the view (GET /name);
+-- writes on views need task:write at least.  So keys, agents and webhooks
+-- (granted to agent_tasks_admin) need the admin scope without a list here.
+
+CREATE FUNCTION agent_tasks_internal.random_bytes(n integer) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'at_random_bytes'
+	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+-- Settings of the C module, read from SQL with their built-in defaults when
+-- the library is not loaded in this backend yet.
+CREATE FUNCTION agent_tasks_internal.setting_seconds(name text, fallback integer)
+	RETURNS interval
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(nullif(current_setting(name, true), '')::interval, make_interval(secs => fallback))
+$$;
+
+CREATE FUNCTION agent_tasks_internal.setting_int(name text, fallback bigint)
+	RETURNS bigint
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(pg_size_bytes(regexp_replace(nullif(current_setting(name, true), ''), '^(-?\d+)B$', '\1')), fallback)
+$$;
+
+-- A duration in words for messages: "1 hour", "90 seconds", "2 days".
+CREATE FUNCTION agent_tasks_internal.duration_text(d interval)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN s % 86400 = 0 THEN (s / 86400) || CASE WHEN s = 86400 THEN ' day' ELSE ' days' END
+				WHEN s % 3600 = 0 THEN (s / 3600) || CASE WHEN s = 3600 THEN ' hour' ELSE ' hours' END
+				WHEN s % 60 = 0 THEN (s / 60) || CASE WHEN s = 60 THEN ' minute' ELSE ' minutes' END
+				ELSE s || CASE WHEN s = 1 THEN ' second' ELSE ' seconds' END END
+	  FROM (SELECT extract(epoch FROM d)::bigint AS s) x
+$$;
+
+-- A time for messages, the same whatever the session's DateStyle: ISO 8601, UTC.
+CREATE FUNCTION agent_tasks_internal.time_text(t timestamptz)
+	RETURNS text
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+$$;
+
+-- ---------------------------------------------------------------------------
+-- API keys
+
+CREATE TABLE agent_tasks_internal.api_keys (
+	account			text NOT NULL,
+	id				uuid NOT NULL DEFAULT agent_tasks.uuid_v7(),
+	name			text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+	prefix			text NOT NULL,
+	key_hash		bytea NOT NULL CHECK (length(key_hash) = 32),
+	scopes			text[] NOT NULL,
+	user_email		text CHECK (user_email = lower(user_email)),
+	created_by		text NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	expires_at		timestamptz,
+	revoked_at		timestamptz,
+	last_used_at	timestamptz,
+	PRIMARY KEY (account, id)
+);
+-- The one key that does not lead with the account: a request is matched to
+-- its key (and so to its account) by the token's hash alone.
+CREATE UNIQUE INDEX api_keys_key_hash ON agent_tasks_internal.api_keys (key_hash);
+COMMENT ON TABLE agent_tasks_internal.api_keys IS 'API keys: only the SHA-256 of each token is stored, and no role may read it.';
+
+ALTER TABLE agent_tasks_internal.api_keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY account_isolation ON agent_tasks_internal.api_keys
+	USING (account = (SELECT agent_tasks.current_account()))
+	WITH CHECK (account = (SELECT agent_tasks.current_account()));
+-- Admins manage keys; nobody but the SECURITY DEFINER check reads key_hash.
+GRANT SELECT (account, id, name, prefix, scopes, user_email, created_by, created_at, expires_at,
+			  revoked_at, last_used_at) ON agent_tasks_internal.api_keys TO agent_tasks_admin;
+GRANT INSERT (account, id, name, prefix, key_hash, scopes, user_email, created_by, expires_at)
+	ON agent_tasks_internal.api_keys TO agent_tasks_admin;
+GRANT UPDATE (revoked_at) ON agent_tasks_internal.api_keys TO agent_tasks_admin;
+
+-- Scope names by level; level n is the n-th of the extension's roles.
+CREATE FUNCTION agent_tasks_internal.scope_level(scope text)
+	RETURNS integer
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT array_position(ARRAY['task:read', 'task:write', 'worker', 'admin'], scope)
+$$;
+
+CREATE FUNCTION agent_tasks_internal.level_scope(level integer)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT (ARRAY['task:read', 'task:write', 'worker', 'admin'])[level]
+$$;
+
+CREATE FUNCTION agent_tasks_internal.level_role(level integer)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT (ARRAY['agent_tasks_reader', 'agent_tasks_writer', 'agent_tasks_worker', 'agent_tasks_admin'])[level]
+$$;
+
+CREATE VIEW agent_tasks.api_keys WITH (security_invoker = true) AS
+SELECT id, account, name, prefix, scopes, user_email AS "user", created_by, created_at, expires_at,
+	   revoked_at, last_used_at,
+	   CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+			WHEN expires_at <= now() THEN 'expired'
+			ELSE 'active' END AS status
+  FROM agent_tasks_internal.api_keys;
+COMMENT ON VIEW agent_tasks.api_keys IS 'API keys of the current account (admin scope). The token itself is shown once, by create_api_key; only its SHA-256 is stored and it is never readable.';
+COMMENT ON COLUMN agent_tasks.api_keys.prefix IS 'The first characters of the token, to recognise a key.';
+COMMENT ON COLUMN agent_tasks.api_keys.scopes IS 'What the key may do: task:read, task:write, worker, admin (each implies the ones before it).';
+COMMENT ON COLUMN agent_tasks.api_keys."user" IS 'The person the key acts as (owner and actor of what it creates), if any.';
+COMMENT ON COLUMN agent_tasks.api_keys.last_used_at IS 'Last request that changed data (minute precision). PostgREST runs reads in read-only transactions, which cannot record it.';
+COMMENT ON COLUMN agent_tasks.api_keys.status IS 'active, revoked or expired.';
+
+CREATE FUNCTION agent_tasks.create_api_key(name text, scopes text[] DEFAULT '{task:read,task:write}',
+	expires_at timestamptz DEFAULT NULL, "user" text DEFAULT NULL)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key agent_tasks_internal.api_keys;
+	token text;
+	level integer;
+	bad text;
+BEGIN
+	key.id := agent_tasks.uuid_v7();
+	key.account := agent_tasks.current_account();
+	key.name := btrim(agent_tasks_internal.check_text('name', create_api_key.name, 200, true));
+	SELECT s INTO bad FROM unnest(create_api_key.scopes) s
+	 WHERE agent_tasks_internal.scope_level(s) IS NULL LIMIT 1;
+	IF create_api_key.scopes IS NULL OR cardinality(create_api_key.scopes) = 0 OR bad IS NOT NULL
+		OR array_position(create_api_key.scopes, NULL) IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid scopes',
+			format('scopes = %s', coalesce(create_api_key.scopes::text, 'null')),
+			'Use one or more of task:read, task:write, worker, admin.');
+	END IF;
+	-- Store the effective scopes: each implies the ones before it.
+	SELECT max(agent_tasks_internal.scope_level(s)) INTO level FROM unnest(create_api_key.scopes) s;
+	key.scopes := ARRAY(SELECT agent_tasks_internal.level_scope(i) FROM generate_series(1, level) i);
+	IF create_api_key.expires_at IS NOT NULL AND create_api_key.expires_at <= now() THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'expires_at is in the past',
+			format('expires_at = %s', agent_tasks_internal.time_text(create_api_key.expires_at)),
+			'Pass a future time, or null for a key that does not expire.');
+	END IF;
+	key.expires_at := create_api_key.expires_at;
+	key.user_email := lower(btrim(coalesce(create_api_key."user", agent_tasks.current_user_email())));
+	IF key.user_email IS NOT NULL THEN
+		PERFORM agent_tasks_internal.user_id(key.account, key.user_email);	-- validates, provisions
+	END IF;
+	key.created_by := agent_tasks_internal.current_actor();
+
+	token := 'at_' || rtrim(translate(encode(agent_tasks_internal.random_bytes(32), 'base64'), '+/', '-_'), '=');
+	key.prefix := left(token, 11);
+	key.key_hash := sha256(convert_to(token, 'UTF8'));
+	INSERT INTO agent_tasks_internal.api_keys
+		(account, id, name, prefix, key_hash, scopes, user_email, created_by, expires_at)
+	VALUES (key.account, key.id, key.name, key.prefix, key.key_hash, key.scopes, key.user_email,
+			key.created_by, key.expires_at);
+	RETURN jsonb_build_object('id', key.id, 'name', key.name, 'token', token, 'prefix', key.prefix,
+							  'scopes', key.scopes, 'user', key.user_email, 'expires_at', key.expires_at);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) IS 'Create an API key (admin scope): returns {id, name, token, prefix, scopes, user, expires_at}. The token (at_...) is shown only this once; send it as the header X-Api-Key. Scopes: task:read, task:write, worker, admin (each implies the ones before it). The key acts as "user" (default: you).';
+
+CREATE FUNCTION agent_tasks.revoke_api_key(key uuid)
+	RETURNS agent_tasks.api_keys
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result agent_tasks.api_keys;
+BEGIN
+	UPDATE agent_tasks_internal.api_keys k SET revoked_at = coalesce(k.revoked_at, now())
+	 WHERE k.account = agent_tasks.current_account() AND k.id = revoke_api_key.key;
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'API key not found',
+			format('No API key %s in this account.', revoke_api_key.key),
+			'List the keys in agent_tasks.api_keys.');
+	END IF;
+	SELECT * INTO result FROM agent_tasks.api_keys v
+	 WHERE v.account = agent_tasks.current_account() AND v.id = revoke_api_key.key;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.revoke_api_key(uuid) IS 'Revoke an API key (admin scope); its next request is refused with 401. Revoking a revoked key does nothing.';
+
+-- The scope a PostgREST request needs, from the method and path PostgREST
+-- publishes: the least extension role that may execute the function or read
+-- the view and the tables behind it (1 = task:read ... 4 = admin).  Functions no extension role may
+-- execute (grant_api, install_maintenance) need admin, and fail anyway.
+CREATE FUNCTION agent_tasks_internal.required_level(method text, path text)
+	RETURNS integer
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	object text := btrim(coalesce(path, '/'), '/');
+	level integer;
+	is_read boolean := upper(coalesce(method, 'GET')) IN ('GET', 'HEAD', 'OPTIONS');
+BEGIN
+	IF object = '' THEN
+		RETURN 1;			-- the OpenAPI document
+	END IF;
+	IF object LIKE 'rpc/%' THEN
+		SELECT min(CASE WHEN has_function_privilege('agent_tasks_reader', p.oid, 'EXECUTE') THEN 1
+						WHEN has_function_privilege('agent_tasks_writer', p.oid, 'EXECUTE') THEN 2
+						WHEN has_function_privilege('agent_tasks_worker', p.oid, 'EXECUTE') THEN 3
+						ELSE 4 END)
+		  INTO level
+		  FROM pg_proc p
+		 WHERE p.pronamespace = 'agent_tasks'::regnamespace AND p.proname = substr(object, 5);
+		RETURN coalesce(level, 1);		-- no such function: PostgREST answers 404
+	END IF;
+	-- A view: the least role that may read it and what it reads (the
+	-- tables behind api_keys are for admins only, for instance).
+	SELECT coalesce(min(l), 4) INTO level
+	  FROM pg_class c, generate_series(1, 4) l
+	 WHERE c.relnamespace = 'agent_tasks'::regnamespace AND c.relname = object
+	   AND has_table_privilege(agent_tasks_internal.level_role(l), c.oid, 'SELECT')
+	   AND NOT EXISTS (
+			SELECT 1 FROM pg_rewrite rw
+			  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+							  AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> c.oid
+			 WHERE rw.ev_class = c.oid
+			   AND NOT has_any_column_privilege(agent_tasks_internal.level_role(l), d.refobjid, 'SELECT'));
+	IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = 'agent_tasks'::regnamespace AND c.relname = object) THEN
+		level := NULL;
+	END IF;
+	level := coalesce(level, 1);
+	RETURN CASE WHEN is_read THEN level ELSE greatest(level, 2) END;
+END
+$$;
+
+-- The key behind a token, checked for this request.  SECURITY DEFINER: the
+-- caller is PostgREST's anonymous role, which may read no key; knowing the
+-- token is the authorization.  Returns the role and the claims to set.
+CREATE FUNCTION agent_tasks_internal.check_api_key(token text, method text, path text,
+	OUT role text, OUT claims jsonb)
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key agent_tasks_internal.api_keys;
+	needed integer;
+	has integer;
+BEGIN
+	IF token IS NULL OR token !~ '^at_[A-Za-z0-9_-]{20,100}$' THEN
+		PERFORM agent_tasks_internal.raise('PT401', 'invalid API key',
+			'The X-Api-Key header does not hold an agent_tasks API key (at_...).',
+			'Create a key with agent_tasks.create_api_key() and send it as X-Api-Key.');
+	END IF;
+	SELECT * INTO key FROM agent_tasks_internal.api_keys k
+	 WHERE k.key_hash = sha256(convert_to(token, 'UTF8'));
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.raise('PT401', 'invalid API key',
+			format('No API key matches the token %s...', left(token, 11)),
+			'Check the token; it is shown only once, by agent_tasks.create_api_key().');
+	END IF;
+	IF key.revoked_at IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT401', 'API key revoked',
+			format('Key %s (%s) was revoked at %s.', key.prefix, key.name, agent_tasks_internal.time_text(key.revoked_at)),
+			'Create a new key with agent_tasks.create_api_key().');
+	END IF;
+	IF key.expires_at <= now() THEN
+		PERFORM agent_tasks_internal.raise('PT401', 'API key expired',
+			format('Key %s (%s) expired at %s.', key.prefix, key.name, agent_tasks_internal.time_text(key.expires_at)),
+			'Create a new key with agent_tasks.create_api_key().');
+	END IF;
+
+	needed := agent_tasks_internal.required_level(method, path);
+	SELECT max(agent_tasks_internal.scope_level(s)) INTO has FROM unnest(key.scopes) s;
+	IF coalesce(has, 0) < needed THEN
+		PERFORM agent_tasks_internal.raise('PT403', 'API key lacks the scope for this request',
+			format('%s %s needs scope %s; key %s (%s) has %s.', upper(method), path,
+				   agent_tasks_internal.level_scope(needed), key.prefix, key.name,
+				   array_to_string(key.scopes, ', ')),
+			format('Use a key with scope %s.', agent_tasks_internal.level_scope(needed)));
+	END IF;
+
+	-- PostgREST runs reads in READ ONLY transactions, which cannot record
+	-- the use.  Minute precision, and never wait for a concurrent request of
+	-- the same key.
+	IF current_setting('transaction_read_only') = 'off' THEN
+		UPDATE agent_tasks_internal.api_keys k SET last_used_at = now()
+		 WHERE k.account = key.account AND k.id = key.id
+		   AND k.id IN (SELECT l.id FROM agent_tasks_internal.api_keys l
+						 WHERE l.account = key.account AND l.id = key.id
+						   AND (l.last_used_at IS NULL OR l.last_used_at < now() - interval '1 minute')
+						   FOR UPDATE SKIP LOCKED);
+	END IF;
+
+	role := agent_tasks_internal.level_role(has);
+	claims := jsonb_strip_nulls(jsonb_build_object(
+		'role', role, 'account', key.account, 'email', key.user_email,
+		'key_id', key.id, 'key_name', key.name, 'scopes', to_jsonb(key.scopes)));
+END
+$$;
+
+CREATE FUNCTION agent_tasks.authenticate()
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	headers jsonb := coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb;
+	token text := coalesce(headers ->> 'x-api-key', headers ->> 'apikey');
+	key record;
+BEGIN
+	-- PostgREST 12 refuses a non-JWT bearer token before calling us; a
+	-- future version or a proxy may pass it on.
+	IF token IS NULL AND headers ->> 'authorization' ~* '^bearer\s+at_' THEN
+		token := regexp_replace(headers ->> 'authorization', '^\S+\s+', '');
+	END IF;
+
+	IF token IS NULL THEN
+		-- A JWT that PostgREST has verified (its role and claims are set), or
+		-- a role granted API access directly.
+		IF pg_has_role(current_user, 'agent_tasks_reader', 'USAGE') THEN
+			RETURN;
+		END IF;
+		PERFORM agent_tasks_internal.raise('PT401', 'authentication required',
+			'The request carries neither an API key nor a JWT.',
+			'Send the header "X-Api-Key: at_..." (agent_tasks.create_api_key) or "Authorization: Bearer <jwt>".');
+	END IF;
+
+	key := agent_tasks_internal.check_api_key(token, current_setting('request.method', true),
+											  current_setting('request.path', true));
+	-- Not SECURITY DEFINER: "role" cannot be set inside one.
+	PERFORM set_config('role', key.role, true);
+	PERFORM set_config('request.jwt.claims', key.claims::text, true);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.authenticate() IS 'PostgREST db-pre-request: accepts a verified JWT, or an API key in the header X-Api-Key (checks revocation, expiry and the scope the request needs, then switches to the key''s role and account); anything else is refused with 401.';
+
+-- ---------------------------------------------------------------------------
+-- Rate limits: fixed windows counted in a table with one row per
+-- (account, subject), incremented by an UPSERT that holds the row until
+-- commit, so concurrent creators of one account are counted exactly.
+
+CREATE TABLE agent_tasks_internal.rate_limits (
+	account		text NOT NULL,
+	subject		text NOT NULL,		-- 'account', or the id of an API key
+	max_count	integer NOT NULL CHECK (max_count >= 0),
+	period		interval NOT NULL CHECK (period >= '1 second' AND period <= '366 days'),
+	updated_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account, subject)
+);
+
+CREATE TABLE agent_tasks_internal.rate_counters (
+	account			text NOT NULL,
+	subject			text NOT NULL,
+	window_start	timestamptz NOT NULL,
+	window_end		timestamptz NOT NULL,
+	count			bigint NOT NULL,
+	PRIMARY KEY (account, subject)
+);
+
+ALTER TABLE agent_tasks_internal.rate_limits ENABLE ROW LEVEL SECURITY;
+ALTER TABLE agent_tasks_internal.rate_counters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY account_isolation ON agent_tasks_internal.rate_limits
+	USING (account = (SELECT agent_tasks.current_account()))
+	WITH CHECK (account = (SELECT agent_tasks.current_account()));
+CREATE POLICY account_isolation ON agent_tasks_internal.rate_counters
+	USING (account = (SELECT agent_tasks.current_account()))
+	WITH CHECK (account = (SELECT agent_tasks.current_account()));
+GRANT SELECT ON agent_tasks_internal.rate_limits, agent_tasks_internal.rate_counters TO agent_tasks_reader;
+GRANT INSERT, UPDATE, DELETE ON agent_tasks_internal.rate_limits TO agent_tasks_admin;
+
+-- The limit of a subject: its own row, else (for the account) the settings.
+CREATE FUNCTION agent_tasks_internal.rate_limit_of(account text, subject text,
+	OUT max_count integer, OUT period interval)
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(l.max_count, CASE WHEN rate_limit_of.subject = 'account'
+				THEN agent_tasks_internal.setting_int('agent_tasks.task_rate_limit', 100)::integer END),
+		   coalesce(l.period, agent_tasks_internal.setting_seconds('agent_tasks.task_rate_window', 3600))
+	  FROM (SELECT 1) one
+	  LEFT JOIN agent_tasks_internal.rate_limits l
+		ON l.account = rate_limit_of.account AND l.subject = rate_limit_of.subject
+$$;
+
+-- Count one event against a subject; PT429 over the limit.
+CREATE FUNCTION agent_tasks_internal.rate_limit_hit(account text, subject text, what text)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	lim record := agent_tasks_internal.rate_limit_of(account, subject);
+	secs double precision := extract(epoch FROM lim.period);
+	start timestamptz;
+	n bigint;
+	ends timestamptz;
+	retry integer;
+	detail text;
+BEGIN
+	IF lim.max_count IS NULL OR lim.max_count = 0 THEN
+		RETURN;			-- no limit
+	END IF;
+	start := to_timestamp(floor(extract(epoch FROM now()) / secs) * secs);
+	INSERT INTO agent_tasks_internal.rate_counters AS c (account, subject, window_start, window_end, count)
+	VALUES (rate_limit_hit.account, rate_limit_hit.subject, start, start + lim.period, 1)
+	ON CONFLICT ON CONSTRAINT rate_counters_pkey DO UPDATE
+	   SET count = CASE WHEN c.window_start = excluded.window_start THEN c.count + 1 ELSE 1 END,
+		   window_start = excluded.window_start,
+		   window_end = excluded.window_end
+	RETURNING c.count, c.window_end INTO n, ends;
+	IF n > lim.max_count THEN
+		retry := greatest(1, ceil(extract(epoch FROM ends - now())))::integer;
+		detail := format('%s allows %s task creations per %s. Retry after %s seconds.',
+						 what, lim.max_count, agent_tasks_internal.duration_text(lim.period), retry);
+		IF nullif(current_setting('request.method', true), '') IS NOT NULL THEN
+			-- Through PostgREST: the same error body, plus a Retry-After header.
+			RAISE EXCEPTION USING ERRCODE = 'PGRST',
+				MESSAGE = jsonb_build_object('code', 'PT429', 'message', 'rate limit exceeded',
+					'details', detail, 'hint', format('Retry after %s seconds.', retry))::text,
+				DETAIL = jsonb_build_object('status', 429,
+					'headers', jsonb_build_object('Retry-After', retry::text))::text;
+		END IF;
+		PERFORM agent_tasks_internal.raise('PT429', 'rate limit exceeded', detail,
+			format('Retry after %s seconds.', retry));
+	END IF;
+END
+$$;
+
+-- Count a task creation against its account and, for a request made with an
+-- API key, against the key.  SECURITY DEFINER: no API role may write the
+-- counters.  It counts for the current account only, so calling it directly
+-- can harm nobody else.
+CREATE FUNCTION agent_tasks_internal.count_task_creation()
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	acct text := agent_tasks.current_account();
+	claims text := nullif(current_setting('request.jwt.claims', true), '');
+	key_id text;
+BEGIN
+	PERFORM agent_tasks_internal.rate_limit_hit(acct, 'account', format('Account %s', quote_literal(acct)));
+	IF claims IS NOT NULL THEN
+		key_id := claims::jsonb ->> 'key_id';
+		IF key_id IS NOT NULL AND EXISTS (SELECT 1 FROM agent_tasks_internal.rate_limits l
+										   WHERE l.account = acct AND l.subject = key_id) THEN
+			PERFORM agent_tasks_internal.rate_limit_hit(acct, key_id,
+				format('API key %s', (SELECT k.prefix FROM agent_tasks_internal.api_keys k
+									  WHERE k.account = acct AND k.id::text = key_id)));
+		END IF;
+	END IF;
+END
+$$;
+
+-- Root tasks count (a command-mode parent is one job; its children do not).
+-- Roles that bypass row-level security (superusers, BYPASSRLS) bypass the
+-- limit as well: maintenance, benchmarks and the extension's own jobs.
+CREATE FUNCTION agent_tasks_internal.task_rate_limit() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user) THEN
+		PERFORM agent_tasks_internal.count_task_creation();
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER task_rate_limit
+	BEFORE INSERT ON agent_tasks_internal.tasks
+	FOR EACH ROW WHEN (NEW.parent_id IS NULL)
+	EXECUTE FUNCTION agent_tasks_internal.task_rate_limit();
+
+CREATE VIEW agent_tasks.rate_limits WITH (security_invoker = true) AS
+SELECT s.account, s.subject, lim.max_count, lim.period,
+	   coalesce(CASE WHEN c.window_end > now() THEN c.count END, 0) AS used,
+	   CASE WHEN c.window_end > now() THEN c.window_end END AS resets_at,
+	   l.account IS NOT NULL AS custom
+  FROM (SELECT agent_tasks.current_account() AS account, 'account'::text AS subject
+		UNION
+		SELECT r.account, r.subject FROM agent_tasks_internal.rate_limits r) s
+ CROSS JOIN LATERAL agent_tasks_internal.rate_limit_of(s.account, s.subject) lim
+  LEFT JOIN agent_tasks_internal.rate_limits l ON l.account = s.account AND l.subject = s.subject
+  LEFT JOIN agent_tasks_internal.rate_counters c ON c.account = s.account AND c.subject = s.subject;
+COMMENT ON VIEW agent_tasks.rate_limits IS 'Task-creation limits of the current account (subject "account") and of its API keys that have one (subject = key id), with the use of the current window. Over a limit create_task fails with PT429 (HTTP 429) and says when to retry.';
+COMMENT ON COLUMN agent_tasks.rate_limits.max_count IS 'Task creations allowed per period (0 = no limit). Without a custom limit the account has agent_tasks.task_rate_limit per agent_tasks.task_rate_window (default 100 per hour).';
+COMMENT ON COLUMN agent_tasks.rate_limits.used IS 'Creations counted in the current fixed window.';
+COMMENT ON COLUMN agent_tasks.rate_limits.resets_at IS 'End of the current window (null when nothing was counted in it).';
+COMMENT ON COLUMN agent_tasks.rate_limits.custom IS 'True when set by agent_tasks.set_rate_limit rather than the server settings.';
+
+CREATE FUNCTION agent_tasks.set_rate_limit(max_count integer, period interval DEFAULT NULL,
+	key uuid DEFAULT NULL)
+	RETURNS SETOF agent_tasks.rate_limits
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	ROWS 2
+AS $$
+DECLARE
+	acct text := agent_tasks.current_account();
+	subj text := coalesce(set_rate_limit.key::text, 'account');
+BEGIN
+	IF set_rate_limit.key IS NOT NULL AND NOT EXISTS (
+			SELECT 1 FROM agent_tasks_internal.api_keys k
+			 WHERE k.account = acct AND k.id = set_rate_limit.key) THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'API key not found',
+			format('No API key %s in this account.', set_rate_limit.key), 'List the keys in agent_tasks.api_keys.');
+	END IF;
+	IF set_rate_limit.max_count < 0 OR set_rate_limit.period < interval '1 second'
+		OR set_rate_limit.period > interval '366 days' THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid rate limit',
+			format('max_count = %s, period = %s', set_rate_limit.max_count,
+				   coalesce(agent_tasks_internal.duration_text(set_rate_limit.period), 'null')),
+			'max_count is 0 (no limit) or more; period is 1 second to 366 days.');
+	END IF;
+	IF set_rate_limit.max_count IS NULL THEN
+		DELETE FROM agent_tasks_internal.rate_limits l
+		 WHERE l.account = acct AND l.subject = subj;
+	ELSE
+		INSERT INTO agent_tasks_internal.rate_limits AS l (account, subject, max_count, period)
+		VALUES (acct, subj, set_rate_limit.max_count,
+				coalesce(set_rate_limit.period, agent_tasks_internal.setting_seconds('agent_tasks.task_rate_window', 3600)))
+		ON CONFLICT ON CONSTRAINT rate_limits_pkey DO UPDATE
+		   SET max_count = excluded.max_count, period = excluded.period, updated_at = now();
+	END IF;
+	RETURN QUERY SELECT * FROM agent_tasks.rate_limits r WHERE r.account = acct;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.set_rate_limit(integer, interval, uuid) IS 'Set the task-creation limit of the current account (key null) or of one API key (admin scope): max_count per period (fixed windows; 0 = no limit; null removes the custom limit). Returns the account''s limits.';
+
+-- ---------------------------------------------------------------------------
+-- Roles for PostgREST.
+
+CREATE FUNCTION agent_tasks.grant_api(role name, mode text)
+	RETURNS text
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	granted text;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = grant_api.role) THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'role not found',
+			format('There is no role %s.', quote_ident(grant_api.role)),
+			format('CREATE ROLE %s first.', quote_ident(grant_api.role)));
+	END IF;
+	CASE mode
+		WHEN 'anon' THEN
+			EXECUTE format('GRANT USAGE ON SCHEMA agent_tasks, agent_tasks_internal TO %I', grant_api.role);
+			EXECUTE format('GRANT EXECUTE ON FUNCTION agent_tasks.authenticate(), '
+						   'agent_tasks_internal.check_api_key(text, text, text), '
+						   'agent_tasks_internal.raise(text, text, text, text) TO %I', grant_api.role);
+			granted := 'what an unauthenticated request needs to reach agent_tasks.authenticate(), and no data';
+		WHEN 'read', 'write', 'worker', 'admin' THEN
+			granted := CASE mode WHEN 'read' THEN 'agent_tasks_reader' WHEN 'write' THEN 'agent_tasks_writer'
+								 WHEN 'worker' THEN 'agent_tasks_worker' ELSE 'agent_tasks_admin' END;
+			EXECUTE format('GRANT %I TO %I', granted, grant_api.role);
+		ELSE
+			PERFORM agent_tasks_internal.raise('PT400', 'invalid mode',
+				format('mode = %s', coalesce(quote_literal(mode), 'null')),
+				'Use anon, read, write, worker or admin.');
+	END CASE;
+	RETURN format('granted %s to %s', granted, quote_ident(grant_api.role));
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.grant_api(name, text) IS 'For the database administrator: give a role API access. mode anon: only what PostgREST''s anonymous role needs to call authenticate(); read, write, worker, admin: membership in agent_tasks_reader, _writer, _worker or _admin (grant admin to PostgREST''s authenticator so that it may switch to the role of any key or JWT).';
+
+GRANT EXECUTE ON FUNCTION agent_tasks.authenticate() TO agent_tasks_reader;
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.create_api_key(text, text[], timestamptz, text),
+	agent_tasks.revoke_api_key(uuid),
+	agent_tasks.set_rate_limit(integer, interval, uuid)
+TO agent_tasks_admin;
+
+-- PostgREST reloads its schema cache when told so; the notification is sent
+-- when CREATE EXTENSION (or ALTER EXTENSION UPDATE: every upgrade script ends
+-- with the same line) commits, so its place in the script does not matter.
+NOTIFY pgrst, 'reload schema';
