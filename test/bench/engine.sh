@@ -6,6 +6,8 @@
 #                         against pgbench -N tps at the same client count
 #   wake-up latency       commit of a queued run -> claimed by an idle executor
 #   claim latency         claim_runs() with 1,000 and 1,000,000 queued runs
+#   executor memory       anonymous RSS of the executors before and after the
+#                         lifecycle run (it must not grow with the runs done)
 # Knobs: BENCH_CLIENTS (8), BENCH_TASKS (20000), BENCH_SECONDS (15),
 #        BENCH_DEEP (1000000), BENCH_EXECUTORS (2).
 set -euo pipefail
@@ -42,6 +44,19 @@ pgbench -q -i -s 10 >/dev/null 2>&1
 PGBENCH_TPS=$(pgbench -n -N -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" 2>/dev/null |
     awk '/^tps = / {print $3}')
 
+executor_rss() { # total RssAnon of the executors, kB
+    local pid total=0
+    for pid in $(q -c "SELECT pid FROM agent_tasks.worker_status() WHERE worker LIKE 'executor-%'"); do
+        total=$((total + $(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")))
+    done
+    echo "$total"
+}
+q -c "SET agent_tasks.account = 'bench'" \
+  -c "SELECT count(agent_tasks.create_task('warm-up', agent => 'noop', auto_process => true)) FROM generate_series(1, 500)" >/dev/null
+until [[ "$(q -c "SELECT count(*) FROM agent_tasks_internal.tasks WHERE status = 'completed'")" -ge 500 ]]; do sleep 0.05; done
+RSS_BEFORE=$(executor_rss)
+WARM=500
+
 say "lifecycle: $TASKS tasks created by $CLIENTS clients and run by $EXECUTORS executors"
 cat > "$WORK/create.sql" <<'SQL'
 SET agent_tasks.account = 'bench';
@@ -50,13 +65,14 @@ SQL
 chmod 644 "$WORK/create.sql"
 START=$(date +%s.%N)
 pgbench -n -c "$CLIENTS" -j 2 -t $((TASKS / CLIENTS)) -f "$WORK/create.sql" >/dev/null
-until [[ "$(q -c "SELECT count(*) FROM agent_tasks_internal.tasks WHERE status = 'completed'")" -ge $((TASKS / CLIENTS * CLIENTS)) ]]; do
+until [[ "$(q -c "SELECT count(*) FROM agent_tasks_internal.tasks WHERE status = 'completed'")" -ge $((WARM + TASKS / CLIENTS * CLIENTS)) ]]; do
     sleep 0.05
 done
 END=$(date +%s.%N)
 DONE=$((TASKS / CLIENTS * CLIENTS))
 LIFECYCLE_TPS=$(awk -v n="$DONE" -v s="$START" -v e="$END" 'BEGIN {print n / (e - s)}')
-ACTIVITIES=$(q -c "SELECT round(count(*)::numeric / $DONE, 1) FROM agent_tasks_internal.activities")
+ACTIVITIES=$(q -c "SELECT round(count(*)::numeric / ($DONE + $WARM), 1) FROM agent_tasks_internal.activities")
+RSS_AFTER=$(executor_rss)
 
 say "wake-up latency: 200 tasks, one at a time, executors idle"
 q <<'SQL' >/dev/null
@@ -121,5 +137,6 @@ printf '%-58s %.0f tps\n' "pgbench -N, same clients (machine limit)" "$PGBENCH_T
 printf '%-58s %.3f\n' "ratio lifecycle / pgbench -N" "$RATIO"
 printf '%-58s %s\n' "activities written per task" "$ACTIVITIES"
 printf '%-58s p50 %s ms, p99 %s ms\n' "wake-up latency (commit -> in_progress)" "$WAKE_P50" "$WAKE_P99"
+printf '%-58s %s kB -> %s kB\n' "executor memory (RssAnon, all executors) over the lifecycle run" "$RSS_BEFORE" "$RSS_AFTER"
 printf '%-58s p50 %s ms, p99 %s ms\n' "claim latency, 1,000 queued" "$CLAIM1K_P50" "$CLAIM1K_P99"
 printf '%-58s p50 %s ms, p99 %s ms\n' "claim latency, $DEEP queued" "$CLAIMDEEP_P50" "$CLAIMDEEP_P99"
