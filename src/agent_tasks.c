@@ -33,6 +33,7 @@ int			agent_tasks_executor_workers = 2;
 int			agent_tasks_poll_interval = 1000;
 int			agent_tasks_default_lease = 300;
 char	   *agent_tasks_worker = NULL;
+bool		agent_tasks_notify = true;
 int			agent_tasks_http_max_in_flight = 64;
 bool		agent_tasks_allow_insecure_loopback = false;
 char	   *agent_tasks_http_allowed_cidrs = NULL;
@@ -73,6 +74,16 @@ _PG_init(void)
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("agent_tasks.notify",
+							 "Send NOTIFY agent_tasks for every task change.",
+							 "PostgreSQL serializes the commits of notifying transactions; "
+							 "turn this off where nobody LISTENs and throughput matters.",
+							 &agent_tasks_notify,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("agent_tasks.worker",
 							   "Name of the worker acting in this session.",

@@ -38,6 +38,7 @@ extern int	agent_tasks_executor_workers;
 extern int	agent_tasks_poll_interval;
 extern int	agent_tasks_default_lease;
 extern char *agent_tasks_worker;
+extern bool agent_tasks_notify;
 extern int	agent_tasks_http_max_in_flight;
 extern bool agent_tasks_allow_insecure_loopback;
 extern char *agent_tasks_http_allowed_cidrs;

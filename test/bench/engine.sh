@@ -57,22 +57,35 @@ until [[ "$(q -c "SELECT count(*) FROM agent_tasks_internal.tasks WHERE status =
 RSS_BEFORE=$(executor_rss)
 WARM=500
 
-say "lifecycle: $TASKS tasks created by $CLIENTS clients and run by $EXECUTORS executors"
+lifecycle() { # prints tasks/s for TASKS tasks created -> run -> completed
+    local start end before
+    before=$(q -c "SELECT count(*) FROM agent_tasks_internal.tasks WHERE status = 'completed'")
+    start=$(date +%s.%N)
+    pgbench -n -c "$CLIENTS" -j 2 -t $((TASKS / CLIENTS)) -f "$WORK/create.sql" >/dev/null
+    until [[ "$(q -c "SELECT count(*) FROM agent_tasks_internal.tasks WHERE status = 'completed'")" -ge $((before + DONE)) ]]; do
+        sleep 0.05
+    done
+    end=$(date +%s.%N)
+    awk -v n="$DONE" -v s="$start" -v e="$end" 'BEGIN {print n / (e - s)}'
+}
 cat > "$WORK/create.sql" <<'SQL'
 SET agent_tasks.account = 'bench';
 SELECT agent_tasks.create_task('bench task', agent => 'noop', auto_process => true);
 SQL
 chmod 644 "$WORK/create.sql"
-START=$(date +%s.%N)
-pgbench -n -c "$CLIENTS" -j 2 -t $((TASKS / CLIENTS)) -f "$WORK/create.sql" >/dev/null
-until [[ "$(q -c "SELECT count(*) FROM agent_tasks_internal.tasks WHERE status = 'completed'")" -ge $((WARM + TASKS / CLIENTS * CLIENTS)) ]]; do
-    sleep 0.05
-done
-END=$(date +%s.%N)
 DONE=$((TASKS / CLIENTS * CLIENTS))
-LIFECYCLE_TPS=$(awk -v n="$DONE" -v s="$START" -v e="$END" 'BEGIN {print n / (e - s)}')
+
+say "lifecycle: $DONE tasks created by $CLIENTS clients and run by $EXECUTORS executors"
+LIFECYCLE_TPS=$(lifecycle)
 ACTIVITIES=$(q -c "SELECT round(count(*)::numeric / ($DONE + $WARM), 1) FROM agent_tasks_internal.activities")
 RSS_AFTER=$(executor_rss)
+
+say "lifecycle again with agent_tasks.notify = off"
+q -c "ALTER SYSTEM SET agent_tasks.notify = off" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+LIFECYCLE_QUIET_TPS=$(lifecycle)
+q -c "ALTER SYSTEM RESET agent_tasks.notify" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
 
 say "wake-up latency: 200 tasks, one at a time, executors idle"
 q <<'SQL' >/dev/null
@@ -131,10 +144,12 @@ bulk_queue "$DEEP"
 read -r CLAIMDEEP_P50 CLAIMDEEP_P99 < <(claim_latency deep)
 
 RATIO=$(awk -v a="$LIFECYCLE_TPS" -v b="$PGBENCH_TPS" 'BEGIN {print a / b}')
+QUIET_RATIO=$(awk -v a="$LIFECYCLE_QUIET_TPS" -v b="$PGBENCH_TPS" 'BEGIN {print a / b}')
 printf '\n%-58s %s\n' "benchmark" "result"
 printf '%-58s %.0f tasks/s\n' "lifecycle throughput ($CLIENTS clients, $EXECUTORS executors)" "$LIFECYCLE_TPS"
 printf '%-58s %.0f tps\n' "pgbench -N, same clients (machine limit)" "$PGBENCH_TPS"
 printf '%-58s %.3f\n' "ratio lifecycle / pgbench -N" "$RATIO"
+printf '%-58s %.0f tasks/s (ratio %.3f)\n' "lifecycle throughput with agent_tasks.notify = off" "$LIFECYCLE_QUIET_TPS" "$QUIET_RATIO"
 printf '%-58s %s\n' "activities written per task" "$ACTIVITIES"
 printf '%-58s p50 %s ms, p99 %s ms\n' "wake-up latency (commit -> in_progress)" "$WAKE_P50" "$WAKE_P99"
 printf '%-58s %s kB -> %s kB\n' "executor memory (RssAnon, all executors) over the lifecycle run" "$RSS_BEFORE" "$RSS_AFTER"

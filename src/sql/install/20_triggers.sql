@@ -13,7 +13,7 @@ CREATE TRIGGER enforce_status_transition
 	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('run');
 
 -- A compact message on channel "agent_tasks"; delivered at commit, never
--- for a transaction that rolls back.
+-- for a transaction that rolls back; not at all with agent_tasks.notify off.
 CREATE FUNCTION agent_tasks_internal.notify_change(account text, task_id uuid, status text, event text)
 	RETURNS void
 	LANGUAGE sql VOLATILE
@@ -21,6 +21,7 @@ CREATE FUNCTION agent_tasks_internal.notify_change(account text, task_id uuid, s
 AS $$
 	SELECT pg_notify('agent_tasks', json_build_object(
 		'id', task_id, 'account', account, 'status', status, 'event', event)::text)
+	 WHERE current_setting('agent_tasks.notify', true) IS DISTINCT FROM 'off'
 $$;
 
 CREATE FUNCTION agent_tasks_internal.log_activity(account text, task_id uuid, event text,
