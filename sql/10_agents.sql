@@ -9,11 +9,10 @@ RESET ROLE;
 DO $$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'regress_engine') THEN
-		CREATE ROLE regress_engine NOLOGIN;
+		CREATE ROLE regress_engine NOLOGIN IN ROLE agent_tasks_admin;
 	END IF;
 END
 $$;
-GRANT agent_tasks_admin TO regress_engine;
 
 -- Functions for sql agents (the schema public takes no objects from
 -- ordinary roles in PostgreSQL 15, so the superuser makes them).

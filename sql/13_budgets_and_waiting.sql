@@ -120,8 +120,9 @@ SELECT title, w.* FROM (VALUES ('queued for long'), ('never started')) v(title),
 SELECT * FROM pg_temp.waited('queued for long', '0');
 SELECT * FROM pg_temp.waited('queued for long', '-1 second');
 SELECT expect_error(format('SELECT agent_tasks.wait_task(%L, %L)', agent_tasks.uuid_v7(), '10 milliseconds'));
+SELECT pg_temp.task('capped') AS capped \gset
 SET agent_tasks.account = 'eng-budget-2';
-SELECT expect_error(format('SELECT agent_tasks.wait_task(%L, %L)', pg_temp.task('capped'), '10 milliseconds'));
+SELECT expect_error(format('SELECT agent_tasks.wait_task(%L, %L)', :'capped', '10 milliseconds'));
 SET agent_tasks.account = 'eng-budget';
 SET ROLE regress_reader;
 SELECT (agent_tasks.wait_task(pg_temp.task('capped'), '10 milliseconds')).status AS reader_waits;

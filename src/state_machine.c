@@ -5,7 +5,8 @@
  *	  allowed.  A BEFORE trigger on both tables calls into the transition
  *	  table below, so that every path -- API functions, workers, external
  *	  agents, even direct DML on the internal tables -- is checked the same
- *	  way.  It also forbids any change to a run once it is terminal.
+ *	  way.  It also forbids any change to a run once it is terminal (but
+ *	  for losing the reference to a dropped agent).
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +18,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 
 #include "agent_tasks.h"
 
@@ -100,6 +102,39 @@ parse_status(const char *name)
 	pg_unreachable();
 }
 
+/*
+ * Is the only change that the run's agent reference went away?  Dropping an
+ * agent sets agent_id to NULL in its runs (the foreign key's ON DELETE SET
+ * NULL), finished ones included; that is the one change a finished run
+ * accepts.
+ */
+static bool
+only_agent_dropped(HeapTuple oldtuple, HeapTuple newtuple, TupleDesc tupdesc)
+{
+	int			agent_att = SPI_fnumber(tupdesc, "agent_id");
+	int			att;
+
+	if (agent_att <= 0 || !heap_attisnull(newtuple, agent_att, tupdesc))
+		return false;
+	for (att = 1; att <= tupdesc->natts; att++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(tupdesc, att - 1);
+		bool		oldnull;
+		bool		newnull;
+		Datum		oldvalue;
+		Datum		newvalue;
+
+		if (att == agent_att || attr->attisdropped)
+			continue;
+		oldvalue = heap_getattr(oldtuple, att, tupdesc, &oldnull);
+		newvalue = heap_getattr(newtuple, att, tupdesc, &newnull);
+		if (oldnull != newnull ||
+			(!oldnull && !datumIsEqual(oldvalue, newvalue, attr->attbyval, attr->attlen)))
+			return false;
+	}
+	return true;
+}
+
 /* The status column of a trigger tuple, which the table declares NOT NULL. */
 static AtStatus
 tuple_status(HeapTuple tuple, TupleDesc tupdesc, int attnum)
@@ -165,7 +200,8 @@ at_enforce_status_transition(PG_FUNCTION_ARGS)
 		AtStatus	from = tuple_status(trigdata->tg_trigtuple, tupdesc, status_att);
 		char	   *id = SPI_getvalue(newtuple, tupdesc, id_att);
 
-		if (is_run && status_is_terminal(from))
+		if (is_run && status_is_terminal(from) &&
+			!only_agent_dropped(trigdata->tg_trigtuple, newtuple, tupdesc))
 			ereport(ERROR,
 					(errcode(ERRCODE_AT_CONFLICT),
 					 errmsg("run %s is finished and can no longer change", id),

@@ -102,7 +102,11 @@ BEGIN
 			'Use sql, http, openai or external.');
 	END IF;
 	IF a.kind = 'sql' THEN
-		fn := to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
+		BEGIN
+			fn := to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
+		EXCEPTION WHEN syntax_error OR invalid_name OR undefined_object THEN
+			fn := NULL;			-- reported below like a missing function
+		END;
 		IF fn IS NULL OR (SELECT prorettype FROM pg_proc WHERE oid = fn) <> 'jsonb'::regtype THEN
 			PERFORM agent_tasks_internal.raise('PT400', 'the target of an sql agent must be a function (agent_tasks.tasks, agent_tasks.runs) returning jsonb',
 				format('target = %s', coalesce(quote_literal(a.target), 'null')),
@@ -117,7 +121,9 @@ BEGIN
 		END IF;
 	END IF;
 	PERFORM agent_tasks_internal.check_json('config', a.config, 'object');
-	IF a.concurrency NOT BETWEEN 1 AND 10000 OR a.max_attempts NOT BETWEEN 1 AND 100
+	IF a.concurrency IS NULL OR a.max_attempts IS NULL OR a.timeout IS NULL
+		OR a.backoff_base IS NULL OR a.backoff_max IS NULL
+		OR a.concurrency NOT BETWEEN 1 AND 10000 OR a.max_attempts NOT BETWEEN 1 AND 100
 		OR a.timeout <= '0' OR a.backoff_base < '0' OR a.backoff_max < a.backoff_base
 		OR coalesce(a.budget_tokens, 1) <= 0 OR coalesce(a.budget_cost, 1) <= 0 THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid agent limits',
@@ -240,6 +246,10 @@ DECLARE
 	agent uuid := agent_tasks_internal.agent_id(agent_tasks.current_account(), drop_agent.name);
 	open_runs bigint;
 BEGIN
+	IF agent IS NULL THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'agent not found', 'name is null',
+			'Name the agent to drop; list them in agent_tasks.agents.');
+	END IF;
 	SELECT count(*) INTO open_runs FROM agent_tasks_internal.runs r
 	 WHERE r.account = agent_tasks.current_account() AND r.agent_id = agent
 	   AND r.status IN ('queued', 'in_progress');
@@ -767,6 +777,10 @@ DECLARE
 	r agent_tasks_internal.runs := agent_tasks_internal.lock_claimed_run(run, worker);
 	expires timestamptz;
 BEGIN
+	IF lease IS NOT NULL AND (lease <= '0' OR lease > '7 days') THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid lease', format('lease = %s', lease),
+			'Use a lease between 1 second and 7 days.');
+	END IF;
 	UPDATE agent_tasks_internal.runs x
 	   SET heartbeat_at = now(),
 		   lease_expires_at = now() + coalesce(lease, current_setting('agent_tasks.default_lease')::interval)
