@@ -37,14 +37,17 @@ AS $$
 			from_status, to_status, reason, data)
 $$;
 
--- Fields whose change is logged as an "updated" activity.
-CREATE FUNCTION agent_tasks_internal.tracked_fields() RETURNS text[]
+-- The fields whose change is logged as an "updated" activity, as JSON.
+CREATE FUNCTION agent_tasks_internal.tracked_values(t agent_tasks_internal.tasks) RETURNS jsonb
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT ARRAY['title', 'prompt', 'type', 'context', 'agent_id', 'priority', 'output_schema',
-				 'owner_id', 'skills', 'labels', 'metadata', 'external_id', 'callback_url',
-				 'run_after', 'budget_tokens', 'budget_cost']
+	SELECT jsonb_build_object('title', t.title, 'prompt', t.prompt, 'type', t.type,
+		'context', t.context, 'agent_id', t.agent_id, 'priority', t.priority,
+		'output_schema', t.output_schema, 'owner_id', t.owner_id, 'skills', t.skills,
+		'labels', t.labels, 'metadata', t.metadata, 'external_id', t.external_id,
+		'callback_url', t.callback_url, 'run_after', t.run_after,
+		'budget_tokens', t.budget_tokens, 'budget_cost', t.budget_cost)
 $$;
 
 CREATE FUNCTION agent_tasks_internal.task_changed() RETURNS trigger
@@ -53,6 +56,8 @@ CREATE FUNCTION agent_tasks_internal.task_changed() RETURNS trigger
 AS $$
 DECLARE
 	changes jsonb;
+	new_values jsonb;
+	old_values jsonb;
 	event text;
 BEGIN
 	IF TG_OP = 'DELETE' THEN
@@ -88,11 +93,12 @@ BEGIN
 		event := coalesce(event, 'feedback');
 	END IF;
 
-	SELECT jsonb_object_agg(n.key, n.value) INTO changes
-	  FROM jsonb_each(to_jsonb(NEW)) AS n
-	 WHERE n.key = ANY (agent_tasks_internal.tracked_fields())
-	   AND n.value IS DISTINCT FROM to_jsonb(OLD) -> n.key;
-	IF changes IS NOT NULL THEN
+	new_values := agent_tasks_internal.tracked_values(NEW);
+	old_values := agent_tasks_internal.tracked_values(OLD);
+	IF new_values IS DISTINCT FROM old_values THEN
+		SELECT jsonb_object_agg(n.key, n.value) INTO changes
+		  FROM jsonb_each(new_values) AS n
+		 WHERE n.value IS DISTINCT FROM old_values -> n.key;
 		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id, 'updated',
 			jsonb_build_object('changes', changes));
 		event := coalesce(event, 'updated');

@@ -3,7 +3,7 @@
 -- function changes the run (or, when there is none, the task), and the C
 -- state machine checks the move.
 
--- Queue a new run of a task and make it the task's latest.
+-- Queue a new run of a task; run_changed makes it the task's latest.
 CREATE FUNCTION agent_tasks_internal.queue_run(t agent_tasks_internal.tasks, attempt integer,
 	due_at timestamptz, reason text, input jsonb DEFAULT NULL)
 	RETURNS uuid
@@ -16,8 +16,6 @@ DECLARE
 BEGIN
 	SELECT a.kind INTO kind FROM agent_tasks_internal.agents a
 	 WHERE a.account = t.account AND a.id = t.agent_id;
-	UPDATE agent_tasks_internal.tasks SET latest_run_id = run_id
-	 WHERE account = t.account AND id = t.id;
 	INSERT INTO agent_tasks_internal.runs
 		(account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at, input)
 	VALUES (t.account, run_id, t.id, t.agent_id, coalesce(kind, 'external'), attempt, reason,
@@ -26,8 +24,9 @@ BEGIN
 END
 $$;
 
--- A task follows its latest run.  Earlier runs that end later (an attempt
--- that failed after its retry was queued) are logged on their own.
+-- A task follows its latest run: a new run becomes the latest.  Earlier
+-- runs that end later (an attempt that failed after its retry was queued)
+-- are logged on their own.
 CREATE FUNCTION agent_tasks_internal.run_changed() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
@@ -38,14 +37,16 @@ BEGIN
 	END IF;
 
 	UPDATE agent_tasks_internal.tasks t
-	   SET status = NEW.status,
+	   SET latest_run_id = NEW.id,
+		   status = NEW.status,
 		   status_reason = NEW.status_reason,
 		   output = CASE WHEN TG_OP = 'INSERT' THEN NULL
 						 WHEN NEW.status = 'completed' THEN NEW.output ELSE t.output END,
 		   error = CASE WHEN TG_OP = 'INSERT' THEN NULL
 						WHEN NEW.status IN ('failed', 'cancelled') THEN NEW.error ELSE t.error END,
 		   updated_at = now()
-	 WHERE t.account = NEW.account AND t.id = NEW.task_id AND t.latest_run_id = NEW.id;
+	 WHERE t.account = NEW.account AND t.id = NEW.task_id
+	   AND (TG_OP = 'INSERT' OR t.latest_run_id = NEW.id);
 
 	IF NOT FOUND AND TG_OP = 'UPDATE' THEN
 		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.task_id, 'run_' || NEW.status,

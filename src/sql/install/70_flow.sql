@@ -199,5 +199,6 @@ $$;
 
 CREATE TRIGGER task_finished
 	AFTER UPDATE OF status ON agent_tasks_internal.tasks
-	FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+	FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+					   AND (NEW.status IN ('completed', 'failed', 'cancelled') OR NEW.parent_id IS NOT NULL))
 	EXECUTE FUNCTION agent_tasks_internal.task_finished();
