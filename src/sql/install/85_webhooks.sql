@@ -117,7 +117,7 @@ CREATE INDEX ON agent_tasks_internal.webhook_deliveries (account, task_id) WHERE
 
 CREATE TABLE agent_tasks_internal.webhook_attempts (
 	account			text NOT NULL,
-	id				uuid NOT NULL,
+	id				uuid NOT NULL DEFAULT agent_tasks.uuid_v7(),		-- the claim sets it
 	delivery_id		uuid NOT NULL,
 	attempt			integer NOT NULL,
 	status			text NOT NULL DEFAULT 'in_flight'
@@ -129,9 +129,10 @@ CREATE TABLE agent_tasks_internal.webhook_attempts (
 	worker			text,
 	started_at		timestamptz NOT NULL DEFAULT now(),
 	ended_at		timestamptz,
-	PRIMARY KEY (account, id),
-	FOREIGN KEY (account, delivery_id) REFERENCES agent_tasks_internal.webhook_deliveries (account, id) ON DELETE CASCADE
-);
+	PRIMARY KEY (account, id)
+	-- no foreign key to webhook_deliveries: its check would cost every claim
+	-- a lookup; attempts are written and purged with their delivery only
+) WITH (fillfactor = 80);			-- room for the outcome to be a HOT update
 CREATE INDEX ON agent_tasks_internal.webhook_attempts (account, delivery_id, id);
 
 DO $$
@@ -366,9 +367,12 @@ AS $$
 DECLARE
 	ts bigint := floor(extract(epoch FROM now()))::bigint;
 BEGIN
+	-- (only the small index of leased deliveries is searched: "+ interval '0'"
+	-- keeps the planner from also scanning the due index)
 	UPDATE agent_tasks_internal.webhook_deliveries d
 	   SET next_attempt_at = now()
-	 WHERE d.leased_at < pg_postmaster_start_time() AND d.status = 'pending' AND d.next_attempt_at > now();
+	 WHERE d.leased_at < pg_postmaster_start_time()
+	   AND d.status = 'pending' AND d.next_attempt_at + interval '0' > now();
 
 	RETURN QUERY
 	WITH due AS (
@@ -501,14 +505,9 @@ DECLARE
 	step integer;
 	delay interval;
 BEGIN
-	SELECT * INTO a FROM agent_tasks_internal.webhook_attempts x
-	 WHERE x.account = finish_webhook_delivery.account AND x.id = finish_webhook_delivery.id
-	   FOR UPDATE;
-	IF NOT FOUND OR a.status NOT IN ('in_flight', 'lost') THEN
-		RETURN;
-	END IF;
 	message := left(coalesce(error, CASE WHEN NOT ok THEN
 		CASE WHEN status_code IS NULL THEN 'no response' ELSE format('HTTP %s', status_code) END END), 1000);
+	-- only an attempt still open (in flight, or lost while it was) takes an outcome
 	UPDATE agent_tasks_internal.webhook_attempts x
 	   SET status = CASE WHEN ok THEN 'succeeded' ELSE 'failed' END,
 		   status_code = finish_webhook_delivery.status_code,
@@ -516,12 +515,10 @@ BEGIN
 		   response_body = left(finish_webhook_delivery.response_body, 1024),
 		   latency_ms = greatest(finish_webhook_delivery.latency_ms, 0),
 		   ended_at = now()
-	 WHERE x.account = a.account AND x.id = a.id;
-
-	SELECT * INTO d FROM agent_tasks_internal.webhook_deliveries x
-	 WHERE x.account = a.account AND x.id = a.delivery_id
-	   FOR UPDATE;
-	IF NOT FOUND OR d.status = 'delivered' THEN
+	 WHERE x.account = finish_webhook_delivery.account AND x.id = finish_webhook_delivery.id
+	   AND x.status IN ('in_flight', 'lost')
+	RETURNING * INTO a;
+	IF NOT FOUND THEN
 		RETURN;
 	END IF;
 
@@ -529,11 +526,18 @@ BEGIN
 		UPDATE agent_tasks_internal.webhook_deliveries x
 		   SET status = 'delivered', delivered_at = now(), leased_at = NULL,
 			   last_status_code = finish_webhook_delivery.status_code, last_error = NULL, updated_at = now()
-		 WHERE x.account = d.account AND x.id = d.id
+		 WHERE x.account = a.account AND x.id = a.delivery_id AND x.status <> 'delivered'
 		RETURNING * INTO d;
-		IF d.kind = 'callback' THEN
+		IF FOUND AND d.kind = 'callback' THEN
 			PERFORM agent_tasks_internal.log_delivery(d, 'callback_delivered');
 		END IF;
+		RETURN;
+	END IF;
+
+	SELECT * INTO d FROM agent_tasks_internal.webhook_deliveries x
+	 WHERE x.account = a.account AND x.id = a.delivery_id
+	   FOR UPDATE;
+	IF NOT FOUND OR d.status = 'delivered' THEN
 		RETURN;
 	END IF;
 
