@@ -7,8 +7,9 @@
 --
 \set SHOW_CONTEXT never
 RESET ROLE;
-SHOW agent_tasks.allow_insecure_loopback;
-SHOW agent_tasks.http_allowed_cidrs;
+-- (superuser settings; pinned here whatever the server's configuration says)
+SET agent_tasks.allow_insecure_loopback = off;
+SET agent_tasks.http_allowed_cidrs = '';
 
 SELECT u AS url, coalesce(agent_tasks_internal.url_policy_violation(u), 'allowed') AS verdict
   FROM unnest(ARRAY[
@@ -79,7 +80,7 @@ SELECT u AS url, coalesce(agent_tasks_internal.url_policy_violation(u), 'allowed
 SET ROLE regress_app;
 SELECT name, target FROM agent_tasks.create_agent('p2', 'http', 'http://127.0.0.1:9/agent');
 RESET ROLE;
-RESET agent_tasks.allow_insecure_loopback;
+SET agent_tasks.allow_insecure_loopback = off;
 
 -- An operator's allow-list of private ranges (https still required).
 SET agent_tasks.http_allowed_cidrs = '10.1.0.0/16, fd00:1::/64,192.168.7.7';
@@ -90,7 +91,7 @@ SELECT u AS url, coalesce(agent_tasks_internal.url_policy_violation(u), 'allowed
 					'http://10.1.2.3/', 'https://167837955/']) AS u;
 SELECT expect_error($$SET agent_tasks.http_allowed_cidrs = '10.0.0.0/33'$$);
 SELECT expect_error($$SET agent_tasks.http_allowed_cidrs = 'intranet'$$);
-RESET agent_tasks.http_allowed_cidrs;
+SET agent_tasks.http_allowed_cidrs = '';
 SELECT agent_tasks_internal.url_policy_violation('https://10.1.2.3/');
 
 -- check_url keeps its shape checks, then applies the policy.

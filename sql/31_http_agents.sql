@@ -259,5 +259,6 @@ SELECT title, status, status_reason FROM agent_tasks.tasks WHERE title = 'over b
 
 -- Clean up what the claims above left in progress, so later files see a quiet queue.
 SELECT count(agent_tasks.cancel_task(t.id)) >= 0 AS cleaned
-  FROM agent_tasks.tasks t WHERE t.status IN ('queued', 'in_progress', 'needs_clarification', 'on_hold');
+  FROM agent_tasks.tasks t
+ WHERE t.account = 'httpacct' AND t.status IN ('queued', 'in_progress', 'needs_clarification', 'on_hold');
 RESET ROLE;

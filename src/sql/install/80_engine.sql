@@ -877,7 +877,8 @@ COMMENT ON FUNCTION agent_tasks.request_clarification(uuid, text, text) IS 'Ask 
 -- Recovery ------------------------------------------------------------------
 
 -- Runs whose worker is gone: the lease expired, or the run was started by
--- an in-server worker before this server life (start or crash restart).
+-- an in-server worker before this server life (start or crash restart) and
+-- is not an http run its agent accepted (202) and works on by itself.
 CREATE FUNCTION agent_tasks_internal.recover_runs()
 	RETURNS integer
 	LANGUAGE plpgsql VOLATILE
@@ -892,7 +893,8 @@ BEGIN
 		SELECT x.account, x.id FROM agent_tasks_internal.runs x
 		 WHERE x.status = 'in_progress'
 		   AND (x.lease_expires_at < now()
-				OR (x.kind IN ('sql', 'http', 'openai') AND x.started_at < agent_tasks_internal.server_life_started_at()))
+				OR (x.kind IN ('sql', 'http', 'openai') AND x.started_at < agent_tasks_internal.server_life_started_at()
+					AND NOT agent_tasks_internal.http_run_accepted(x.account, x.id)))
 		 ORDER BY x.lease_expires_at
 		 LIMIT 1000
 	LOOP
@@ -900,7 +902,8 @@ BEGIN
 		-- it may have been finished or heartbeated meanwhile
 		CONTINUE WHEN r.status IS DISTINCT FROM 'in_progress'
 			OR NOT (r.lease_expires_at < now()
-					OR (r.kind IN ('sql', 'http', 'openai') AND r.started_at < agent_tasks_internal.server_life_started_at()));
+					OR (r.kind IN ('sql', 'http', 'openai') AND r.started_at < agent_tasks_internal.server_life_started_at()
+						AND NOT agent_tasks_internal.http_run_accepted(r.account, r.id)));
 		PERFORM agent_tasks_internal.fail_attempt(r,
 			jsonb_build_object('message', 'the worker executing this run was lost', 'worker', r.worker),
 			'worker_lost', true);

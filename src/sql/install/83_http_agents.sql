@@ -16,11 +16,11 @@ COMMENT ON FUNCTION agent_tasks_internal.url_policy_violation(text) IS 'NULL whe
 -- the dispatcher (superuser) touch it, and nothing ever returns a secret.
 CREATE TABLE agent_tasks_internal.agent_secrets (
 	account		text NOT NULL,
-	id			uuid NOT NULL,		-- the agent's id
+	agent_id	uuid NOT NULL,
 	secret		text NOT NULL CHECK (length(secret) BETWEEN 1 AND 10000),
 	updated_at	timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (account, id),
-	FOREIGN KEY (account, id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE CASCADE
+	PRIMARY KEY (account, agent_id),
+	FOREIGN KEY (account, agent_id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE CASCADE
 );
 ALTER TABLE agent_tasks_internal.agent_secrets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY account_isolation ON agent_tasks_internal.agent_secrets
@@ -38,10 +38,10 @@ CREATE FUNCTION agent_tasks.set_agent_secret(agent text, secret text)
 AS $$
 DECLARE
 	acct text := agent_tasks.current_account();
-	agent_id uuid;
+	target_agent uuid;
 	kind text;
 BEGIN
-	SELECT a.id, a.kind INTO agent_id, kind FROM agent_tasks_internal.agents a
+	SELECT a.id, a.kind INTO target_agent, kind FROM agent_tasks_internal.agents a
 	 WHERE a.account = acct AND a.name = set_agent_secret.agent
 	   FOR UPDATE;
 	IF NOT FOUND THEN
@@ -55,7 +55,7 @@ BEGIN
 	END IF;
 	IF secret IS NULL THEN
 		DELETE FROM agent_tasks_internal.agent_secrets s
-		 WHERE s.account = acct AND s.id = agent_id;
+		 WHERE s.account = acct AND s.agent_id = target_agent;
 		RETURN false;
 	END IF;
 	IF length(secret) NOT BETWEEN 1 AND 10000 OR secret ~ '[\r\n]' THEN
@@ -63,9 +63,9 @@ BEGIN
 			format('the secret has %s characters', length(secret)),
 			'Use 1 to 10000 characters without line breaks.');
 	END IF;
-	INSERT INTO agent_tasks_internal.agent_secrets AS s (account, id, secret)
-	VALUES (acct, agent_id, set_agent_secret.secret)
-	ON CONFLICT (account, id) DO UPDATE SET secret = excluded.secret, updated_at = now();
+	INSERT INTO agent_tasks_internal.agent_secrets AS s (account, agent_id, secret)
+	VALUES (acct, target_agent, set_agent_secret.secret)
+	ON CONFLICT (account, agent_id) DO UPDATE SET secret = excluded.secret, updated_at = now();
 	RETURN true;
 END
 $$;
@@ -78,7 +78,7 @@ CREATE FUNCTION agent_tasks.agent_has_secret(agent text)
 AS $$
 	SELECT EXISTS (
 		SELECT 1 FROM agent_tasks_internal.agent_secrets s
-		  JOIN agent_tasks_internal.agents a ON a.account = s.account AND a.id = s.id
+		  JOIN agent_tasks_internal.agents a ON a.account = s.account AND a.id = s.agent_id
 		 WHERE a.account = agent_tasks.current_account() AND a.name = agent_has_secret.agent)
 $$;
 COMMENT ON FUNCTION agent_tasks.agent_has_secret(text) IS 'Whether the agent has a secret (set_agent_secret); never the secret itself.';
@@ -90,12 +90,12 @@ COMMENT ON FUNCTION agent_tasks.agent_has_secret(text) IS 'Whether the agent has
 -- Only the SHA-256 is stored; no role can read the table.
 CREATE TABLE agent_tasks_internal.run_tokens (
 	account		text NOT NULL,
-	id			uuid NOT NULL,		-- the run's id
+	run_id		uuid NOT NULL,
 	token_hash	bytea NOT NULL,
 	created_at	timestamptz NOT NULL DEFAULT now(),
 	accepted_at	timestamptz,		-- the agent answered 202: it works asynchronously
-	PRIMARY KEY (account, id),
-	FOREIGN KEY (account, id) REFERENCES agent_tasks_internal.runs (account, id) ON DELETE CASCADE
+	PRIMARY KEY (account, run_id),
+	FOREIGN KEY (account, run_id) REFERENCES agent_tasks_internal.runs (account, id) ON DELETE CASCADE
 );
 ALTER TABLE agent_tasks_internal.run_tokens ENABLE ROW LEVEL SECURITY;
 CREATE POLICY account_isolation ON agent_tasks_internal.run_tokens
@@ -113,7 +113,7 @@ CREATE FUNCTION agent_tasks_internal.verify_run_token(run uuid, token text)
 AS $$
 	SELECT token IS NOT NULL AND EXISTS (
 		SELECT 1 FROM agent_tasks_internal.run_tokens t
-		 WHERE t.account = agent_tasks.current_account() AND t.id = run
+		 WHERE t.account = agent_tasks.current_account() AND t.run_id = run
 		   AND t.token_hash = sha256(convert_to(token, 'UTF8')))
 $$;
 
@@ -126,7 +126,7 @@ CREATE FUNCTION agent_tasks_internal.http_run_accepted(account text, run uuid)
 AS $$
 	SELECT EXISTS (
 		SELECT 1 FROM agent_tasks_internal.run_tokens t
-		 WHERE t.account = http_run_accepted.account AND t.id = run AND t.accepted_at IS NOT NULL)
+		 WHERE t.account = http_run_accepted.account AND t.run_id = run AND t.accepted_at IS NOT NULL)
 $$;
 
 -- Request builders ------------------------------------------------------------
@@ -158,7 +158,7 @@ AS $$
 					THEN jsonb_build_object(a.config ->> 'secret_header', s.secret)
 					ELSE jsonb_build_object('Authorization', 'Bearer ' || s.secret) END
 		  FROM agent_tasks_internal.agent_secrets s
-		 WHERE s.account = a.account AND s.id = a.id), '{}')
+		 WHERE s.account = a.account AND s.agent_id = a.id), '{}')
 $$;
 
 -- The task's conversation, oldest first.
@@ -308,7 +308,7 @@ BEGIN
 				IF r.kind = 'http' THEN
 					token := 'rt_' || rtrim(translate(encode(agent_tasks_internal.random_bytes(32), 'base64'),
 														 '+/', '-_'), '=');
-					INSERT INTO agent_tasks_internal.run_tokens (account, id, token_hash)
+					INSERT INTO agent_tasks_internal.run_tokens (account, run_id, token_hash)
 					VALUES (r.account, r.id, sha256(convert_to(token, 'UTF8')))
 					ON CONFLICT ON CONSTRAINT run_tokens_pkey DO UPDATE	-- a run resumed after a clarification
 						SET token_hash = excluded.token_hash, created_at = now(), accepted_at = NULL;
@@ -463,7 +463,7 @@ BEGIN
 	IF status_code = 202 AND r.kind = 'http' THEN
 		-- the agent works asynchronously and reports with its run token
 		UPDATE agent_tasks_internal.run_tokens t SET accepted_at = now()
-		 WHERE t.account = r.account AND t.id = r.id;
+		 WHERE t.account = r.account AND t.run_id = r.id;
 		UPDATE agent_tasks_internal.runs x SET phase = 'accepted', heartbeat_at = now()
 		 WHERE x.account = r.account AND x.id = r.id;
 		RETURN;
