@@ -130,7 +130,7 @@ SELECT agent_tasks_internal.finish_http_run('httpacct', (SELECT id FROM agent_ta
 	WHERE account = 'httpacct' AND status = 'in_progress' AND attempt = 2), 200, '{}', '{"ok": true}', NULL, 5);
 SET agent_tasks.account = 'httpacct';
 SELECT t.title, t.status, t.status_reason, t.output FROM agent_tasks.tasks t
- WHERE t.title IN ('server error', 'redirect', 'timeout', 'refused') ORDER BY t.title;
+ WHERE t.account = 'httpacct' AND t.title IN ('server error', 'redirect', 'timeout', 'refused') ORDER BY t.title;
 
 -- 202: the agent works asynchronously and answers with its run token.
 SELECT (agent_tasks.create_task('async job', agent => 'h', priority => 1000, auto_process => true)).id AS t2 \gset
@@ -255,7 +255,7 @@ SET agent_tasks.account = 'httpacct';
 SELECT used_tokens FROM agent_tasks.queue_stats WHERE agent = 'o';
 SELECT status, status_reason FROM agent_tasks.create_task('over budget', agent => 'o', priority => 1000, auto_process => true);
 SELECT count(*) FROM agent_tasks_internal.claim_http_runs('test-dispatcher', 5) WHERE account = 'httpacct';
-SELECT title, status, status_reason FROM agent_tasks.tasks WHERE title = 'over budget';
+SELECT title, status, status_reason FROM agent_tasks.tasks WHERE account = 'httpacct' AND title = 'over budget';
 
 -- Clean up what the claims above left in progress, so later files see a quiet queue.
 SELECT count(agent_tasks.cancel_task(t.id)) >= 0 AS cleaned
