@@ -14,12 +14,16 @@
 
 #include <signal.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/uuid.h"
 #include "utils/wait_event.h"
 
@@ -37,8 +41,8 @@ static bool notice_given = false;
 static AtWaiterSlot *my_waiter = NULL;
 
 PG_FUNCTION_INFO_V1(at_wake_workers);
-PG_FUNCTION_INFO_V1(at_wake_waiters);
-PG_FUNCTION_INFO_V1(at_interrupt_run);
+PG_FUNCTION_INFO_V1(at_run_signals);
+PG_FUNCTION_INFO_V1(at_task_signals);
 PG_FUNCTION_INFO_V1(at_watch_task);
 PG_FUNCTION_INFO_V1(at_await_wakeup);
 
@@ -174,7 +178,7 @@ ensure_callback(void)
 }
 
 static void
-remember_uuid(List **list, pg_uuid_t *id)
+remember_uuid(List **list, const pg_uuid_t *id)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 	pg_uuid_t  *copy = palloc(sizeof(pg_uuid_t));
@@ -184,12 +188,10 @@ remember_uuid(List **list, pg_uuid_t *id)
 	MemoryContextSwitchTo(old);
 }
 
-/* wake_workers(kind): a run of this agent kind was queued. */
-Datum
-at_wake_workers(PG_FUNCTION_ARGS)
+/* A run of this agent kind was queued: wake a worker for it at commit. */
+static void
+request_worker_wakeup(const char *kind)
 {
-	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
-
 	if (at_shared == NULL)
 	{
 		if (!notice_given && strcmp(kind, "external") != 0)
@@ -197,7 +199,7 @@ at_wake_workers(PG_FUNCTION_ARGS)
 					(errmsg("agent_tasks background workers are not running, so this run waits for an external worker"),
 					 errhint("Add agent_tasks to shared_preload_libraries and restart PostgreSQL to execute sql, http and openai agents inside the server.")));
 		notice_given = true;
-		PG_RETURN_VOID();
+		return;
 	}
 
 	ensure_callback();
@@ -205,31 +207,79 @@ at_wake_workers(PG_FUNCTION_ARGS)
 		pending_executor_wakeups++;
 	else if (strcmp(kind, "http") == 0 || strcmp(kind, "openai") == 0)
 		pending_dispatcher_wakeups++;
+}
+
+/* wake_workers(kind): for SQL that queues work of a worker kind. */
+Datum
+at_wake_workers(PG_FUNCTION_ARGS)
+{
+	request_worker_wakeup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_VOID();
 }
 
-/* wake_waiters(task): the task changed; wake wait_task() callers at commit. */
-Datum
-at_wake_waiters(PG_FUNCTION_ARGS)
+/* A column of a trigger tuple, by name; the tables declare them NOT NULL. */
+static Datum
+tuple_column(TriggerData *trigdata, HeapTuple tuple, const char *name)
 {
-	if (at_shared != NULL)
-	{
-		ensure_callback();
-		remember_uuid(&pending_tasks, PG_GETARG_UUID_P(0));
-	}
-	PG_RETURN_VOID();
+	TupleDesc	tupdesc = trigdata->tg_relation->rd_att;
+	bool		isnull;
+	Datum		value = heap_getattr(tuple, SPI_fnumber(tupdesc, name), tupdesc, &isnull);
+
+	if (isnull)
+		elog(ERROR, "column \"%s\" of \"%s\" is null", name,
+			 RelationGetRelationName(trigdata->tg_relation));
+	return value;
 }
 
-/* interrupt_run(run): the run left in_progress; stop whoever executes it. */
+/*
+ * AFTER INSERT OR UPDATE OF status trigger on runs: a queued run wakes a
+ * worker of its kind, and a run that leaves in_progress for on_hold or
+ * cancelled is interrupted wherever it executes.
+ */
 Datum
-at_interrupt_run(PG_FUNCTION_ARGS)
+at_run_signals(PG_FUNCTION_ARGS)
 {
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	newtuple;
+	char	   *status;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "run_signals must be an AFTER ROW trigger");
+
+	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	status = TextDatumGetCString(tuple_column(trigdata, newtuple, "status"));
+
+	if (strcmp(status, "queued") == 0)
+		request_worker_wakeup(TextDatumGetCString(tuple_column(trigdata, newtuple, "kind")));
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && at_shared != NULL &&
+			 (strcmp(status, "on_hold") == 0 || strcmp(status, "cancelled") == 0) &&
+			 strcmp(TextDatumGetCString(tuple_column(trigdata, trigdata->tg_trigtuple, "status")),
+					"in_progress") == 0)
+	{
+		ensure_callback();
+		remember_uuid(&pending_interrupts, DatumGetUUIDP(tuple_column(trigdata, newtuple, "id")));
+	}
+	return PointerGetDatum(NULL);
+}
+
+/* AFTER UPDATE OF status trigger on tasks: wake wait_task() callers at commit. */
+Datum
+at_task_signals(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		elog(ERROR, "task_signals must be an AFTER UPDATE ROW trigger");
+
 	if (at_shared != NULL)
 	{
 		ensure_callback();
-		remember_uuid(&pending_interrupts, PG_GETARG_UUID_P(0));
+		remember_uuid(&pending_tasks, DatumGetUUIDP(tuple_column(trigdata, trigdata->tg_newtuple, "id")));
 	}
-	PG_RETURN_VOID();
+	return PointerGetDatum(NULL);
 }
 
 /*

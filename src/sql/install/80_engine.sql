@@ -7,10 +7,10 @@
 -- (src/shared_state.c).
 CREATE FUNCTION agent_tasks_internal.wake_workers(kind text) RETURNS void
 	AS 'MODULE_PATHNAME', 'at_wake_workers' LANGUAGE C VOLATILE STRICT;
-CREATE FUNCTION agent_tasks_internal.wake_waiters(task uuid) RETURNS void
-	AS 'MODULE_PATHNAME', 'at_wake_waiters' LANGUAGE C VOLATILE STRICT;
-CREATE FUNCTION agent_tasks_internal.interrupt_run(run uuid) RETURNS void
-	AS 'MODULE_PATHNAME', 'at_interrupt_run' LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION agent_tasks_internal.run_signals() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'at_run_signals' LANGUAGE C;
+CREATE FUNCTION agent_tasks_internal.task_signals() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'at_task_signals' LANGUAGE C;
 CREATE FUNCTION agent_tasks_internal.watch_task(task uuid) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'at_watch_task' LANGUAGE C VOLATILE STRICT;
 CREATE FUNCTION agent_tasks_internal.await_wakeup(timeout_ms integer) RETURNS void
@@ -29,23 +29,13 @@ COMMENT ON FUNCTION agent_tasks.worker_status() IS 'For agent_tasks_admin: the b
 
 -- Signals at commit: queued runs wake a worker, a run stopped under its
 -- worker is interrupted, and wait_task() callers see task changes.
-CREATE FUNCTION agent_tasks_internal.run_signals() RETURNS trigger
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF NEW.status = 'queued' THEN
-		PERFORM agent_tasks_internal.wake_workers(NEW.kind);
-	ELSIF TG_OP = 'UPDATE' AND OLD.status = 'in_progress' AND NEW.status IN ('on_hold', 'cancelled') THEN
-		PERFORM agent_tasks_internal.interrupt_run(NEW.id);
-	END IF;
-	RETURN NULL;
-END
-$$;
-
 CREATE TRIGGER run_signals
 	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
 	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.run_signals();
+CREATE TRIGGER task_signals
+	AFTER UPDATE OF status ON agent_tasks_internal.tasks
+	FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+	EXECUTE FUNCTION agent_tasks_internal.task_signals();
 
 -- Progress reports join the trail (SECURITY DEFINER: only triggers write
 -- activities).
@@ -65,21 +55,6 @@ CREATE TRIGGER run_progressed
 	AFTER UPDATE OF phase, progress ON agent_tasks_internal.runs
 	FOR EACH ROW WHEN (OLD.phase IS DISTINCT FROM NEW.phase OR OLD.progress IS DISTINCT FROM NEW.progress)
 	EXECUTE FUNCTION agent_tasks_internal.run_progressed();
-
-CREATE FUNCTION agent_tasks_internal.task_signals() RETURNS trigger
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	PERFORM agent_tasks_internal.wake_waiters(NEW.id);
-	RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER task_signals
-	AFTER UPDATE OF status ON agent_tasks_internal.tasks
-	FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-	EXECUTE FUNCTION agent_tasks_internal.task_signals();
 
 -- Agents -------------------------------------------------------------------
 
@@ -618,14 +593,15 @@ BEGIN
 			CONTINUE WHEN locked <> cardinality(ancestors);
 		END IF;
 
+		SELECT * INTO agent FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id;
 		-- a run resumed by a person goes ahead even over budget
 		IF r.status_reason IS DISTINCT FROM 'resumed'
+			AND num_nonnulls(t.budget_tokens, t.budget_cost, agent.budget_tokens, agent.budget_cost) > 0
 			AND agent_tasks_internal.over_budget(r.account, r.task_id) THEN
 			UPDATE agent_tasks_internal.runs x SET status = 'on_hold', status_reason = 'budget_exceeded'
 			 WHERE x.account = r.account AND x.id = r.id;
 			CONTINUE;
 		END IF;
-		SELECT * INTO agent FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id;
 		UPDATE agent_tasks_internal.runs x
 		   SET status = 'in_progress', status_reason = NULL, worker = claim_next.worker,
 			   started_at = now(), heartbeat_at = now(),
