@@ -95,25 +95,6 @@ _PG_init(void)
 							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 
-	DefineCustomStringVariable("agent_tasks.database",
-							   "Database whose queued runs the background workers execute.",
-							   NULL,
-							   &agent_tasks_database,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
-
-	DefineCustomIntVariable("agent_tasks.executor_workers",
-							"Number of executor workers running sql agents.",
-							NULL,
-							&agent_tasks_executor_workers,
-							2,
-							0, 32,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
 	DefineCustomIntVariable("agent_tasks.poll_interval",
 							"Longest sleep of an idle worker.",
 							"Workers are woken at commit when work is queued; this backstop "
@@ -249,11 +230,35 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
-	MarkGUCPrefixReserved("agent_tasks");
-
+	/*
+	 * The workers' settings are fixed at server start, and PostgreSQL accepts
+	 * such settings only from a preloaded library: without preloading there
+	 * are no workers to configure.
+	 */
 	if (process_shared_preload_libraries_in_progress)
 	{
+		DefineCustomStringVariable("agent_tasks.database",
+								   "Database whose queued runs the background workers execute.",
+								   NULL,
+								   &agent_tasks_database,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
+
+		DefineCustomIntVariable("agent_tasks.executor_workers",
+								"Number of executor workers running sql agents.",
+								NULL,
+								&agent_tasks_executor_workers,
+								2,
+								0, 32,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
 		at_shmem_install_hooks();
 		at_register_launcher();
 	}
+
+	MarkGUCPrefixReserved("agent_tasks");
 }
