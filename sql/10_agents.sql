@@ -212,3 +212,20 @@ SET ROLE regress_engine;
 -- has no workers of its own; the rows, if any, are the other database's)
 SELECT count(*) >= 0 AS worker_status_answers FROM agent_tasks.worker_status();
 SELECT count(*) AS workers_without_name FROM agent_tasks.worker_status() WHERE worker IS NULL OR pid IS NULL;
+
+-- An agent's function runs as the role that created the agent or last set
+-- its target; nobody chooses that role.
+RESET ROLE;
+SELECT name FROM agent_tasks.create_agent('su-made', 'sql', 'engine_fns.answer');
+SELECT run_as = current_user AS runs_as_its_creator FROM agent_tasks_internal.agents WHERE name = 'su-made';
+SET ROLE regress_engine;
+-- changing the target makes the agent run as the role that changed it
+SELECT name FROM agent_tasks.alter_agent('su-made', '{"target": "engine_fns.other_answer"}');
+SELECT run_as FROM agent_tasks_internal.agents WHERE name = 'su-made';
+SELECT expect_error($$UPDATE agent_tasks_internal.agents SET run_as = 'postgres' WHERE name = 'su-made'$$);
+INSERT INTO agent_tasks_internal.agents (account, name, kind, target, run_as)
+VALUES ('eng', 'chosen-role', 'external', NULL, 'postgres');
+SELECT run_as FROM agent_tasks_internal.agents WHERE name = 'chosen-role';
+-- a timeout longer than a day is refused
+SELECT expect_error($$SELECT agent_tasks.create_agent('forever', 'external', timeout => '2 days')$$);
+SELECT agent_tasks.drop_agent('su-made') AND agent_tasks.drop_agent('chosen-role') AS dropped;

@@ -114,9 +114,15 @@ execute_run(ClaimedRun *run)
 	char		nulls[3] = {' ', ' ', ' '};
 	Oid			saved_user;
 	int			saved_context;
+	int			guc_nest_level;
 	bool		isnull;
 	int			ret;
 
+	/*
+	 * Settings the agent changes (SET LOCAL, set_config) end with its call:
+	 * the batch's next run may belong to another account.
+	 */
+	guc_nest_level = NewGUCNestLevel();
 	set_local("agent_tasks.account", run->account);
 	args[0] = CStringGetTextDatum(run->account);
 	args[1] = UUIDPGetDatum(&run->run_id);
@@ -131,6 +137,7 @@ execute_run(ClaimedRun *run)
 
 	disable_timeout(STATEMENT_TIMEOUT, false);
 	SetUserIdAndSecContext(saved_user, saved_context);
+	AtEOXact_GUC(false, guc_nest_level);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_AT_NOT_FOUND),
@@ -264,7 +271,7 @@ process_run(ClaimedRun *run, MemoryContext loop_context)
 static void
 process_batch(ClaimedRun *runs, int n, MemoryContext loop_context)
 {
-	int			i = 0;
+	volatile int i = 0;
 
 	while (i < n)
 	{

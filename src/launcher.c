@@ -189,6 +189,49 @@ recover_runs(MemoryContext loop_context)
 	PG_END_TRY();
 }
 
+/*
+ * Stop the executors and dispatcher of a previous launcher of this server
+ * life (it died, they did not), so that they do not run next to ours.
+ */
+static void
+stop_orphaned_workers(void)
+{
+	int			waited_ms = 0;
+
+	for (;;)
+	{
+		bool		any = false;
+		int			i;
+
+		LWLockAcquire(at_shared->lock, LW_SHARED);
+		for (i = 0; i < AT_MAX_WORKERS; i++)
+		{
+			AtWorkerSlot *worker = &at_shared->workers[i];
+
+			if (worker->pid != 0 &&
+				(worker->type == AT_WORKER_EXECUTOR || worker->type == AT_WORKER_DISPATCHER))
+			{
+				kill(worker->pid, SIGTERM);
+				any = true;
+			}
+		}
+		LWLockRelease(at_shared->lock);
+
+		if (!any)
+			return;
+		if (waited_ms >= 30000)
+		{
+			ereport(WARNING,
+					(errmsg("agent_tasks launcher: workers of a previous launcher do not stop; starting anyway")));
+			return;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		waited_ms += 100;
+	}
+}
+
 void
 at_launcher_main(Datum main_arg)
 {
@@ -200,6 +243,7 @@ at_launcher_main(Datum main_arg)
 
 	at_worker_init("launcher");
 	slot = at_worker_slot_acquire(AT_WORKER_LAUNCHER, 0);
+	stop_orphaned_workers();
 	executors = palloc0(sizeof(BackgroundWorkerHandle *) * agent_tasks_executor_workers);
 	loop_context = AllocSetContextCreate(TopMemoryContext, "agent_tasks launcher loop",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -207,6 +251,9 @@ at_launcher_main(Datum main_arg)
 	for (;;)
 	{
 		MemoryContext old = MemoryContextSwitchTo(loop_context);
+
+		/* a query cancel means nothing to the launcher: it must not die of it */
+		QueryCancelPending = false;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)

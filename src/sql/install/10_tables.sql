@@ -19,7 +19,7 @@ CREATE TABLE agent_tasks_internal.agents (
 	target			text,
 	config			jsonb NOT NULL DEFAULT '{}',
 	concurrency		integer NOT NULL DEFAULT 4 CHECK (concurrency BETWEEN 1 AND 10000),
-	timeout			interval NOT NULL DEFAULT '5 minutes' CHECK (timeout > '0'),
+	timeout			interval NOT NULL DEFAULT '5 minutes' CHECK (timeout > '0' AND timeout <= '1 day'),
 	max_attempts	integer NOT NULL DEFAULT 3 CHECK (max_attempts BETWEEN 1 AND 100),
 	backoff_base	interval NOT NULL DEFAULT '1 second' CHECK (backoff_base >= '0'),
 	backoff_max		interval NOT NULL DEFAULT '5 minutes' CHECK (backoff_max >= backoff_base),

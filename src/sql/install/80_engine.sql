@@ -58,6 +58,39 @@ CREATE TRIGGER run_progressed
 
 -- Agents -------------------------------------------------------------------
 
+-- An sql agent's function runs as the role that created the agent or last
+-- changed its target: that role vouches for the function.  Nobody else sets
+-- run_as, so an admin cannot borrow another role's rights (a superuser's
+-- above all) by pointing an agent at a function of their own.
+CREATE FUNCTION agent_tasks_internal.bind_agent_role() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' AND NEW.run_as IS DISTINCT FROM OLD.run_as
+		AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+		PERFORM agent_tasks_internal.raise('PT403', 'the role of an agent cannot be chosen',
+			format('agent %s runs as %s', quote_literal(NEW.name), OLD.run_as),
+			'Change the agent''s target: it then runs as you.');
+	END IF;
+	IF TG_OP = 'INSERT' OR NEW.target IS DISTINCT FROM OLD.target OR NEW.kind IS DISTINCT FROM OLD.kind THEN
+		NEW.run_as := current_user;
+	END IF;
+	IF NEW.kind = 'sql'
+		AND NOT has_function_privilege(NEW.run_as, to_regprocedure(NEW.target || '(agent_tasks.tasks, agent_tasks.runs)'), 'EXECUTE') THEN
+		PERFORM agent_tasks_internal.raise('PT403', 'the agent''s role may not execute its function',
+			format('role %s lacks EXECUTE on %s', NEW.run_as, NEW.target),
+			format('GRANT EXECUTE ON FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) TO %I.', NEW.target, NEW.run_as));
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER bind_agent_role
+	BEFORE INSERT OR UPDATE ON agent_tasks_internal.agents
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.bind_agent_role();
+
+
 CREATE FUNCTION agent_tasks_internal.check_agent(a agent_tasks_internal.agents)
 	RETURNS agent_tasks_internal.agents
 	LANGUAGE plpgsql VOLATILE
@@ -99,12 +132,12 @@ BEGIN
 	IF a.concurrency IS NULL OR a.max_attempts IS NULL OR a.timeout IS NULL
 		OR a.backoff_base IS NULL OR a.backoff_max IS NULL
 		OR a.concurrency NOT BETWEEN 1 AND 10000 OR a.max_attempts NOT BETWEEN 1 AND 100
-		OR a.timeout <= '0' OR a.backoff_base < '0' OR a.backoff_max < a.backoff_base
+		OR a.timeout <= '0' OR a.timeout > '1 day' OR a.backoff_base < '0' OR a.backoff_max < a.backoff_base
 		OR coalesce(a.budget_tokens, 1) <= 0 OR coalesce(a.budget_cost, 1) <= 0 THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid agent limits',
 			format('concurrency = %s, max_attempts = %s, timeout = %s, backoff_base = %s, backoff_max = %s, budget_tokens = %s, budget_cost = %s',
 				   a.concurrency, a.max_attempts, a.timeout, a.backoff_base, a.backoff_max, a.budget_tokens, a.budget_cost),
-			'concurrency 1..10000, max_attempts 1..100, timeout > 0, 0 <= backoff_base <= backoff_max, budgets positive or null.');
+			'concurrency 1..10000, max_attempts 1..100, 0 < timeout <= 1 day, 0 <= backoff_base <= backoff_max, budgets positive or null.');
 	END IF;
 	RETURN a;
 END
@@ -625,12 +658,17 @@ DECLARE
 	a agent_tasks_internal.agents;
 	fn text;
 	claimed integer := 0;
+	ahead interval := '0';		-- the longest the runs before this one can take
 BEGIN
 	WHILE claimed < max
 	LOOP
 		r := agent_tasks_internal.claim_next('sql', NULL, NULL, worker, NULL);
 		EXIT WHEN r.id IS NULL;
 		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
+		-- the executor runs its batch one by one: the lease covers the wait
+		UPDATE agent_tasks_internal.runs x SET lease_expires_at = x.lease_expires_at + ahead
+		 WHERE x.account = r.account AND x.id = r.id;
+		ahead := ahead + a.timeout;
 		SELECT format('%I.%I', n.nspname, p.proname) INTO fn
 		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
