@@ -32,8 +32,15 @@
 /* What this transaction asks for at commit; lives in TopTransactionContext. */
 static int	pending_executor_wakeups = 0;
 static int	pending_dispatcher_wakeups = 0;
-static List *pending_tasks = NIL;		/* of pg_uuid_t *, for waiters */
-static List *pending_interrupts = NIL;	/* of pg_uuid_t *, runs to stop */
+static List *pending_tasks = NIL;		/* of PendingId *, for waiters */
+static List *pending_interrupts = NIL;	/* of PendingId *, runs to stop */
+
+/* An id to signal at commit, unless the subtransaction that named it aborts. */
+typedef struct PendingId
+{
+	pg_uuid_t	id;
+	int			nest_level;
+} PendingId;
 static bool callback_registered = false;
 static bool notice_given = false;
 
@@ -99,7 +106,7 @@ deliver(void)
 
 	foreach(lc, pending_tasks)
 	{
-		pg_uuid_t  *task = lfirst(lc);
+		pg_uuid_t  *task = &((PendingId *) lfirst(lc))->id;
 
 		for (i = 0; i < AT_MAX_WAITERS; i++)
 		{
@@ -113,7 +120,7 @@ deliver(void)
 
 	foreach(lc, pending_interrupts)
 	{
-		pg_uuid_t  *run = lfirst(lc);
+		pg_uuid_t  *run = &((PendingId *) lfirst(lc))->id;
 
 		for (i = 0; i < AT_MAX_WORKERS; i++)
 		{
@@ -167,12 +174,44 @@ at_xact_callback(XactEvent event, void *arg)
 	pending_interrupts = NIL;
 }
 
+/* Forget what an aborted subtransaction (a rolled-back savepoint) asked for. */
+static List *
+without_level(List *ids, int nest_level)
+{
+	List	   *kept = NIL;
+	ListCell   *lc;
+
+	foreach(lc, ids)
+	{
+		PendingId  *pending = lfirst(lc);
+
+		if (pending->nest_level < nest_level)
+			kept = lappend(kept, pending);
+	}
+	return kept;
+}
+
+static void
+at_subxact_callback(SubXactEvent event, SubTransactionId subid,
+					SubTransactionId parent_subid, void *arg)
+{
+	MemoryContext old;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB || (pending_tasks == NIL && pending_interrupts == NIL))
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	pending_tasks = without_level(pending_tasks, GetCurrentTransactionNestLevel());
+	pending_interrupts = without_level(pending_interrupts, GetCurrentTransactionNestLevel());
+	MemoryContextSwitchTo(old);
+}
+
 static void
 ensure_callback(void)
 {
 	if (!callback_registered)
 	{
 		RegisterXactCallback(at_xact_callback, NULL);
+		RegisterSubXactCallback(at_subxact_callback, NULL);
 		callback_registered = true;
 	}
 }
@@ -181,10 +220,11 @@ static void
 remember_uuid(List **list, const pg_uuid_t *id)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	pg_uuid_t  *copy = palloc(sizeof(pg_uuid_t));
+	PendingId  *pending = palloc(sizeof(PendingId));
 
-	*copy = *id;
-	*list = lappend(*list, copy);
+	pending->id = *id;
+	pending->nest_level = GetCurrentTransactionNestLevel();
+	*list = lappend(*list, pending);
 	MemoryContextSwitchTo(old);
 }
 
