@@ -245,3 +245,11 @@ SELECT expect_error($$SELECT agent_tasks.delete_task('bad')$$);
 -- people stay: they belong to the account, not to the task
 SELECT count(*) AS people FROM agent_tasks.users WHERE email IN ('bob@example.com', 'dave@example.com');
 RESET ROLE;
+
+-- An output_schema is checked when it is set: validate_json must be able to apply it.
+SELECT expect_error($$SELECT agent_tasks.create_task('bad schema', output_schema => '{"type": "objekt"}')$$);
+SELECT expect_error($$SELECT agent_tasks.create_task('bad schema', output_schema => '{"type": "object", "properties": {"n": {"type": "string", "minLength": "x"}}}')$$);
+SELECT expect_error($$SELECT agent_tasks.create_task('bad schema', output_schema => '{"required": "a"}')$$);
+SELECT expect_error($$SELECT agent_tasks.create_task('bad schema', output_schema => '{"items": {"maxItems": -1}}')$$);
+SELECT (agent_tasks.create_task('good schema', output_schema =>
+	'{"type": "object", "required": ["a"], "title": "ignored", "properties": {"a": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 1}}}}')).status;

@@ -96,6 +96,77 @@ BEGIN
 END
 $$;
 
+-- An output JSON Schema that agent_tasks.validate_json can apply: the
+-- keywords of its subset must have values of the right kind (others, like
+-- title or description, are passed over).
+CREATE FUNCTION agent_tasks_internal.check_output_schema(schema jsonb, path text DEFAULT 'output_schema')
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	problem text;
+	keyword text;
+	sub record;
+BEGIN
+	IF check_output_schema.path = 'output_schema' THEN
+		PERFORM agent_tasks_internal.check_json('output_schema', schema, 'object');
+	END IF;
+	IF schema IS NULL OR jsonb_typeof(schema) = 'null' THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(schema) <> 'object' THEN
+		problem := 'a schema must be a JSON object';
+	ELSIF schema ? 'type' AND NOT (
+		(jsonb_typeof(schema -> 'type') = 'string'
+		 AND schema ->> 'type' IN ('object', 'array', 'string', 'number', 'integer', 'boolean', 'null'))
+		OR (jsonb_typeof(schema -> 'type') = 'array' AND NOT EXISTS (
+			SELECT 1 FROM jsonb_array_elements(schema -> 'type') e
+			 WHERE e #>> '{}' NOT IN ('object', 'array', 'string', 'number', 'integer', 'boolean', 'null')
+				OR jsonb_typeof(e) <> 'string'))) THEN
+		problem := 'type must be object, array, string, number, integer, boolean or null (or an array of them)';
+	ELSIF schema ? 'enum' AND jsonb_typeof(schema -> 'enum') <> 'array' THEN
+		problem := 'enum must be an array';
+	ELSIF schema ? 'required' AND (jsonb_typeof(schema -> 'required') <> 'array' OR EXISTS (
+		SELECT 1 FROM jsonb_array_elements(schema -> 'required') e WHERE jsonb_typeof(e) <> 'string')) THEN
+		problem := 'required must be an array of property names';
+	ELSIF schema ? 'properties' AND jsonb_typeof(schema -> 'properties') <> 'object' THEN
+		problem := 'properties must be an object of schemas';
+	ELSIF schema ? 'additionalProperties' AND jsonb_typeof(schema -> 'additionalProperties') NOT IN ('boolean', 'object') THEN
+		problem := 'additionalProperties must be a boolean or a schema';
+	END IF;
+	FOREACH keyword IN ARRAY ARRAY['minItems', 'maxItems', 'minLength', 'maxLength', 'minimum', 'maximum']
+	LOOP
+		EXIT WHEN problem IS NOT NULL;
+		IF schema ? keyword AND (jsonb_typeof(schema -> keyword) <> 'number'
+			OR (keyword NOT IN ('minimum', 'maximum')
+				AND ((schema ->> keyword)::numeric < 0 OR (schema ->> keyword)::numeric <> trunc((schema ->> keyword)::numeric)))) THEN
+			problem := format('%s must be a %s', keyword,
+							  CASE WHEN keyword IN ('minimum', 'maximum') THEN 'number' ELSE 'non-negative integer' END);
+		END IF;
+	END LOOP;
+	IF problem IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid output_schema',
+			format('%s: %s', check_output_schema.path, problem),
+			'Use the JSON Schema subset that agent_tasks.validate_json applies (see README).');
+	END IF;
+
+	FOR sub IN SELECT key, value FROM jsonb_each(CASE WHEN jsonb_typeof(schema -> 'properties') = 'object'
+													  THEN schema -> 'properties' ELSE '{}' END)
+	LOOP
+		PERFORM agent_tasks_internal.check_output_schema(sub.value, check_output_schema.path || '.properties.' || sub.key);
+	END LOOP;
+	IF schema ? 'items' THEN
+		PERFORM agent_tasks_internal.check_output_schema(schema -> 'items', check_output_schema.path || '.items');
+	END IF;
+	IF jsonb_typeof(schema -> 'additionalProperties') = 'object' THEN
+		PERFORM agent_tasks_internal.check_output_schema(schema -> 'additionalProperties',
+														 check_output_schema.path || '.additionalProperties');
+	END IF;
+	RETURN schema;
+END
+$$;
+
 -- The id of a person of this account, provisioned on first mention.
 CREATE FUNCTION agent_tasks_internal.user_id(account text, email text)
 	RETURNS uuid
@@ -293,7 +364,7 @@ BEGIN
 	t.command := agent_tasks_internal.check_text('command', create_task.command, 100);
 	t.context := coalesce(agent_tasks_internal.check_json('context', create_task.context, 'object'), '{}');
 	t.metadata := coalesce(agent_tasks_internal.check_json('metadata', create_task.metadata, 'object'), '{}');
-	t.output_schema := agent_tasks_internal.check_json('output_schema', create_task.output_schema, 'object');
+	t.output_schema := agent_tasks_internal.check_output_schema(create_task.output_schema);
 	t.skills := agent_tasks_internal.check_tags('skills', create_task.skills);
 	t.labels := agent_tasks_internal.check_tags('labels', create_task.labels);
 	t.external_id := agent_tasks_internal.check_text('external_id', create_task.external_id, 200);

@@ -171,7 +171,7 @@ BEGIN
 						format('priority = %s', f.value), 'Use an integer from -1000 to 1000 (higher runs first).');
 				END IF;
 				t.priority := (f.value #>> '{}')::integer;
-			WHEN 'output_schema' THEN t.output_schema := agent_tasks_internal.check_json('output_schema', f.value, 'object');
+			WHEN 'output_schema' THEN t.output_schema := agent_tasks_internal.check_output_schema(f.value);
 			WHEN 'owner' THEN
 				t.owner_id := CASE WHEN jsonb_typeof(f.value) = 'null' THEN NULL
 								   ELSE agent_tasks_internal.user_id(t.account, f.value #>> '{}') END;

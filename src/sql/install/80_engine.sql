@@ -451,14 +451,14 @@ BEGIN
 		PERFORM agent_tasks_internal.queue_run(t, r.attempt + 1, now() + delay, 'retry', r.input);
 		UPDATE agent_tasks_internal.runs x
 		   SET status = 'failed', status_reason = reason, error = fail_attempt.error,
-			   ended_at = now(), lease_expires_at = NULL
+			   ended_at = clock_timestamp(), lease_expires_at = NULL
 		 WHERE x.account = r.account AND x.id = r.id;
 	ELSE
 		UPDATE agent_tasks_internal.runs x
 		   SET status = 'failed',
 			   status_reason = CASE WHEN retryable AND reason NOT IN ('worker_lost', 'timeout')
 									THEN 'max_attempts' ELSE reason END,
-			   error = fail_attempt.error, ended_at = now(), lease_expires_at = NULL
+			   error = fail_attempt.error, ended_at = clock_timestamp(), lease_expires_at = NULL
 		 WHERE x.account = r.account AND x.id = r.id;
 	END IF;
 END
@@ -486,7 +486,7 @@ BEGIN
 	END IF;
 	UPDATE agent_tasks_internal.runs x
 	   SET status = 'completed', status_reason = NULL, output = complete_attempt.output,
-		   ended_at = now(), lease_expires_at = NULL
+		   ended_at = clock_timestamp(), lease_expires_at = NULL
 	 WHERE x.account = r.account AND x.id = r.id;
 END
 $$;
