@@ -19,26 +19,29 @@
 
 PG_MODULE_MAGIC;
 
-char	   *agent_tasks_account = NULL;
-char	   *agent_tasks_user = NULL;
-int			agent_tasks_max_items = 10;
-int			agent_tasks_task_rate_limit = 100;
-int			agent_tasks_task_rate_window = 3600;
-int			agent_tasks_retention_archived = 30 * 24 * 3600;
-int			agent_tasks_retention_deliveries = 30 * 24 * 3600;
-int			agent_tasks_artifact_max_bytes = 10 * 1024 * 1024;
-int			agent_tasks_presence_ttl = 60;
+/* Settings read only through the GUC machinery or from SQL. */
+static char *agent_tasks_account = NULL;
+static char *agent_tasks_user = NULL;
+static int	agent_tasks_max_items = 10;
+static int	agent_tasks_task_rate_limit = 100;
+static int	agent_tasks_task_rate_window = 3600;
+static int	agent_tasks_retention_archived = 30 * 24 * 3600;
+static int	agent_tasks_retention_deliveries = 30 * 24 * 3600;
+static int	agent_tasks_artifact_max_bytes = 10 * 1024 * 1024;
+static int	agent_tasks_presence_ttl = 60;
+static int	agent_tasks_default_lease = 300;
+static char *agent_tasks_worker = NULL;
+static bool agent_tasks_notify = true;
+static char *agent_tasks_http_allowed_cidrs = NULL;
+static double agent_tasks_webhook_retry_scale = 1.0;
+
+/* Settings the workers read (agent_tasks.h). */
 char	   *agent_tasks_database = NULL;
 int			agent_tasks_executor_workers = 2;
 int			agent_tasks_poll_interval = 1000;
-int			agent_tasks_default_lease = 300;
-char	   *agent_tasks_worker = NULL;
-bool		agent_tasks_notify = true;
 int			agent_tasks_http_max_in_flight = 64;
 bool		agent_tasks_allow_insecure_loopback = false;
-char	   *agent_tasks_http_allowed_cidrs = NULL;
 char	   *agent_tasks_http_resolve = NULL;
-double		agent_tasks_webhook_retry_scale = 1.0;
 
 void		_PG_init(void);
 
