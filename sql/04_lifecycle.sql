@@ -169,3 +169,8 @@ SET ROLE regress_app;
 -- The whole trail of the main task: every change, with from/to, reason and actor.
 SELECT * FROM trail(:'t');
 RESET ROLE;
+
+-- Writers move runs through the lifecycle but cannot rewrite what a run used.
+SET ROLE regress_writer;
+SELECT error_code($$UPDATE agent_tasks_internal.runs SET tokens = 0, cost = 0$$) AS writer_cannot_reset_usage;
+RESET ROLE;

@@ -217,6 +217,12 @@ $$;
 GRANT SELECT ON ALL TABLES IN SCHEMA agent_tasks_internal TO agent_tasks_reader;
 GRANT INSERT, UPDATE, DELETE ON agent_tasks_internal.tasks, agent_tasks_internal.task_assignees,
 	agent_tasks_internal.task_followers, agent_tasks_internal.task_dependencies,
-	agent_tasks_internal.messages, agent_tasks_internal.runs TO agent_tasks_writer;
+	agent_tasks_internal.messages TO agent_tasks_writer;
+-- Writers move runs through the lifecycle; what a run did (usage, progress,
+-- lease renewals) is reported by workers only.
+GRANT INSERT, DELETE ON agent_tasks_internal.runs TO agent_tasks_writer;
+GRANT UPDATE (status, status_reason, error, output, due_at, started_at, worker, ended_at, lease_expires_at)
+	ON agent_tasks_internal.runs TO agent_tasks_writer;
+GRANT UPDATE ON agent_tasks_internal.runs TO agent_tasks_worker;
 GRANT INSERT ON agent_tasks_internal.users TO agent_tasks_writer;
 GRANT INSERT, UPDATE, DELETE ON agent_tasks_internal.agents TO agent_tasks_admin;

@@ -288,7 +288,10 @@ CREATE FUNCTION agent_tasks_internal.schedule_job(account text, job_name text,
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF to_regclass('cron.job') IS NULL OR schedule_job.account IS DISTINCT FROM agent_tasks.current_account() THEN
+	-- only the jobs of this account's schedules: pg_cron shows others to their owners alone
+	IF to_regclass('cron.job') IS NULL OR schedule_job.account IS DISTINCT FROM agent_tasks.current_account()
+		OR NOT EXISTS (SELECT 1 FROM agent_tasks_internal.schedules s
+						WHERE s.account = schedule_job.account AND s.job_name = schedule_job.job_name) THEN
 		RETURN;
 	END IF;
 	EXECUTE 'SELECT j.jobid, j.active FROM cron.job j WHERE j.jobname = $1 ORDER BY j.jobid LIMIT 1'
