@@ -324,3 +324,119 @@ SELECT agent_tasks.rotate_webhook_secret(:'hook_all', 'whsec_MfKQ9r8GKYqrTwjUPD8
 SELECT count(*) AS secrets, count(*) FILTER (WHERE expires_at IS NULL) AS current
   FROM agent_tasks_internal.webhook_secrets WHERE endpoint_id = :'hook_all';
 RESET ROLE;
+
+--
+-- update_webhook / delete_webhook
+--
+SET ROLE regress_writer;
+SELECT error_code(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"description": "x"}')) AS writer_cannot_update,
+	   error_code(format('SELECT agent_tasks.delete_webhook(%L)', :'hook_done')) AS writer_cannot_delete;
+SET ROLE regress_app;
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', agent_tasks.uuid_v7(), '{}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '[1]'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"secret": "whsec_x"}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"url": "http://hooks.example.com/plain"}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"url": null}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"url": 42}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"events": []}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"events": ["task.exploded"]}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"events": "task.created"}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"retry_schedule": ["1 s", "soon"]}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"retry_schedule": ["8 days"]}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"timeout": "2 minutes"}'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{"timeout": "whenever"}'));
+-- a failed update changes nothing
+SELECT url, events, description, retry_schedule, timeout FROM agent_tasks.webhook_endpoints WHERE id = :'hook_done';
+-- pending deliveries follow a new URL; finished ones keep theirs
+SELECT (agent_tasks.create_task('before the move')).id AS t8 \gset
+SELECT (agent_tasks.set_task_status(:'t8', 'queued')).status AS queued;
+SELECT (agent_tasks.set_task_status(:'t8', 'in_progress')).status AS running;
+SELECT (agent_tasks.set_task_status(:'t8', 'completed')).status AS completed;
+SELECT enabled FROM agent_tasks.enable_webhook(:'hook_done');
+SELECT (agent_tasks.create_task('moving', callback_url => NULL)).id AS t9 \gset
+SELECT (agent_tasks.set_task_status(:'t9', 'queued')).status AS queued;
+SELECT (agent_tasks.set_task_status(:'t9', 'in_progress')).status AS running;
+SELECT (agent_tasks.set_task_status(:'t9', 'failed', 'rejected')).status AS failed;
+SELECT url, events, description, retry_schedule, timeout, enabled, updated_at >= created_at AS touched
+  FROM agent_tasks.update_webhook(:'hook_done', '{"url": "https://hooks.example.com/moved", "events": ["task.failed", "task.created", "task.failed"],
+	"description": null, "retry_schedule": ["2 s", "1 minute"], "timeout": "3 seconds"}');
+SELECT d.event, d.status, d.url FROM agent_tasks.webhook_deliveries d
+ WHERE d.webhook = :'hook_done' AND d.task_id IN (:'t8', :'t9') ORDER BY d.id;
+-- the new settings apply to the next claim and the next retry
+RESET ROLE;
+UPDATE agent_tasks_internal.webhook_deliveries SET status = 'delivered' WHERE status = 'pending' AND endpoint_id IS DISTINCT FROM :'hook_done';
+SELECT url, timeout_ms FROM agent_tasks_internal.claim_webhook_deliveries('regress', 1000) c WHERE c.account = 'hooks-a';
+SELECT pg_temp.finish(a.id, 500) FROM agent_tasks_internal.webhook_attempts a
+  JOIN agent_tasks_internal.webhook_deliveries d ON d.account = a.account AND d.id = a.delivery_id
+ WHERE d.endpoint_id = :'hook_done' AND d.task_id = :'t9' AND a.status = 'in_flight';
+SELECT round(extract(epoch FROM next_attempt_at - now())) AS retry_seconds
+  FROM agent_tasks_internal.webhook_deliveries WHERE endpoint_id = :'hook_done' AND task_id = :'t9';
+UPDATE agent_tasks_internal.webhook_deliveries SET next_attempt_at = now() + interval '1 hour'
+ WHERE endpoint_id = :'hook_done' AND task_id = :'t9';
+-- an empty patch changes nothing but is no error; null description and schedule clear them
+SET ROLE regress_app;
+SELECT url, events, timeout FROM agent_tasks.update_webhook(:'hook_done', '{}');
+SELECT retry_schedule FROM agent_tasks.update_webhook(:'hook_done', '{"retry_schedule": null}');
+
+-- delete: pending deliveries are cancelled, the history stays, the secrets go
+SELECT (agent_tasks.create_task('after the move')).id AS t10 \gset
+SELECT (agent_tasks.set_task_status(:'t10', 'queued')).status AS queued;
+SELECT (agent_tasks.set_task_status(:'t10', 'in_progress')).status AS running;
+SELECT (agent_tasks.set_task_status(:'t10', 'failed', 'rejected')).status AS failed;
+RESET ROLE;
+SELECT count(*) AS sent_before_delete FROM agent_tasks_internal.claim_webhook_deliveries('regress', 1000) c WHERE c.url LIKE '%/moved';
+SET ROLE regress_app;
+SELECT status, in_flight, count(*) FROM agent_tasks.webhook_deliveries WHERE webhook = :'hook_done' GROUP BY 1, 2 ORDER BY 1, 2;
+SET agent_tasks.account = 'hooks-b';
+SELECT expect_error(format('SELECT agent_tasks.delete_webhook(%L)', :'hook_done'));
+SELECT expect_error(format('SELECT agent_tasks.update_webhook(%L, %L)', :'hook_done', '{}'));
+SET agent_tasks.account = 'hooks-a';
+SELECT agent_tasks.delete_webhook(:'hook_done') AS deleted;
+SELECT count(*) AS endpoint_left FROM agent_tasks.webhook_endpoints WHERE id = :'hook_done';
+SELECT status, last_error, count(*) FROM agent_tasks.webhook_deliveries WHERE webhook = :'hook_done' GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT count(*) > 0 AS attempts_kept FROM agent_tasks.webhook_attempts a
+  JOIN agent_tasks.webhook_deliveries d ON d.id = a.delivery_id WHERE d.webhook = :'hook_done';
+SELECT expect_error(format('SELECT agent_tasks.delete_webhook(%L)', :'hook_done'));
+SELECT expect_error(format('SELECT agent_tasks.redeliver(%L)', (SELECT id FROM agent_tasks.webhook_deliveries WHERE webhook = :'hook_done' AND task_id = :'t10' LIMIT 1)));
+RESET ROLE;
+SELECT count(*) AS secrets_left FROM agent_tasks_internal.webhook_secrets WHERE endpoint_id = :'hook_done';
+-- nothing is claimed for it any more
+SELECT count(*) AS claimed_for_deleted FROM agent_tasks_internal.claim_webhook_deliveries('regress', 1000) c WHERE c.url LIKE '%/moved';
+-- the outcome of an attempt in flight is still recorded: a 2xx means delivered
+SELECT pg_temp.finish(a.id, CASE d.event WHEN 'task.created' THEN 200 ELSE 500 END) FROM agent_tasks_internal.webhook_attempts a
+  JOIN agent_tasks_internal.webhook_deliveries d ON d.account = a.account AND d.id = a.delivery_id
+ WHERE d.endpoint_id = :'hook_done' AND a.status = 'in_flight';
+SELECT d.event, d.status, d.last_status_code, d.last_error FROM agent_tasks_internal.webhook_deliveries d
+ WHERE d.endpoint_id = :'hook_done' AND d.task_id = :'t10' ORDER BY d.event;
+
+-- the batch path the dispatcher uses records the same outcomes as one by one
+SET ROLE regress_app;
+SELECT w ->> 'id' AS hook_batch FROM agent_tasks.create_webhook('https://hooks.example.com/batch', '{task.created}',
+	retry_schedule => '{1 minute}') w \gset
+SELECT count(*) AS created FROM (SELECT agent_tasks.create_task('batch ' || i) FROM generate_series(1, 4) i) x;
+RESET ROLE;
+CREATE TEMP TABLE batch AS
+SELECT c.*, row_number() OVER (ORDER BY c.body) AS n
+  FROM agent_tasks_internal.claim_webhook_deliveries('regress', 1000) c WHERE c.url LIKE '%/batch';
+SELECT agent_tasks_internal.finish_webhook_deliveries(
+	array_agg(account ORDER BY n), array_agg(id ORDER BY n),
+	array_agg(CASE n WHEN 1 THEN 200 WHEN 2 THEN 204 WHEN 3 THEN 503 END ORDER BY n),
+	array_agg(CASE n WHEN 3 THEN '{"retry-after": "30"}'::jsonb END ORDER BY n),
+	array_agg(CASE WHEN n < 4 THEN 'ok' END ORDER BY n),
+	array_agg(CASE n WHEN 4 THEN 'connection refused' END ORDER BY n),
+	array_agg(n::integer ORDER BY n))
+  FROM batch;
+SELECT b.n, d.status, d.attempts, d.last_status_code, d.last_error,
+	   CASE b.n WHEN 3 THEN extract(epoch FROM d.next_attempt_at - now()) BETWEEN 28 AND 30.5
+				WHEN 4 THEN extract(epoch FROM d.next_attempt_at - now()) BETWEEN 53 AND 67 END AS retry_as_scheduled,
+	   a.status AS attempt, a.latency_ms
+  FROM batch b
+  JOIN agent_tasks_internal.webhook_attempts a ON a.id = b.id
+  JOIN agent_tasks_internal.webhook_deliveries d ON d.id = a.delivery_id
+ ORDER BY b.n;
+-- a second outcome for the same attempts changes nothing; unknown ones are ignored
+SELECT agent_tasks_internal.finish_webhook_deliveries(ARRAY['hooks-a', 'hooks-a'], ARRAY[(SELECT id FROM batch WHERE n = 3), agent_tasks.uuid_v7()],
+	ARRAY[200, 200], ARRAY[NULL, NULL]::jsonb[], ARRAY['', ''], ARRAY[NULL, NULL]::text[], ARRAY[1, 1]) AS again;
+SELECT count(*) FILTER (WHERE d.status = 'delivered') AS delivered, count(*) AS deliveries
+  FROM agent_tasks_internal.webhook_deliveries d WHERE d.endpoint_id = :'hook_batch';
+SELECT agent_tasks_internal.finish_webhook_deliveries(NULL, NULL, NULL, NULL, NULL, NULL, NULL) AS empty_batch;

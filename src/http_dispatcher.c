@@ -11,9 +11,12 @@
  *	  A request's life: claimed and committed in a short transaction, sent
  *	  with no transaction open, its outcome (response, timeout, connection
  *	  error, refusal by the URL policy) recorded in another short
- *	  transaction, batched with the other requests that ended meanwhile,
- *	  each in a subtransaction so that one bad row cannot lose the others.
- *	  What an outcome means is decided in SQL.
+ *	  transaction, batched with the other requests that ended meanwhile:
+ *	  webhook deliveries in one call (finish_webhook_deliveries, in a
+ *	  subtransaction, one by one if it fails), runs each in a subtransaction,
+ *	  so that one bad row cannot lose the others.  Claims and records are
+ *	  batched (see CLAIM_DELAY_MS): a transaction costs about the same for
+ *	  one request as for sixteen.  What an outcome means is decided in SQL.
  *
  *	  Event loop: one WaitEventSet holds our latch, postmaster death and
  *	  every socket libcurl asks us to watch (CURLMOPT_SOCKETFUNCTION); its
@@ -58,6 +61,7 @@
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -126,6 +130,12 @@ static Request *in_flight = NULL;	/* linked list */
 static int	n_in_flight = 0;
 static Request *done = NULL;	/* ended, to be recorded */
 
+/* Easy handles of ended requests, reset, for the next ones (saves libcurl's
+ * per-handle setup; connections live in the multi handle's cache anyway). */
+static CURL **easy_pool = NULL;
+static int	n_easy_pool = 0;
+static int	easy_pool_cap = 0;
+
 static SockEntry *socks = NULL;
 static int	n_socks = 0;
 static int	socks_cap = 0;
@@ -140,6 +150,34 @@ static SPIPlanPtr plan_claim_runs = NULL;
 static SPIPlanPtr plan_claim_deliveries = NULL;
 static SPIPlanPtr plan_finish_run = NULL;
 static SPIPlanPtr plan_finish_delivery = NULL;
+static SPIPlanPtr plan_finish_deliveries = NULL;
+
+/*
+ * What the installed SQL side offers (webhooks may be absent: the stub
+ * rule), looked up once per process and again after an error, not in every
+ * transaction.
+ */
+static bool sql_side_known = false;
+static bool have_deliveries = false;	/* claim_webhook_deliveries */
+static bool have_finish_delivery = false;	/* finish_webhook_delivery */
+static bool have_finish_deliveries = false; /* finish_webhook_deliveries (batch) */
+
+/*
+ * Claiming: a claim transaction costs about the same for 1 request as for
+ * 16, so the dispatcher claims when a quarter of its slots are free, when
+ * nothing is in flight, or when CLAIM_DELAY_MS passed since the last claim
+ * (so new work waits at most that long behind slow requests).  Runs are
+ * asked for only when some may be waiting: after a wake-up or the poll
+ * interval, or while the last claim of runs filled its share.
+ */
+#define CLAIM_DELAY_MS	10
+static bool runs_wanted = true;
+
+/* Outcomes are recorded in batches too: when as many ended as a claim
+ * takes, when nothing is in flight, or RECORD_DELAY_MS after the first. */
+#define RECORD_DELAY_MS	10
+static int	n_done = 0;
+static TimestampTz done_since = 0;
 
 /* ---------------------------------------------------------------------
  * libcurl callbacks: plain C, no palloc, no ereport.
@@ -274,11 +312,35 @@ timer_cb(CURLM *m, long timeout_ms, void *userp)
  * Requests
  * --------------------------------------------------------------------- */
 
+/* A handle no longer in the multi handle: keep it for reuse, or free it. */
+static void
+easy_release(CURL *easy)
+{
+	if (n_easy_pool == easy_pool_cap && easy_pool_cap < agent_tasks_http_max_in_flight)
+	{
+		int			cap = Min(Max(easy_pool_cap * 2, 16), agent_tasks_http_max_in_flight);
+		CURL	  **p = realloc(easy_pool, sizeof(CURL *) * cap);
+
+		if (p != NULL)
+		{
+			easy_pool = p;
+			easy_pool_cap = cap;
+		}
+	}
+	if (n_easy_pool < easy_pool_cap && n_easy_pool < agent_tasks_http_max_in_flight)
+	{
+		curl_easy_reset(easy);
+		easy_pool[n_easy_pool++] = easy;
+	}
+	else
+		curl_easy_cleanup(easy);
+}
+
 static void
 request_free(Request *req)
 {
 	if (req->easy != NULL)
-		curl_easy_cleanup(req->easy);
+		easy_release(req->easy);
 	curl_slist_free_all(req->headers);
 	curl_slist_free_all(req->resolve);
 	free(req->account);
@@ -296,6 +358,9 @@ request_end(Request *req, const char *error)
 	req->latency_ms = (int) Min((GetCurrentTimestamp() - req->started) / 1000, INT_MAX);
 	if (error != NULL && req->error == NULL)
 		req->error = strdup(error);
+	if (done == NULL)
+		done_since = GetCurrentTimestamp();
+	n_done++;
 	req->next = done;
 	done = req;
 }
@@ -374,7 +439,7 @@ request_start(Request *req)
 	url_host(req->url, req->host, sizeof(req->host));
 	req->resolve = resolve_list();
 
-	easy = curl_easy_init();
+	easy = n_easy_pool > 0 ? easy_pool[--n_easy_pool] : curl_easy_init();
 	if (easy == NULL)
 	{
 		request_end(req, "could not create a libcurl handle");
@@ -491,6 +556,11 @@ dispatcher_cleanup(int code, Datum arg)
 		done = req->next;
 		request_free(req);
 	}
+	while (n_easy_pool > 0)
+		curl_easy_cleanup(easy_pool[--n_easy_pool]);
+	free(easy_pool);
+	easy_pool = NULL;
+	easy_pool_cap = 0;
 	if (multi != NULL)
 		curl_multi_cleanup(multi);
 	multi = NULL;
@@ -515,7 +585,11 @@ forget_plans(void)
 		SPI_freeplan(plan_finish_run);
 	if (plan_finish_delivery)
 		SPI_freeplan(plan_finish_delivery);
+	if (plan_finish_deliveries)
+		SPI_freeplan(plan_finish_deliveries);
 	plan_claim_runs = plan_claim_deliveries = plan_finish_run = plan_finish_delivery = NULL;
+	plan_finish_deliveries = NULL;
+	sql_side_known = false;
 }
 
 static SPIPlanPtr
@@ -536,6 +610,24 @@ function_exists(const char *name, int nargs, Oid *argtypes)
 	List	   *names = list_make2(makeString("agent_tasks_internal"), makeString(pstrdup(name)));
 
 	return OidIsValid(LookupFuncName(names, nargs, argtypes, true));
+}
+
+/* Inside a transaction, with the extension installed: which functions exist. */
+static void
+check_sql_side(void)
+{
+	Oid			claim_args[2] = {TEXTOID, INT4OID};
+	Oid			finish_args[7] = {TEXTOID, UUIDOID, INT4OID, JSONBOID, TEXTOID, TEXTOID, INT4OID};
+	Oid			batch_args[7] = {TEXTARRAYOID, UUIDARRAYOID, INT4ARRAYOID, JSONBARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
+
+	if (sql_side_known)
+		return;
+	have_deliveries = function_exists("claim_webhook_deliveries", 2, claim_args);
+	have_finish_delivery = function_exists("finish_webhook_delivery", 7, finish_args);
+	have_finish_deliveries = have_finish_delivery &&
+		function_exists("finish_webhook_deliveries", 7, batch_args);
+	sql_side_known = true;
 }
 
 static char *
@@ -640,6 +732,8 @@ take_claimed(RequestKind kind, Request **out)
 /*
  * Claim up to room requests (runs, then deliveries, sharing the room) and
  * start them after the claim has committed.  Returns how many were claimed.
+ * Runs are asked for only when runs_wanted; it stays set while the claims of
+ * runs fill their share.
  */
 static int
 claim_and_start(int room, MemoryContext loop_context)
@@ -655,19 +749,26 @@ claim_and_start(int room, MemoryContext loop_context)
 		at_worker_begin("agent_tasks: claiming http requests");
 		if (at_extension_installed())
 		{
-			bool		webhooks = function_exists("claim_webhook_deliveries", 2, argtypes);
-			int			for_runs = webhooks ? Max(room / 2, 1) : room;
+			int			for_runs;
+			int			got;
 
-			if (plan_claim_runs == NULL)
-				plan_claim_runs = keep_plan("SELECT account, id, url, headers, body, timeout_ms, max_response_bytes "
-											"FROM agent_tasks_internal.claim_http_runs($1, $2)", 2, argtypes);
+			check_sql_side();
+			for_runs = have_deliveries ? Max(room / 2, 1) : room;
 			args[0] = CStringGetTextDatum(my_name);
-			args[1] = Int32GetDatum(for_runs);
-			if (SPI_execute_plan(plan_claim_runs, args, NULL, false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "claim_http_runs failed");
-			n += take_claimed(REQ_RUN, (Request **) &claimed);
+			if (runs_wanted)
+			{
+				if (plan_claim_runs == NULL)
+					plan_claim_runs = keep_plan("SELECT account, id, url, headers, body, timeout_ms, max_response_bytes "
+												"FROM agent_tasks_internal.claim_http_runs($1, $2)", 2, argtypes);
+				args[1] = Int32GetDatum(for_runs);
+				if (SPI_execute_plan(plan_claim_runs, args, NULL, false, 0) != SPI_OK_SELECT)
+					elog(ERROR, "claim_http_runs failed");
+				got = take_claimed(REQ_RUN, (Request **) &claimed);
+				n += got;
+				runs_wanted = (got == for_runs);
+			}
 
-			if (webhooks && room - n > 0)
+			if (have_deliveries && room - n > 0)
 			{
 				if (plan_claim_deliveries == NULL)
 					plan_claim_deliveries = keep_plan("SELECT account, id, url, headers, body, timeout_ms, max_response_bytes "
@@ -679,12 +780,14 @@ claim_and_start(int room, MemoryContext loop_context)
 				n += take_claimed(REQ_DELIVERY, (Request **) &claimed);
 			}
 			/* deliveries left room: more runs */
-			if (n < room && n == for_runs && webhooks)
+			if (n < room && runs_wanted && have_deliveries)
 			{
 				args[1] = Int32GetDatum(room - n);
 				if (SPI_execute_plan(plan_claim_runs, args, NULL, false, 0) != SPI_OK_SELECT)
 					elog(ERROR, "claim_http_runs failed");
-				n += take_claimed(REQ_RUN, (Request **) &claimed);
+				got = take_claimed(REQ_RUN, (Request **) &claimed);
+				runs_wanted = (got == room - n);
+				n += got;
 			}
 		}
 		at_worker_commit();
@@ -699,6 +802,7 @@ claim_and_start(int room, MemoryContext loop_context)
 		AbortCurrentTransaction();
 		forget_plans();
 		/* nothing was claimed: the transaction rolled back */
+		runs_wanted = true;
 		while (claimed != NULL)
 		{
 			Request    *next = claimed->next;
@@ -803,10 +907,136 @@ uuid_text(pg_uuid_t *id)
 	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id)));
 }
 
+/* A delivery's response body as passed to SQL: only its first 1 KB is
+ * kept, so 4 KB of bytes (at least 1024 characters) are enough. */
+#define DELIVERY_BODY_PASSED	4096
+
+static Datum
+body_datum(Request *req)
+{
+	size_t		len = req->resp_len;
+
+	if (req->kind == REQ_DELIVERY && len > DELIVERY_BODY_PASSED)
+		len = DELIVERY_BODY_PASSED;
+	return PointerGetDatum(response_text(req->resp ? req->resp : "", len));
+}
+
+static Datum
+array_datum(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, typlen, typbyval, typalign));
+}
+
 /*
- * Record every ended request in one transaction, each in a subtransaction.
- * A request whose recording fails is logged; its run or delivery is taken
- * over by lease recovery.
+ * Inside record_done's transaction: the outcomes of every delivery of the
+ * batch in one call of finish_webhook_deliveries, in a subtransaction.
+ * False when it failed (rolled back): the caller records them one by one.
+ */
+static bool
+record_deliveries_batch(Request *batch, MemoryContext loop_context)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Request    *req;
+	int			n = 0;
+	int			i;
+	Datum	   *v[7];
+	bool	   *isnull[7];
+	volatile bool ok = true;
+
+	for (req = batch; req != NULL; req = req->next)
+		if (req->kind == REQ_DELIVERY)
+			n++;
+	if (n == 0)
+		return true;
+	for (i = 0; i < 7; i++)
+	{
+		v[i] = palloc0(sizeof(Datum) * n);
+		isnull[i] = palloc0(sizeof(bool) * n);
+	}
+	i = 0;
+	for (req = batch; req != NULL; req = req->next)
+	{
+		if (req->kind != REQ_DELIVERY)
+			continue;
+		v[0][i] = CStringGetTextDatum(req->account);
+		v[1][i] = UUIDPGetDatum(&req->id);
+		v[2][i] = Int32GetDatum((int32) req->status);
+		v[6][i] = Int32GetDatum(req->latency_ms);
+		if (req->error != NULL)
+		{
+			isnull[2][i] = isnull[3][i] = isnull[4][i] = true;
+			v[5][i] = CStringGetTextDatum(text_to_cstring(response_text(req->error, strlen(req->error))));
+		}
+		else
+		{
+			/* the headers matter only for a retry (Retry-After) */
+			if (req->status >= 200 && req->status < 300)
+				isnull[3][i] = true;
+			else
+				v[3][i] = response_headers(req);
+			v[4][i] = body_datum(req);
+			isnull[5][i] = true;
+		}
+		i++;
+	}
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(outer);
+	PG_TRY();
+	{
+		Oid			argtypes[7] = {TEXTARRAYOID, UUIDARRAYOID, INT4ARRAYOID, JSONBARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
+		Oid			elemtypes[7] = {TEXTOID, UUIDOID, INT4OID, JSONBOID, TEXTOID, TEXTOID, INT4OID};
+		Datum		args[7];
+
+		for (i = 0; i < 7; i++)
+			args[i] = array_datum(v[i], isnull[i], n, elemtypes[i]);
+		if (plan_finish_deliveries == NULL)
+			plan_finish_deliveries = keep_plan("SELECT agent_tasks_internal.finish_webhook_deliveries($1, $2, $3, $4, $5, $6, $7)",
+											   7, argtypes);
+		if (SPI_execute_plan(plan_finish_deliveries, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "recording the outcomes failed");
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(outer);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(outer);
+		CurrentResourceOwner = owner;
+		if (plan_finish_deliveries != NULL)
+		{
+			SPI_freeplan(plan_finish_deliveries);
+			plan_finish_deliveries = NULL;
+		}
+		ereport(LOG,
+				(errmsg("agent_tasks dispatcher could not record %d delivery outcomes at once, recording them one by one: %s",
+						n, edata->message)));
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * Record every ended request in one transaction: the deliveries in one call
+ * (in a subtransaction; one by one if that fails), each run in a
+ * subtransaction.  A request whose recording fails is logged; its run or
+ * delivery is taken over by lease recovery.
  */
 static void
 record_done(MemoryContext loop_context)
@@ -819,15 +1049,22 @@ record_done(MemoryContext loop_context)
 	if (batch == NULL)
 		return;
 	done = NULL;
+	n_done = 0;
 
 	PG_TRY();
 	{
 		Oid			argtypes[7] = {TEXTOID, UUIDOID, INT4OID, JSONBOID, TEXTOID, TEXTOID, INT4OID};
-		bool		webhooks;
+		bool		webhooks = false;
+		bool		batched = false;
 
 		at_worker_begin("agent_tasks: recording http outcomes");
-		webhooks = at_extension_installed() &&
-			function_exists("finish_webhook_delivery", 7, argtypes);
+		if (at_extension_installed())
+		{
+			check_sql_side();
+			webhooks = have_finish_delivery;
+			if (have_finish_deliveries)
+				batched = record_deliveries_batch(batch, loop_context);
+		}
 		for (req = batch; req != NULL; req = req->next)
 		{
 			MemoryContext outer = CurrentMemoryContext;
@@ -840,6 +1077,8 @@ record_done(MemoryContext loop_context)
 				ok++;
 			else
 				failed++;
+			if (req->kind == REQ_DELIVERY && batched)
+				continue;
 
 			BeginInternalSubTransaction(NULL);
 			MemoryContextSwitchTo(outer);
@@ -875,7 +1114,7 @@ record_done(MemoryContext loop_context)
 				else
 				{
 					args[3] = response_headers(req);
-					args[4] = PointerGetDatum(response_text(req->resp ? req->resp : "", req->resp_len));
+					args[4] = body_datum(req);
 					nulls[5] = 'n';
 				}
 				args[6] = Int32GetDatum(req->latency_ms);
@@ -1074,6 +1313,36 @@ build_wait_set(MemoryContext context)
 	return set;
 }
 
+/* Milliseconds from since to now, at least 0. */
+static long
+ms_since(TimestampTz since, TimestampTz now)
+{
+	return since >= now ? 0 : (long) ((now - since) / 1000);
+}
+
+/* A batch worth a transaction: a quarter of the slots, or nothing in flight. */
+static int
+batch_size(void)
+{
+	return Max(agent_tasks_http_max_in_flight / 4, 1);
+}
+
+/* Claim now (there is work and room)?  See CLAIM_DELAY_MS. */
+static bool
+claim_due(int room, TimestampTz last_claim, TimestampTz now)
+{
+	return room >= batch_size() || n_in_flight == 0 ||
+		ms_since(last_claim, now) >= CLAIM_DELAY_MS;
+}
+
+/* Record the ended requests now?  See RECORD_DELAY_MS. */
+static bool
+record_due(TimestampTz now)
+{
+	return done != NULL &&
+		(n_done >= batch_size() || n_in_flight == 0 || ms_since(done_since, now) >= RECORD_DELAY_MS);
+}
+
 /*
  * Our state in worker_status().  Not at_worker_set_state: that clears the
  * cancel flag, which for the dispatcher means "some run in flight was
@@ -1159,9 +1428,12 @@ at_dispatcher_main(Datum main_arg)
 
 		now = GetCurrentTimestamp();
 		if (TimestampDifferenceExceeds(last_claim, now, agent_tasks_poll_interval))
+		{
 			claim_now = true;
+			runs_wanted = true;
+		}
 		room = agent_tasks_http_max_in_flight - n_in_flight;
-		if (claim_now && room > 0)
+		if (claim_now && room > 0 && claim_due(room, last_claim, now))
 		{
 			int			n = claim_and_start(room, loop_context);
 
@@ -1178,7 +1450,7 @@ at_dispatcher_main(Datum main_arg)
 			curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
 		}
 		collect_finished();
-		if (done != NULL)
+		if (record_due(GetCurrentTimestamp()))
 		{
 			record_done(loop_context);
 			MemoryContextReset(loop_context);
@@ -1190,21 +1462,21 @@ at_dispatcher_main(Datum main_arg)
 			set_state(busy ? AT_STATE_RUNNING : AT_STATE_IDLE);
 		}
 
-		/* sleep until the latch, a socket, libcurl's timer or the poll interval */
-		if (claim_now && agent_tasks_http_max_in_flight - n_in_flight > 0)
-			timeout = 0;
-		else
-		{
-			long		since = (long) ((GetCurrentTimestamp() - last_claim) / 1000);
-
-			timeout = Max(agent_tasks_poll_interval - since, 0);
-			if (curl_timer_ms >= 0)
-			{
-				long		curl_left = (long) ((curl_timer_at - GetCurrentTimestamp()) / 1000);
-
-				timeout = Min(timeout, Max(curl_left, 0));
-			}
-		}
+		/*
+		 * sleep until the latch, a socket, libcurl's timer, the poll
+		 * interval, or when a claim or the recording of outcomes is due
+		 */
+		now = GetCurrentTimestamp();
+		room = agent_tasks_http_max_in_flight - n_in_flight;
+		timeout = Max(agent_tasks_poll_interval - ms_since(last_claim, now), 0);
+		if (curl_timer_ms >= 0)
+			timeout = Min(timeout, ms_since(now, curl_timer_at));
+		if (claim_now && room > 0)
+			timeout = claim_due(room, last_claim, now) ? 0 :
+				Min(timeout, Max(CLAIM_DELAY_MS - ms_since(last_claim, now), 0));
+		if (done != NULL)
+			timeout = record_due(now) ? 0 :
+				Min(timeout, Max(RECORD_DELAY_MS - ms_since(done_since, now), 0));
 		if (curl_failed)
 		{
 			/* a callback could not allocate: give libcurl a moment */
@@ -1232,6 +1504,7 @@ at_dispatcher_main(Datum main_arg)
 			{
 				ResetLatch(MyLatch);
 				claim_now = true;
+				runs_wanted = true;
 			}
 			else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
 			{

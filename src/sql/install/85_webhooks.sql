@@ -151,14 +151,14 @@ $$;
 
 -- Admins manage endpoints and redeliver; nobody but the dispatcher (a
 -- superuser connection) reads a secret, claims or records an attempt.
-GRANT SELECT, INSERT ON agent_tasks_internal.webhook_endpoints TO agent_tasks_admin;
-GRANT UPDATE (enabled, disabled_reason, disabled_at, updated_at)
+GRANT SELECT, INSERT, DELETE ON agent_tasks_internal.webhook_endpoints TO agent_tasks_admin;
+GRANT UPDATE (url, events, description, retry_schedule, timeout_ms, enabled, disabled_reason, disabled_at, updated_at)
 	ON agent_tasks_internal.webhook_endpoints TO agent_tasks_admin;
 GRANT SELECT (account, id, endpoint_id, created_at, expires_at) ON agent_tasks_internal.webhook_secrets TO agent_tasks_admin;
 GRANT INSERT (account, id, endpoint_id, secret, created_at, expires_at) ON agent_tasks_internal.webhook_secrets TO agent_tasks_admin;
 GRANT UPDATE (expires_at) ON agent_tasks_internal.webhook_secrets TO agent_tasks_admin;
 GRANT SELECT ON agent_tasks_internal.webhook_deliveries, agent_tasks_internal.webhook_attempts TO agent_tasks_admin;
-GRANT UPDATE (status, schedule_start, next_attempt_at, last_error, updated_at)
+GRANT UPDATE (url, status, schedule_start, next_attempt_at, last_error, updated_at)
 	ON agent_tasks_internal.webhook_deliveries TO agent_tasks_admin;
 
 -- Helpers ---------------------------------------------------------------------
@@ -358,15 +358,25 @@ CREATE TRIGGER webhook_message_added
 -- of a disabled or deleted endpoint are cancelled instead.  Attempts in
 -- flight when the server last stopped are due again at once; their attempt
 -- rows are marked lost when the delivery is claimed again.
+-- (enable_seqscan = off: every row is reached by key; the dispatcher keeps
+-- these plans for its whole life, and one made while a table was still
+-- small must not scan it whole once it has grown)
 CREATE FUNCTION agent_tasks_internal.claim_webhook_deliveries(worker text, max integer)
 	RETURNS TABLE (account text, id uuid, url text, headers jsonb, body text,
 				   timeout_ms integer, max_response_bytes integer)
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
+	SET enable_seqscan = off
 AS $$
 DECLARE
 	ts bigint := floor(extract(epoch FROM now()))::bigint;
+	due_accounts text[];
+	due_ids uuid[];
+	due_kinds text[];
+	due_endpoints uuid[];
+	due_previous uuid[];
 BEGIN
+	PERFORM agent_tasks_internal.require_superuser('claim_webhook_deliveries');
 	-- (only the small index of leased deliveries is searched: "+ interval '0'"
 	-- keeps the planner from also scanning the due index)
 	UPDATE agent_tasks_internal.webhook_deliveries d
@@ -374,14 +384,26 @@ BEGIN
 	 WHERE d.leased_at < pg_postmaster_start_time()
 	   AND d.status = 'pending' AND d.next_attempt_at + interval '0' > now();
 
+	-- Lock the due deliveries first, in a small statement: it needs a plan
+	-- for its LIMIT each time; the big one below keeps its generic plan.
+	SELECT array_agg(d.account), array_agg(d.id), array_agg(d.kind), array_agg(d.endpoint_id),
+		   array_agg(d.current_attempt_id)
+	  INTO due_accounts, due_ids, due_kinds, due_endpoints, due_previous
+	  FROM (SELECT d.account, d.id, d.kind, d.endpoint_id, d.current_attempt_id
+			  FROM agent_tasks_internal.webhook_deliveries d
+			 WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+			 ORDER BY d.next_attempt_at
+			 LIMIT greatest(least(claim_webhook_deliveries.max, 1000), 0)
+			   FOR UPDATE OF d SKIP LOCKED) d;
+	IF due_ids IS NULL THEN
+		RETURN;
+	END IF;
+
 	RETURN QUERY
 	WITH due AS (
-		SELECT d.account, d.id, d.kind, d.endpoint_id, d.current_attempt_id AS previous_attempt
-		  FROM agent_tasks_internal.webhook_deliveries d
-		 WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-		 ORDER BY d.next_attempt_at
-		 LIMIT greatest(least(claim_webhook_deliveries.max, 1000), 0)
-		   FOR UPDATE OF d SKIP LOCKED
+		SELECT u.account, u.id, u.kind, u.endpoint_id, u.previous_attempt
+		  FROM unnest(due_accounts, due_ids, due_kinds, due_endpoints, due_previous)
+			AS u(account, id, kind, endpoint_id, previous_attempt)
 	), target AS (
 		SELECT due.account, due.id, due.previous_attempt,
 			   (due.kind = 'callback' OR coalesce(e.enabled, false)) AS sendable,
@@ -592,6 +614,65 @@ BEGIN
 END
 $$;
 
+-- The outcomes of many attempts at once (the dispatcher records what ended
+-- together in one call): the same effects as finish_webhook_delivery for
+-- each, the 2xx answers set-wise (two statements for the whole batch), the
+-- others one by one.  Never raises for what the network sent.
+CREATE FUNCTION agent_tasks_internal.finish_webhook_deliveries(accounts text[], ids uuid[],
+	status_codes integer[], response_headers jsonb[], response_bodies text[], errors text[],
+	latencies integer[])
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	SET enable_seqscan = off		-- as claim_webhook_deliveries
+AS $$
+DECLARE
+	callback_accounts text[];
+	callbacks uuid[];
+	d agent_tasks_internal.webhook_deliveries;
+	i integer;
+BEGIN
+	WITH o AS (
+		SELECT o.* FROM unnest(accounts, ids, status_codes, response_bodies, errors, latencies)
+			AS o(account, id, status_code, response_body, error, latency_ms)
+		 WHERE o.error IS NULL AND o.status_code BETWEEN 200 AND 299
+	), a AS (
+		-- only an attempt still open (in flight, or lost while it was) takes an outcome
+		UPDATE agent_tasks_internal.webhook_attempts x
+		   SET status = 'succeeded', status_code = o.status_code, error = NULL,
+			   response_body = left(o.response_body, 1024), latency_ms = greatest(o.latency_ms, 0),
+			   ended_at = now()
+		  FROM o
+		 WHERE x.account = o.account AND x.id = o.id AND x.status IN ('in_flight', 'lost')
+		RETURNING x.account, x.delivery_id, o.status_code
+	), delivered AS (
+		UPDATE agent_tasks_internal.webhook_deliveries x
+		   SET status = 'delivered', delivered_at = now(), leased_at = NULL,
+			   last_status_code = a.status_code, last_error = NULL, updated_at = now()
+		  FROM a
+		 WHERE x.account = a.account AND x.id = a.delivery_id AND x.status <> 'delivered'
+		RETURNING x.account, x.id, x.kind
+	)
+	SELECT array_agg(delivered.account), array_agg(delivered.id) INTO callback_accounts, callbacks
+	  FROM delivered WHERE delivered.kind = 'callback';
+	IF callbacks IS NOT NULL THEN
+		FOR d IN SELECT x.* FROM unnest(callback_accounts, callbacks) c(account, id)
+				   JOIN agent_tasks_internal.webhook_deliveries x ON x.account = c.account AND x.id = c.id
+				  ORDER BY x.id
+		LOOP
+			PERFORM agent_tasks_internal.log_delivery(d, 'callback_delivered');
+		END LOOP;
+	END IF;
+
+	FOR i IN 1 .. coalesce(cardinality(ids), 0)
+	LOOP
+		CONTINUE WHEN errors[i] IS NULL AND status_codes[i] BETWEEN 200 AND 299;
+		PERFORM agent_tasks_internal.finish_webhook_delivery(accounts[i], ids[i], status_codes[i],
+			response_headers[i], response_bodies[i], errors[i], latencies[i]);
+	END LOOP;
+END
+$$;
+
 -- Public API ----------------------------------------------------------------
 
 CREATE VIEW agent_tasks.webhook_endpoints WITH (security_invoker = true) AS
@@ -641,27 +722,32 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION agent_tasks.create_webhook(
-	url text,
-	events text[],
-	secret text DEFAULT NULL,
-	description text DEFAULT NULL,
-	retry_schedule interval[] DEFAULT NULL,
-	timeout interval DEFAULT '15 seconds')
-	RETURNS jsonb
-	LANGUAGE plpgsql VOLATILE
+-- Checks shared by create_webhook and update_webhook (PT400 naming the fix).
+CREATE FUNCTION agent_tasks_internal.check_webhook_url(url text)
+	RETURNS text
+	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	result record;
-	unknown text[];
+	checked text := agent_tasks_internal.check_url('url', url);
 BEGIN
-	SELECT agent_tasks.uuid_v7() AS id, agent_tasks_internal.check_url('url', create_webhook.url) AS url,
-		   NULL::text[] AS events, NULL::text AS secret INTO result;
-	IF result.url IS NULL THEN
+	IF checked IS NULL THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'url must not be empty', 'url is null',
 			'Pass the https:// URL that receives the events.');
 	END IF;
+	RETURN checked;
+END
+$$;
+
+-- The events, sorted and without duplicates.
+CREATE FUNCTION agent_tasks_internal.check_webhook_events(events text[])
+	RETURNS text[]
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	unknown text[];
+BEGIN
 	IF events IS NULL OR cardinality(events) = 0 THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'events must not be empty',
 			format('events = %s', coalesce(events::text, 'null')),
@@ -675,24 +761,67 @@ BEGIN
 			format('events = %s: unknown %s', events::text, unknown::text),
 			'Events: ' || array_to_string(agent_tasks_internal.webhook_events(), ', ') || ', or * for all.');
 	END IF;
-	result.events := ARRAY(SELECT DISTINCT e FROM unnest(events) e ORDER BY e);
-	PERFORM agent_tasks_internal.check_text('description', description, 1000);
+	RETURN ARRAY(SELECT DISTINCT e FROM unnest(events) e ORDER BY e);
+END
+$$;
+
+CREATE FUNCTION agent_tasks_internal.check_retry_schedule(retry_schedule interval[])
+	RETURNS interval[]
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
 	IF retry_schedule IS NOT NULL AND (cardinality(retry_schedule) > 20
 		OR EXISTS (SELECT 1 FROM unnest(retry_schedule) s WHERE s IS NULL OR s < '0' OR s > '7 days')) THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid retry schedule',
 			format('retry_schedule = %s', retry_schedule::text),
 			'Give at most 20 delays between 0 and 7 days (the delay before each retry), or null for the default.');
 	END IF;
+	RETURN retry_schedule;
+END
+$$;
+
+-- The timeout in milliseconds.
+CREATE FUNCTION agent_tasks_internal.check_webhook_timeout(timeout interval)
+	RETURNS integer
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
 	IF timeout IS NULL OR timeout < '1 second' OR timeout > '30 seconds' THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid webhook timeout',
 			format('timeout = %s', coalesce(timeout::text, 'null')), 'Use 1 to 30 seconds.');
 	END IF;
+	RETURN (extract(epoch FROM timeout) * 1000)::integer;
+END
+$$;
+
+CREATE FUNCTION agent_tasks.create_webhook(
+	url text,
+	events text[],
+	secret text DEFAULT NULL,
+	description text DEFAULT NULL,
+	retry_schedule interval[] DEFAULT NULL,
+	timeout interval DEFAULT '15 seconds')
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result record;
+	timeout_ms integer;
+BEGIN
+	SELECT agent_tasks.uuid_v7() AS id, agent_tasks_internal.check_webhook_url(create_webhook.url) AS url,
+		   NULL::text[] AS events, NULL::text AS secret INTO result;
+	result.events := agent_tasks_internal.check_webhook_events(create_webhook.events);
+	PERFORM agent_tasks_internal.check_text('description', description, 1000);
+	PERFORM agent_tasks_internal.check_retry_schedule(create_webhook.retry_schedule);
+	timeout_ms := agent_tasks_internal.check_webhook_timeout(create_webhook.timeout);
 	result.secret := agent_tasks_internal.check_webhook_secret(create_webhook.secret);
 	INSERT INTO agent_tasks_internal.webhook_endpoints
 		(account, id, url, events, description, retry_schedule, timeout_ms, created_by)
 	VALUES (agent_tasks.current_account(), result.id, result.url, result.events, create_webhook.description,
-			create_webhook.retry_schedule, (extract(epoch FROM timeout) * 1000)::integer,
-			agent_tasks_internal.current_actor());
+			create_webhook.retry_schedule, timeout_ms, agent_tasks_internal.current_actor());
 	INSERT INTO agent_tasks_internal.webhook_secrets (account, endpoint_id, secret)
 	VALUES (agent_tasks.current_account(), result.id, result.secret);
 	RETURN jsonb_build_object('id', result.id, 'url', result.url, 'events', result.events,
@@ -783,6 +912,91 @@ END
 $$;
 COMMENT ON FUNCTION agent_tasks.enable_webhook(uuid) IS 'Send to a disabled endpoint again (events from now on; redeliver() resends earlier ones). Idempotent.';
 
+CREATE FUNCTION agent_tasks.update_webhook(webhook uuid, patch jsonb)
+	RETURNS agent_tasks.webhook_endpoints
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	e agent_tasks_internal.webhook_endpoints := agent_tasks_internal.lock_webhook(webhook);
+	old_url text := e.url;
+	f record;
+	result agent_tasks.webhook_endpoints;
+BEGIN
+	PERFORM agent_tasks_internal.check_json('patch', patch, 'object');
+	FOR f IN SELECT key, value, jsonb_typeof(value) AS type, value #>> '{}' AS text_value
+			   FROM jsonb_each(coalesce(patch, '{}'))
+	LOOP
+		IF f.key NOT IN ('url', 'events', 'description', 'retry_schedule', 'timeout') THEN
+			PERFORM agent_tasks_internal.raise('PT400', format('webhook field %s cannot be changed', quote_ident(f.key)),
+				format('patch = %s', left(patch::text, 200)),
+				'Mutable fields: url, events, description, retry_schedule, timeout; the secret changes with rotate_webhook_secret(), enabled with enable_webhook() / disable_webhook().');
+		END IF;
+		IF NOT (f.type = 'null' AND f.key IN ('description', 'retry_schedule', 'timeout', 'url', 'events')
+				OR f.type = 'string' AND f.key IN ('url', 'description', 'timeout')
+				OR f.type = 'array' AND f.key IN ('events', 'retry_schedule')) THEN
+			PERFORM agent_tasks_internal.raise('PT400', format('invalid value for %s', f.key),
+				format('%s = %s', f.key, left(f.value::text, 200)),
+				CASE WHEN f.key IN ('events', 'retry_schedule') THEN 'Give a JSON array of strings.'
+					 ELSE 'Give a JSON string.' END);
+		END IF;
+		BEGIN
+			CASE f.key
+				WHEN 'url' THEN
+					e.url := agent_tasks_internal.check_webhook_url(f.text_value);
+				WHEN 'events' THEN
+					e.events := agent_tasks_internal.check_webhook_events(CASE WHEN f.type = 'array'
+						THEN ARRAY(SELECT x FROM jsonb_array_elements_text(f.value) x) END);
+				WHEN 'description' THEN
+					e.description := f.text_value;
+					PERFORM agent_tasks_internal.check_text('description', e.description, 1000);
+				WHEN 'retry_schedule' THEN
+					e.retry_schedule := agent_tasks_internal.check_retry_schedule(CASE WHEN f.type = 'array'
+						THEN ARRAY(SELECT x::interval FROM jsonb_array_elements_text(f.value) x) END);
+				WHEN 'timeout' THEN
+					e.timeout_ms := agent_tasks_internal.check_webhook_timeout(f.text_value::interval);
+			END CASE;
+		EXCEPTION WHEN data_exception THEN
+			PERFORM agent_tasks_internal.raise('PT400', format('invalid value for %s', f.key),
+				format('%s = %s', f.key, left(f.value::text, 200)), NULL);
+		END;
+	END LOOP;
+	UPDATE agent_tasks_internal.webhook_endpoints x
+	   SET url = e.url, events = e.events, description = e.description,
+		   retry_schedule = e.retry_schedule, timeout_ms = e.timeout_ms, updated_at = now()
+	 WHERE x.account = e.account AND x.id = e.id;
+	IF e.url IS DISTINCT FROM old_url THEN
+		-- what is still to be sent goes to the new URL (an attempt in flight ends at the old one)
+		UPDATE agent_tasks_internal.webhook_deliveries d
+		   SET url = e.url, updated_at = now()
+		 WHERE d.account = e.account AND d.endpoint_id = e.id AND d.status = 'pending';
+	END IF;
+	SELECT * INTO result FROM agent_tasks.webhook_endpoints v WHERE v.account = e.account AND v.id = e.id;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.update_webhook(uuid, jsonb) IS 'Change an endpoint (agent_tasks_admin): the patch names the fields: url (checked like every URL), events, description, retry_schedule (array of intervals, null for the default), timeout ("1 s" to "30 s"). A new url applies to the endpoint''s pending deliveries too (an attempt in flight ends at the old one); events to changes from now on; schedule and timeout to the next attempt. PT400 for an unknown field or a bad value, PT404 for an unknown endpoint.';
+
+CREATE FUNCTION agent_tasks.delete_webhook(webhook uuid)
+	RETURNS boolean
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	e agent_tasks_internal.webhook_endpoints := agent_tasks_internal.lock_webhook(webhook);
+BEGIN
+	-- nothing more is sent: pending deliveries are cancelled (an attempt in
+	-- flight still records its outcome; a 2xx marks its delivery delivered)
+	UPDATE agent_tasks_internal.webhook_deliveries d
+	   SET status = 'cancelled', last_error = 'the webhook endpoint was deleted', updated_at = now()
+	 WHERE d.account = e.account AND d.endpoint_id = e.id AND d.status = 'pending';
+	-- its secrets go with it (foreign key, on delete cascade)
+	DELETE FROM agent_tasks_internal.webhook_endpoints x WHERE x.account = e.account AND x.id = e.id;
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.delete_webhook(uuid) IS 'Delete an endpoint and its secrets (agent_tasks_admin): its pending deliveries are cancelled ("the webhook endpoint was deleted"); its deliveries and their attempts stay in webhook_deliveries / webhook_attempts as history until agent_tasks.retention_deliveries purges them. PT404 for an unknown endpoint.';
+
 CREATE FUNCTION agent_tasks.redeliver(delivery uuid)
 	RETURNS agent_tasks.webhook_deliveries
 	LANGUAGE plpgsql VOLATILE
@@ -806,6 +1020,12 @@ BEGIN
 			'Wait for its outcome in agent_tasks.webhook_attempts.');
 	END IF;
 	IF d.kind = 'webhook' AND NOT EXISTS (SELECT 1 FROM agent_tasks_internal.webhook_endpoints e
+										   WHERE e.account = d.account AND e.id = d.endpoint_id) THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'the webhook endpoint was deleted',
+			format('delivery %s went to webhook %s, which no longer exists', d.id, d.endpoint_id),
+			'Register the endpoint again with agent_tasks.create_webhook(); new events go to it.');
+	END IF;
+	IF d.kind = 'webhook' AND NOT EXISTS (SELECT 1 FROM agent_tasks_internal.webhook_endpoints e
 										   WHERE e.account = d.account AND e.id = d.endpoint_id AND e.enabled) THEN
 		PERFORM agent_tasks_internal.raise('PT409', 'the webhook endpoint is disabled',
 			format('delivery %s goes to webhook %s, which is disabled', d.id, d.endpoint_id),
@@ -819,10 +1039,12 @@ BEGIN
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.redeliver(uuid) IS 'Send a delivery again now, with the same webhook-id and body, and a fresh retry schedule (any status but in flight; PT409 while its endpoint is disabled).';
+COMMENT ON FUNCTION agent_tasks.redeliver(uuid) IS 'Send a delivery again now, with the same webhook-id and body, and a fresh retry schedule (any status but in flight; PT409 while its endpoint is disabled or once it is deleted).';
 
 GRANT EXECUTE ON FUNCTION
 	agent_tasks.create_webhook(text, text[], text, text, interval[], interval),
+	agent_tasks.update_webhook(uuid, jsonb),
+	agent_tasks.delete_webhook(uuid),
 	agent_tasks.rotate_webhook_secret(uuid, text),
 	agent_tasks.disable_webhook(uuid, text),
 	agent_tasks.enable_webhook(uuid),
