@@ -40,6 +40,14 @@ SET ROLE regress_app;
 SET agent_tasks.account = 'other';
 SELECT agent_tasks.agent_has_secret('h');
 SET agent_tasks.account = 'httpacct';
+-- a secret belongs to its target: pointing the agent elsewhere drops it
+SELECT name FROM agent_tasks.create_agent('moved', 'http', 'https://agent.example.com/a');
+SELECT agent_tasks.set_agent_secret('moved', 'tok-456') AS set;
+SELECT name FROM agent_tasks.alter_agent('moved', '{"timeout": "1 minute"}');
+SELECT agent_tasks.agent_has_secret('moved') AS kept_on_other_changes;
+SELECT name FROM agent_tasks.alter_agent('moved', '{"target": "https://elsewhere.example.net/"}');
+SELECT agent_tasks.agent_has_secret('moved') AS kept_after_new_target;
+SELECT agent_tasks.drop_agent('moved');
 
 -- The dispatcher's functions are for the dispatcher (a superuser).
 SELECT expect_error($$SELECT * FROM agent_tasks_internal.claim_http_runs('me', 1)$$);

@@ -29,6 +29,25 @@ CREATE POLICY account_isolation ON agent_tasks_internal.agent_secrets
 REVOKE ALL ON agent_tasks_internal.agent_secrets FROM PUBLIC;
 COMMENT ON TABLE agent_tasks_internal.agent_secrets IS 'The secret of each http or openai agent (bearer token, API key). Not readable by any API role.';
 
+-- A secret belongs to the endpoint it was set for: pointing the agent at
+-- another target drops it, so that nobody can send it to a host of their
+-- choosing.  SECURITY DEFINER: the table has no privileges for the caller.
+CREATE FUNCTION agent_tasks_internal.forget_agent_secret() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM agent_tasks_internal.agent_secrets s
+	 WHERE s.account = NEW.account AND s.agent_id = NEW.id;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER forget_agent_secret
+	AFTER UPDATE OF target, kind ON agent_tasks_internal.agents
+	FOR EACH ROW WHEN (OLD.target IS DISTINCT FROM NEW.target OR OLD.kind IS DISTINCT FROM NEW.kind)
+	EXECUTE FUNCTION agent_tasks_internal.forget_agent_secret();
+
 -- SECURITY DEFINER: the table has no privileges for the caller, by design;
 -- the agent is looked up in the caller's account only.
 CREATE FUNCTION agent_tasks.set_agent_secret(agent text, secret text)
@@ -441,17 +460,20 @@ CREATE FUNCTION agent_tasks_internal.recover_http_runs(worker text)
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	candidate record;
 	r agent_tasks_internal.runs;
 	n integer := 0;
 BEGIN
 	PERFORM agent_tasks_internal.require_superuser('recover_http_runs');
-	FOR r IN
-		SELECT x.* FROM agent_tasks_internal.runs x
+	FOR candidate IN
+		SELECT x.account, x.id FROM agent_tasks_internal.runs x
 		 WHERE x.status = 'in_progress' AND x.kind IN ('http', 'openai')
 		   AND x.worker = recover_http_runs.worker
-		   AND NOT agent_tasks_internal.http_run_accepted(x.account, x.id)
-		   FOR UPDATE OF x SKIP LOCKED
 	LOOP
+		-- the task first, then the run (lock_task_in); then look again
+		r := agent_tasks_internal.lock_run(candidate.account, candidate.id);
+		CONTINUE WHEN r.status IS DISTINCT FROM 'in_progress' OR r.worker IS DISTINCT FROM recover_http_runs.worker
+			OR agent_tasks_internal.http_run_accepted(r.account, r.id);
 		PERFORM set_config('agent_tasks.account', r.account, true);
 		PERFORM agent_tasks_internal.fail_attempt(r,
 			jsonb_build_object('message', 'the dispatcher stopped while the request was in flight', 'worker', r.worker),
@@ -548,9 +570,9 @@ DECLARE
 BEGIN
 	PERFORM agent_tasks_internal.require_superuser('finish_http_run');
 	PERFORM set_config('agent_tasks.account', finish_http_run.account, true);
-	SELECT * INTO r FROM agent_tasks_internal.runs x
-	 WHERE x.account = finish_http_run.account AND x.id = finish_http_run.id FOR UPDATE;
-	IF NOT FOUND OR r.status <> 'in_progress' OR r.kind NOT IN ('http', 'openai')
+	-- the task first, then the run: the order every path takes (lock_task_in)
+	r := agent_tasks_internal.lock_run(finish_http_run.account, finish_http_run.id);
+	IF r.id IS NULL OR r.status <> 'in_progress' OR r.kind NOT IN ('http', 'openai')
 		OR agent_tasks_internal.http_run_accepted(r.account, r.id) THEN
 		RETURN;
 	END IF;

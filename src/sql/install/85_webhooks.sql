@@ -381,7 +381,7 @@ BEGIN
 	-- keeps the planner from also scanning the due index)
 	UPDATE agent_tasks_internal.webhook_deliveries d
 	   SET next_attempt_at = now()
-	 WHERE d.leased_at < pg_postmaster_start_time()
+	 WHERE d.leased_at < agent_tasks_internal.server_life_started_at()
 	   AND d.status = 'pending' AND d.next_attempt_at + interval '0' > now();
 
 	-- Lock the due deliveries first, in a small statement: it needs a plan
