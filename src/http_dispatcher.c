@@ -153,9 +153,10 @@ static SPIPlanPtr plan_finish_delivery = NULL;
 static SPIPlanPtr plan_finish_deliveries = NULL;
 
 /*
- * What the installed SQL side offers (webhooks may be absent: the stub
- * rule), looked up once per process and again after an error, not in every
- * transaction.
+ * What the installed SQL side offers: a newly installed library can run
+ * against the SQL objects of an older extension version until ALTER
+ * EXTENSION UPDATE.  Looked up once per process and again after an error,
+ * not in every transaction.
  */
 static bool sql_side_known = false;
 static bool have_deliveries = false;	/* claim_webhook_deliveries */
