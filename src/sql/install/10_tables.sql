@@ -194,22 +194,6 @@ CREATE TABLE agent_tasks_internal.activities (
 );
 CREATE INDEX ON agent_tasks_internal.activities (account, task_id, id);
 
--- Row-level security on every table, keyed by account.
-DO $$
-DECLARE
-	t text;
-BEGIN
-	FOREACH t IN ARRAY ARRAY['users', 'agents', 'tasks', 'task_assignees', 'task_followers',
-							 'task_dependencies', 'runs', 'messages', 'activities']
-	LOOP
-		EXECUTE format('ALTER TABLE agent_tasks_internal.%I ENABLE ROW LEVEL SECURITY', t);
-		EXECUTE format($p$CREATE POLICY account_isolation ON agent_tasks_internal.%I
-			USING (account = (SELECT agent_tasks.current_account()))
-			WITH CHECK (account = (SELECT agent_tasks.current_account()))$p$, t);
-	END LOOP;
-END
-$$;
-
 -- Readers see their account's rows through the views; writers change them
 -- through the functions (which run with the caller's rights, so RLS holds).
 -- Activities have no write grant at all: only the SECURITY DEFINER trigger

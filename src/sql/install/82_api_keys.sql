@@ -91,10 +91,6 @@ CREATE TABLE agent_tasks_internal.api_keys (
 CREATE UNIQUE INDEX api_keys_key_hash ON agent_tasks_internal.api_keys (key_hash);
 COMMENT ON TABLE agent_tasks_internal.api_keys IS 'API keys: only the SHA-256 of each token is stored, and no role may read it.';
 
-ALTER TABLE agent_tasks_internal.api_keys ENABLE ROW LEVEL SECURITY;
-CREATE POLICY account_isolation ON agent_tasks_internal.api_keys
-	USING (account = (SELECT agent_tasks.current_account()))
-	WITH CHECK (account = (SELECT agent_tasks.current_account()));
 -- Admins manage keys; nobody but the SECURITY DEFINER check reads key_hash.
 GRANT SELECT (account, id, name, prefix, scopes, user_email, created_by, created_at, expires_at,
 			  revoked_at, last_used_at) ON agent_tasks_internal.api_keys TO agent_tasks_admin;
@@ -385,14 +381,6 @@ CREATE TABLE agent_tasks_internal.rate_counters (
 	PRIMARY KEY (account, subject)
 );
 
-ALTER TABLE agent_tasks_internal.rate_limits ENABLE ROW LEVEL SECURITY;
-ALTER TABLE agent_tasks_internal.rate_counters ENABLE ROW LEVEL SECURITY;
-CREATE POLICY account_isolation ON agent_tasks_internal.rate_limits
-	USING (account = (SELECT agent_tasks.current_account()))
-	WITH CHECK (account = (SELECT agent_tasks.current_account()));
-CREATE POLICY account_isolation ON agent_tasks_internal.rate_counters
-	USING (account = (SELECT agent_tasks.current_account()))
-	WITH CHECK (account = (SELECT agent_tasks.current_account()));
 GRANT SELECT ON agent_tasks_internal.rate_limits, agent_tasks_internal.rate_counters TO agent_tasks_reader;
 GRANT INSERT, UPDATE, DELETE ON agent_tasks_internal.rate_limits TO agent_tasks_admin;
 

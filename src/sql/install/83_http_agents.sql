@@ -22,10 +22,6 @@ CREATE TABLE agent_tasks_internal.agent_secrets (
 	PRIMARY KEY (account, agent_id),
 	FOREIGN KEY (account, agent_id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE CASCADE
 );
-ALTER TABLE agent_tasks_internal.agent_secrets ENABLE ROW LEVEL SECURITY;
-CREATE POLICY account_isolation ON agent_tasks_internal.agent_secrets
-	USING (account = (SELECT agent_tasks.current_account()))
-	WITH CHECK (account = (SELECT agent_tasks.current_account()));
 REVOKE ALL ON agent_tasks_internal.agent_secrets FROM PUBLIC;
 COMMENT ON TABLE agent_tasks_internal.agent_secrets IS 'The secret of each http or openai agent (bearer token, API key). Not readable by any API role.';
 
@@ -116,10 +112,6 @@ CREATE TABLE agent_tasks_internal.run_tokens (
 	PRIMARY KEY (account, run_id),
 	FOREIGN KEY (account, run_id) REFERENCES agent_tasks_internal.runs (account, id) ON DELETE CASCADE
 );
-ALTER TABLE agent_tasks_internal.run_tokens ENABLE ROW LEVEL SECURITY;
-CREATE POLICY account_isolation ON agent_tasks_internal.run_tokens
-	USING (account = (SELECT agent_tasks.current_account()))
-	WITH CHECK (account = (SELECT agent_tasks.current_account()));
 REVOKE ALL ON agent_tasks_internal.run_tokens FROM PUBLIC;
 COMMENT ON TABLE agent_tasks_internal.run_tokens IS 'SHA-256 of the token each run of an http agent was sent. Not readable by any API role.';
 

@@ -190,10 +190,6 @@ CREATE TABLE agent_tasks_internal.schedules (
 	PRIMARY KEY (account, id),
 	UNIQUE (account, name)
 );
-ALTER TABLE agent_tasks_internal.schedules ENABLE ROW LEVEL SECURITY;
-CREATE POLICY account_isolation ON agent_tasks_internal.schedules
-	USING (account = (SELECT agent_tasks.current_account()))
-	WITH CHECK (account = (SELECT agent_tasks.current_account()));
 -- Written by the SECURITY DEFINER functions below; read through the view.
 GRANT SELECT ON agent_tasks_internal.schedules TO agent_tasks_reader;
 

@@ -135,20 +135,6 @@ CREATE TABLE agent_tasks_internal.webhook_attempts (
 ) WITH (fillfactor = 80);			-- room for the outcome to be a HOT update
 CREATE INDEX ON agent_tasks_internal.webhook_attempts (account, delivery_id, id);
 
-DO $$
-DECLARE
-	t text;
-BEGIN
-	FOREACH t IN ARRAY ARRAY['webhook_endpoints', 'webhook_secrets', 'webhook_deliveries', 'webhook_attempts']
-	LOOP
-		EXECUTE format('ALTER TABLE agent_tasks_internal.%I ENABLE ROW LEVEL SECURITY', t);
-		EXECUTE format($p$CREATE POLICY account_isolation ON agent_tasks_internal.%I
-			USING (account = (SELECT agent_tasks.current_account()))
-			WITH CHECK (account = (SELECT agent_tasks.current_account()))$p$, t);
-	END LOOP;
-END
-$$;
-
 -- Admins manage endpoints and redeliver; nobody but the dispatcher (a
 -- superuser connection) reads a secret, claims or records an attempt.
 GRANT SELECT, INSERT, DELETE ON agent_tasks_internal.webhook_endpoints TO agent_tasks_admin;

@@ -26,10 +26,6 @@ CREATE TABLE agent_tasks_internal.artifacts (
 );
 CREATE INDEX ON agent_tasks_internal.artifacts (account, task_id, id);
 CREATE INDEX ON agent_tasks_internal.artifacts (account, run_id) WHERE run_id IS NOT NULL;
-ALTER TABLE agent_tasks_internal.artifacts ENABLE ROW LEVEL SECURITY;
-CREATE POLICY account_isolation ON agent_tasks_internal.artifacts
-	USING (account = (SELECT agent_tasks.current_account()))
-	WITH CHECK (account = (SELECT agent_tasks.current_account()));
 GRANT SELECT ON agent_tasks_internal.artifacts TO agent_tasks_reader;
 GRANT INSERT, DELETE ON agent_tasks_internal.artifacts TO agent_tasks_writer;
 GRANT UPDATE (run_id) ON agent_tasks_internal.artifacts TO agent_tasks_writer;
@@ -310,10 +306,6 @@ CREATE TABLE agent_tasks_internal.presence (
 	PRIMARY KEY (account, task_id, watcher, device_id),
 	FOREIGN KEY (account, task_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE
 );
-ALTER TABLE agent_tasks_internal.presence ENABLE ROW LEVEL SECURITY;
-CREATE POLICY account_isolation ON agent_tasks_internal.presence
-	USING (account = (SELECT agent_tasks.current_account()))
-	WITH CHECK (account = (SELECT agent_tasks.current_account()));
 -- Watching is part of reading: readers announce themselves too.
 GRANT SELECT, INSERT, UPDATE, DELETE ON agent_tasks_internal.presence TO agent_tasks_reader;
 

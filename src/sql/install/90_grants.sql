@@ -1,6 +1,27 @@
--- Privileges.  Nothing is executable by PUBLIC; each call is granted to the
--- least of the extension's roles that needs it (reader < writer < worker <
--- admin, each a member of the next).
+-- Tenancy and privileges, applied last so that they cover everything the
+-- files before made.
+
+-- Row-level security on every table, all with the same policy: a row is
+-- seen and written only by sessions of its account.  Done here, for every
+-- table of the schema, so that no table can be added without it.
+DO $$
+DECLARE
+	t name;
+BEGIN
+	FOR t IN SELECT c.relname FROM pg_class c
+			  WHERE c.relnamespace = 'agent_tasks_internal'::regnamespace AND c.relkind = 'r'
+	LOOP
+		EXECUTE format('ALTER TABLE agent_tasks_internal.%I ENABLE ROW LEVEL SECURITY', t);
+		EXECUTE format($p$CREATE POLICY account_isolation ON agent_tasks_internal.%I
+			USING (account = (SELECT agent_tasks.current_account()))
+			WITH CHECK (account = (SELECT agent_tasks.current_account()))$p$, t);
+	END LOOP;
+END
+$$;
+
+-- Nothing is executable by PUBLIC; each call is granted to the least of the
+-- extension's roles that needs it (reader < writer < worker < admin, each a
+-- member of the next).
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
