@@ -65,6 +65,18 @@ END
 $$;
 
 -- The SQLSTATE only (for checks that compare two errors).
+-- 'SQLSTATE: message' only, for errors whose detail holds a timestamp.
+CREATE FUNCTION public.error_message(sql text) RETURNS text
+	LANGUAGE plpgsql
+AS $$
+BEGIN
+	EXECUTE sql;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || public.mask(SQLERRM);
+END
+$$;
+
 CREATE FUNCTION public.error_code(sql text) RETURNS text
 	LANGUAGE plpgsql
 AS $$

@@ -9,17 +9,6 @@ SET ROLE regress_engine;
 SET agent_tasks.account = 'eng-claim';
 SET agent_tasks."user" = 'claire@example.com';
 
--- 'SQLSTATE: message' only (for errors whose detail holds a timestamp).
-CREATE FUNCTION pg_temp.err(sql text) RETURNS text
-	LANGUAGE plpgsql
-AS $$
-BEGIN
-	EXECUTE sql;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || public.mask(SQLERRM);
-END
-$$;
 -- Titles of the tasks a claim got, in claim order.
 CREATE FUNCTION pg_temp.claim(worker text, agents text[] DEFAULT NULL, n integer DEFAULT 1)
 	RETURNS text
@@ -170,7 +159,7 @@ SET agent_tasks.account = 'eng-claim';
 RESET ROLE;
 UPDATE agent_tasks_internal.runs SET lease_expires_at = now() - interval '1 second' WHERE id = :'r';
 SET ROLE regress_engine;
-SELECT pg_temp.err(format('SELECT agent_tasks.heartbeat_run(%L, %L)', :'r', 'w9'));
+SELECT error_message(format('SELECT agent_tasks.heartbeat_run(%L, %L)', :'r', 'w9'));
 SELECT status, worker FROM agent_tasks.runs WHERE id = :'r';
 
 --
@@ -195,7 +184,7 @@ SELECT expect_error(format('SELECT agent_tasks.report_progress(%L, %L, data => %
 SELECT expect_error(format('SELECT agent_tasks.report_progress(%L, %L, data => %L)', :'r2', 'x', '{"usage": {"total_tokens": "many"}}'));
 SELECT expect_error(format('SELECT agent_tasks.report_progress(%L, %L, worker => %L)', :'r2', 'x', 'w-intruder'));
 SELECT expect_error(format('SELECT agent_tasks.report_progress(%L, %L)', pg_temp.run('queued only'), 'x'));
-SELECT pg_temp.err(format('SELECT agent_tasks.report_progress(%L, %L)', :'r', 'x'));
+SELECT error_message(format('SELECT agent_tasks.report_progress(%L, %L)', :'r', 'x'));
 -- a refused report changed nothing
 SELECT phase, progress, status FROM agent_tasks.runs WHERE id = :'r2';
 

@@ -10,16 +10,6 @@ SET ROLE regress_engine;
 SET agent_tasks.account = 'eng-out';
 SET agent_tasks."user" = 'oscar@example.com';
 
-CREATE FUNCTION pg_temp.err(sql text) RETURNS text
-	LANGUAGE plpgsql
-AS $$
-BEGIN
-	EXECUTE sql;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || public.mask(SQLERRM);
-END
-$$;
 CREATE FUNCTION pg_temp.task(title text) RETURNS uuid
 	LANGUAGE sql
 AS $$ SELECT t.id FROM agent_tasks.tasks t WHERE t.title = task.title $$;
@@ -104,9 +94,9 @@ SELECT * FROM pg_temp.runs('refusals');
 RESET ROLE;
 UPDATE agent_tasks_internal.runs SET lease_expires_at = now() - interval '1 second' WHERE id = :'rr';
 SET ROLE regress_engine;
-SELECT pg_temp.err(format('SELECT agent_tasks.complete_run(%L, %L, worker => %L)', :'rr', '{}', 'w1'));
-SELECT pg_temp.err(format('SELECT agent_tasks.fail_run(%L, %L)', :'rr', 'x'));
-SELECT pg_temp.err(format('SELECT agent_tasks.request_clarification(%L, %L)', :'rr', 'x?'));
+SELECT error_message(format('SELECT agent_tasks.complete_run(%L, %L, worker => %L)', :'rr', '{}', 'w1'));
+SELECT error_message(format('SELECT agent_tasks.fail_run(%L, %L)', :'rr', 'x'));
+SELECT error_message(format('SELECT agent_tasks.request_clarification(%L, %L)', :'rr', 'x?'));
 SELECT * FROM pg_temp.runs('refusals');
 
 --
@@ -184,7 +174,7 @@ SELECT pg_temp.st('unclear') AS task;
 SELECT role, author, body, data, run_id = :'cr' AS of_the_run FROM agent_tasks.messages WHERE task_id = :'ct' ORDER BY id;
 -- nothing to claim while it waits
 SELECT count(*) AS claimed FROM agent_tasks.claim_runs('w1', ARRAY['ext']);
-SELECT pg_temp.err(format('SELECT agent_tasks.complete_run(%L, %L)', :'cr', '{}'));
+SELECT error_message(format('SELECT agent_tasks.complete_run(%L, %L)', :'cr', '{}'));
 -- the answer
 SELECT role, body FROM agent_tasks.send_message(:'ct', 'main, please');
 SELECT pg_temp.st('unclear') AS task;
