@@ -292,10 +292,7 @@ process_batch(ClaimedRun *runs, int n, MemoryContext loop_context)
 			ErrorData  *edata;
 
 			/* the commit failed: the runs stay leased and are recovered */
-			MemoryContextSwitchTo(loop_context);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
+			edata = at_worker_abort(loop_context);
 			at_worker_set_error(my_slot, edata->message, false);
 			ereport(LOG,
 					(errmsg("agent_tasks %s could not commit a batch of runs: %s",
@@ -341,10 +338,7 @@ at_executor_main(Datum main_arg)
 		{
 			ErrorData  *edata;
 
-			MemoryContextSwitchTo(loop_context);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
+			edata = at_worker_abort(loop_context);
 			at_worker_set_error(my_slot, edata->message, false);
 			ereport(LOG, (errmsg("agent_tasks %s could not claim runs: %s", my_name, edata->message)));
 		}

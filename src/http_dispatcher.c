@@ -797,10 +797,7 @@ claim_and_start(int room, MemoryContext loop_context)
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		edata = at_worker_abort(loop_context);
 		forget_plans();
 		/* nothing was claimed: the transaction rolled back */
 		runs_wanted = true;
@@ -1160,10 +1157,7 @@ record_done(MemoryContext loop_context)
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		edata = at_worker_abort(loop_context);
 		forget_plans();
 		at_worker_set_error(my_slot, edata->message, false);
 		ereport(LOG, (errmsg("agent_tasks dispatcher could not record outcomes: %s", edata->message)));
@@ -1247,10 +1241,7 @@ abort_stopped_runs(MemoryContext loop_context)
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		edata = at_worker_abort(loop_context);
 		ereport(LOG, (errmsg("agent_tasks dispatcher could not check for stopped runs: %s", edata->message)));
 	}
 	PG_END_TRY();
@@ -1278,10 +1269,7 @@ recover_own_runs(MemoryContext loop_context)
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		edata = at_worker_abort(loop_context);
 		ereport(LOG, (errmsg("agent_tasks dispatcher could not recover runs: %s", edata->message)));
 	}
 	PG_END_TRY();

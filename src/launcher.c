@@ -91,6 +91,23 @@ at_worker_commit(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * In the PG_CATCH of a worker's transaction: keep the error (copied into
+ * keep_in), roll the transaction back, and carry on in keep_in.
+ */
+ErrorData *
+at_worker_abort(MemoryContext keep_in)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(keep_in);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(keep_in);
+	return edata;
+}
+
 /* Inside a transaction: is the extension installed in this database? */
 bool
 at_extension_installed(void)
@@ -179,10 +196,7 @@ recover_runs(MemoryContext loop_context)
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		edata = at_worker_abort(loop_context);
 		ereport(LOG,
 				(errmsg("agent_tasks launcher could not recover runs: %s", edata->message)));
 	}

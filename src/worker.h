@@ -12,11 +12,14 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/elog.h"
+#include "utils/palloc.h"
 
 extern void at_register_launcher(void);
 extern void at_worker_init(const char *role_name);
 extern void at_worker_begin(const char *activity);
 extern void at_worker_commit(void);
+extern ErrorData *at_worker_abort(MemoryContext keep_in);
 extern bool at_extension_installed(void);
 
 extern PGDLLEXPORT void at_launcher_main(Datum main_arg);
