@@ -9,7 +9,7 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 EXTENSION = agent_tasks
 MODULE_big = agent_tasks
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
@@ -17,7 +17,10 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # file-name order, so that each concern keeps its own SQL file.
 INSTALL_PARTS = $(sort $(wildcard src/sql/install/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard src/sql/upgrades/$(EXTENSION)--*--*.sql)
+# Released versions' install scripts stay as they shipped (CREATE EXTENSION
+# ... VERSION '0.1.0' and the upgrade test need them); upgrades go from each.
+DATA = $(wildcard src/sql/released/$(EXTENSION)--*.sql) \
+	$(wildcard src/sql/upgrades/$(EXTENSION)--*--*.sql)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=$(EXTENSION)

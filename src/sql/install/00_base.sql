@@ -1,4 +1,4 @@
--- agent_tasks 0.1.0: schemas, roles, identity and the C primitives.
+-- agent_tasks 0.2.0: schemas, roles, identity and the C primitives.
 -- The install script is the concatenation of src/sql/install/*.sql in name order.
 
 \echo Use "CREATE EXTENSION agent_tasks" to load this file. \quit
