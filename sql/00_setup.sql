@@ -154,6 +154,15 @@ SELECT c.oid::regclass AS key_not_leading_with_account FROM pg_class c
  WHERE c.relnamespace = 'agent_tasks_internal'::regnamespace AND c.relkind = 'r'
    AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p'
 					  AND pg_get_constraintdef(k.oid) LIKE 'PRIMARY KEY (account%');
+-- ... every table's rows are saved by pg_dump with the extension, and every
+-- trigger that fires on INSERT steps aside while a dump is restored ...
+SELECT c.oid::regclass AS table_not_dumped FROM pg_class c
+ WHERE c.relnamespace = 'agent_tasks_internal'::regnamespace AND c.relkind = 'r'
+   AND NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'agent_tasks' AND c.oid = ANY (e.extconfig));
+SELECT t.tgrelid::regclass AS "table", t.tgname AS insert_trigger_not_restore_aware FROM pg_trigger t
+ WHERE t.tgrelid IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'agent_tasks_internal'::regnamespace)
+   AND NOT t.tgisinternal AND (t.tgtype & 4) <> 0	-- TRIGGER_TYPE_INSERT
+   AND pg_get_triggerdef(t.oid) NOT LIKE '%WHEN (%(NOT agent_tasks_internal.restoring())%';
 -- ... a COMMENT ON every function and view of the public schema ...
 SELECT p.oid::regprocedure AS function_without_comment FROM pg_proc p
  WHERE p.pronamespace = 'agent_tasks'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL;

@@ -16,17 +16,20 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/uuid.h"
 #include "utils/wait_event.h"
 
+#include "agent_tasks.h"
 #include "shared_state.h"
 
 /* What this transaction asks for at commit; lives in TopTransactionContext. */
@@ -42,7 +45,8 @@ typedef struct PendingId
 	int			nest_level;
 } PendingId;
 static bool callback_registered = false;
-static bool notice_given = false;
+/* The transaction that was last told its run waits (notice_unserved_run). */
+static LocalTransactionId notice_lxid = InvalidLocalTransactionId;
 
 /* The waiter slot of this session while it is inside wait_task(). */
 static AtWaiterSlot *my_waiter = NULL;
@@ -228,20 +232,48 @@ remember_uuid(List **list, const pg_uuid_t *id)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Say, once per transaction, when a queued run will wait for an external
+ * worker although its queuer may expect it to execute in the server: the
+ * task has no agent, the library is not preloaded, or the workers serve
+ * another database.
+ */
+static void
+notice_unserved_run(const char *kind, bool has_agent)
+{
+	char	   *dbname;
+
+	if (notice_lxid == MyProc->lxid)
+		return;
+	if (!has_agent)
+		ereport(NOTICE,
+				(errmsg("this task has no agent, so its run waits for an external worker"),
+				 errdetail("Only claim_runs() called without a list of agents takes runs of tasks without an agent."),
+				 errhint("Give the task an agent: create_task(..., agent => 'name'), or update_task(task, '{\"agent\": \"name\"}') before processing it.")));
+	else if (strcmp(kind, "external") == 0)
+		return;
+	else if (at_shared == NULL)
+		ereport(NOTICE,
+				(errmsg("agent_tasks background workers are not running, so this run waits for an external worker"),
+				 errhint("Add agent_tasks to shared_preload_libraries and restart PostgreSQL to execute sql, http and openai agents inside the server.")));
+	else if ((dbname = get_database_name(MyDatabaseId)) != NULL &&
+			 strcmp(dbname, agent_tasks_database) != 0)
+		ereport(NOTICE,
+				(errmsg("agent_tasks background workers serve database \"%s\", not \"%s\", so this run waits for an external worker",
+						agent_tasks_database, dbname),
+				 errhint("Set agent_tasks.database = '%s' in postgresql.conf and restart PostgreSQL to execute sql, http and openai agents of this database inside the server.",
+						 dbname)));
+	else
+		return;
+	notice_lxid = MyProc->lxid;
+}
+
 /* A run of this agent kind was queued: wake a worker for it at commit. */
 static void
 request_worker_wakeup(const char *kind)
 {
 	if (at_shared == NULL)
-	{
-		if (!notice_given && strcmp(kind, "external") != 0)
-			ereport(NOTICE,
-					(errmsg("agent_tasks background workers are not running, so this run waits for an external worker"),
-					 errhint("Add agent_tasks to shared_preload_libraries and restart PostgreSQL to execute sql, http and openai agents inside the server.")));
-		notice_given = true;
 		return;
-	}
-
 	ensure_callback();
 	if (strcmp(kind, "sql") == 0)
 		pending_executor_wakeups++;
@@ -292,7 +324,15 @@ at_run_signals(PG_FUNCTION_ARGS)
 	status = TextDatumGetCString(tuple_column(trigdata, newtuple, "status"));
 
 	if (strcmp(status, "queued") == 0)
-		request_worker_wakeup(TextDatumGetCString(tuple_column(trigdata, newtuple, "kind")));
+	{
+		char	   *kind = TextDatumGetCString(tuple_column(trigdata, newtuple, "kind"));
+		bool		no_agent;
+
+		(void) heap_getattr(newtuple, SPI_fnumber(trigdata->tg_relation->rd_att, "agent_id"),
+							trigdata->tg_relation->rd_att, &no_agent);
+		notice_unserved_run(kind, !no_agent);
+		request_worker_wakeup(kind);
+	}
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && at_shared != NULL &&
 			 (strcmp(status, "on_hold") == 0 || strcmp(status, "cancelled") == 0) &&
 			 strcmp(TextDatumGetCString(tuple_column(trigdata, trigdata->tg_trigtuple, "status")),

@@ -55,6 +55,12 @@ CREATE FUNCTION agent_tasks_internal.status_transitions(
 	AS 'MODULE_PATHNAME', 'at_status_transitions'
 	LANGUAGE C IMMUTABLE STRICT;
 
+-- True in a session restoring a dump (src/restore.c): the triggers that
+-- would treat restored rows as new changes step aside.
+CREATE FUNCTION agent_tasks_internal.restoring() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'at_restoring'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
 CREATE FUNCTION agent_tasks_internal.enforce_status_transition() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'at_enforce_status_transition'
 	LANGUAGE C;

@@ -6,11 +6,13 @@
 
 CREATE TRIGGER enforce_status_transition
 	BEFORE INSERT OR UPDATE OF status ON agent_tasks_internal.tasks
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('task');
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('task');
 
 CREATE TRIGGER enforce_status_transition
 	BEFORE INSERT OR UPDATE ON agent_tasks_internal.runs
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('run');
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('run');
 
 -- A compact message on channel "agent_tasks"; delivered at commit, never
 -- for a transaction that rolls back; not at all with agent_tasks.notify off.
@@ -113,7 +115,8 @@ $$;
 
 CREATE TRIGGER task_changed
 	AFTER INSERT OR UPDATE OR DELETE ON agent_tasks_internal.tasks
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_changed();
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.task_changed();
 
 -- Assignees, followers and dependencies (TG_ARGV[0] names which).
 CREATE FUNCTION agent_tasks_internal.task_link_changed() RETURNS trigger
@@ -156,13 +159,16 @@ $$;
 
 CREATE TRIGGER assignee_changed
 	AFTER INSERT OR DELETE ON agent_tasks_internal.task_assignees
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_link_changed('assignee');
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.task_link_changed('assignee');
 CREATE TRIGGER follower_changed
 	AFTER INSERT OR DELETE ON agent_tasks_internal.task_followers
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_link_changed('follower');
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.task_link_changed('follower');
 CREATE TRIGGER dependency_changed
 	AFTER INSERT OR DELETE ON agent_tasks_internal.task_dependencies
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_link_changed('dependency');
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.task_link_changed('dependency');
 
 CREATE FUNCTION agent_tasks_internal.message_added() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
@@ -182,7 +188,8 @@ $$;
 
 CREATE TRIGGER message_added
 	AFTER INSERT ON agent_tasks_internal.messages
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.message_added();
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.message_added();
 
 -- The trail is append-only, whoever asks.
 CREATE FUNCTION agent_tasks_internal.activities_are_append_only() RETURNS trigger

@@ -59,7 +59,8 @@ $$;
 
 CREATE TRIGGER run_changed
 	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.run_changed();
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.run_changed();
 
 -- Move the task's latest run when it is still open, else the task itself.
 CREATE FUNCTION agent_tasks_internal.move_task(t agent_tasks_internal.tasks, status text,

@@ -31,7 +31,8 @@ COMMENT ON FUNCTION agent_tasks.worker_status() IS 'For agent_tasks_admin: the b
 -- worker is interrupted, and wait_task() callers see task changes.
 CREATE TRIGGER run_signals
 	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.run_signals();
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.run_signals();
 CREATE TRIGGER task_signals
 	AFTER UPDATE OF status ON agent_tasks_internal.tasks
 	FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
@@ -88,7 +89,8 @@ $$;
 
 CREATE TRIGGER bind_agent_role
 	BEFORE INSERT OR UPDATE ON agent_tasks_internal.agents
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.bind_agent_role();
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.bind_agent_role();
 
 
 CREATE FUNCTION agent_tasks_internal.check_agent(a agent_tasks_internal.agents)
@@ -953,10 +955,13 @@ END
 $$;
 COMMENT ON FUNCTION agent_tasks.wait_task(uuid, interval) IS 'Block until the task is finished or waits for a person (needs_clarification, on_hold), or the timeout (at most 1 hour) passes; returns the task. Woken at commit, without polling (when the library is preloaded). Call it outside long transactions: it sees changes committed after each wake-up.';
 
+-- Agents without runs show zeros; runs of tasks without an agent (which
+-- only claim_runs() without a list of agents takes) show as agent NULL,
+-- kind external, while any is queued, in progress or ended in the last hour.
 CREATE VIEW agent_tasks.queue_stats WITH (security_invoker = true) AS
-SELECT a.account,
+SELECT coalesce(a.account, r.account) AS account,
 	   a.name AS agent,
-	   a.kind,
+	   coalesce(a.kind, 'external') AS kind,
 	   count(r.id) FILTER (WHERE r.status = 'queued') AS queued,
 	   count(r.id) FILTER (WHERE r.status = 'queued' AND r.due_at <= now()) AS runnable,
 	   count(r.id) FILTER (WHERE r.status = 'in_progress') AS in_progress,
@@ -967,12 +972,14 @@ SELECT a.account,
 		   FILTER (WHERE r.ended_at > now() - interval '1 hour' AND r.started_at IS NOT NULL) AS duration_p50_seconds,
 	   percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM r.ended_at - r.started_at))
 		   FILTER (WHERE r.ended_at > now() - interval '1 hour' AND r.started_at IS NOT NULL) AS duration_p95_seconds,
-	   a.used_tokens,
-	   a.used_cost
+	   coalesce(a.used_tokens, 0) AS used_tokens,
+	   coalesce(a.used_cost, 0) AS used_cost
   FROM agent_tasks_internal.agents a
-  LEFT JOIN agent_tasks_internal.runs r ON r.account = a.account AND r.agent_id = a.id
- GROUP BY a.account, a.id, a.name, a.kind, a.used_tokens, a.used_cost;
-COMMENT ON VIEW agent_tasks.queue_stats IS 'Per agent: queued and runnable runs, runs in progress, age of the oldest queued run, completed and failed in the last hour, run duration p50/p95 (seconds, last hour), tokens and cost used.';
+  FULL JOIN agent_tasks_internal.runs r ON r.account = a.account AND r.agent_id = a.id
+ GROUP BY coalesce(a.account, r.account), a.id, a.name, a.kind, a.used_tokens, a.used_cost
+HAVING a.id IS NOT NULL
+	OR count(*) FILTER (WHERE r.status IN ('queued', 'in_progress') OR r.ended_at > now() - interval '1 hour') > 0;
+COMMENT ON VIEW agent_tasks.queue_stats IS 'Per agent: queued and runnable runs, runs in progress, age of the oldest queued run, completed and failed in the last hour, run duration p50/p95 (seconds, last hour), tokens and cost used. Runs of tasks without an agent show as agent NULL (kind external) while any is active or ended in the last hour.';
 
 CREATE VIEW agent_tasks.run_history WITH (security_invoker = true) AS
 SELECT r.task_id, r.id AS run_id, r.attempt, r.status, r.status_reason, r.agent, r.worker,

@@ -486,7 +486,8 @@ $$;
 
 CREATE TRIGGER task_rate_limit
 	BEFORE INSERT ON agent_tasks_internal.tasks
-	FOR EACH ROW WHEN (NEW.parent_id IS NULL)
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring()
+					   AND NEW.parent_id IS NULL)
 	EXECUTE FUNCTION agent_tasks_internal.task_rate_limit();
 
 CREATE VIEW agent_tasks.rate_limits WITH (security_invoker = true) AS

@@ -309,7 +309,8 @@ $$;
 
 CREATE TRIGGER webhook_task_changed
 	AFTER INSERT OR UPDATE OF status, feedback ON agent_tasks_internal.tasks
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.webhook_task_changed();
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.webhook_task_changed();
 
 CREATE FUNCTION agent_tasks_internal.webhook_message_added() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
@@ -335,7 +336,8 @@ $$;
 
 CREATE TRIGGER webhook_message_added
 	AFTER INSERT ON agent_tasks_internal.messages
-	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.webhook_message_added();
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.webhook_message_added();
 
 -- The dispatcher's side (see /tmp HTTP interface: same shape as claim_http_runs) ----
 

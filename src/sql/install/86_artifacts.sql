@@ -286,7 +286,8 @@ $$;
 
 CREATE TRIGGER run_files
 	AFTER INSERT ON agent_tasks_internal.runs
-	FOR EACH ROW WHEN (NEW.input ? 'files')
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring()
+					   AND NEW.input ? 'files')
 	EXECUTE FUNCTION agent_tasks_internal.run_files();
 
 -- ---------------------------------------------------------------------------
