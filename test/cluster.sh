@@ -67,7 +67,8 @@ cluster_start() {
     export CLUSTER_DIR CLUSTER_DATA CLUSTER_LOG CLUSTER_SOCKDIR CLUSTER_WORK
     on_exit cluster_stop
 
-    as_pg mkdir -p "$CLUSTER_SOCKDIR"
+    AT_PG_HOME="$CLUSTER_DIR/home"
+    as_pg mkdir -p "$CLUSTER_SOCKDIR" "$AT_PG_HOME"
     copy_repo_inputs "$CLUSTER_WORK"
 
     local out
@@ -107,10 +108,19 @@ cluster_alive() {
     [[ -n "${CLUSTER_DATA:-}" ]] && as_pg pg_ctl -D "$CLUSTER_DATA" status >/dev/null 2>&1
 }
 
+# A shell command that stops the cluster and removes its temp dir, for
+# whoever keeps it (pg_ctl refuses root, as the server does).
+cluster_stop_command() {
+    local cmd
+    cmd="$(printf '%q -D %q -m fast -w stop' "$PG_BINDIR/pg_ctl" "$CLUSTER_DATA")"
+    is_root && cmd="runuser -u postgres -- $cmd"
+    printf '%s && rm -rf %q\n' "$cmd" "$CLUSTER_DIR"
+}
+
 cluster_stop() {
     [[ -n "${CLUSTER_DIR:-}" && -d "$CLUSTER_DIR" ]] || return 0
     if [[ "${AGENT_TASKS_KEEP:-}" == 1 ]]; then
-        say "AGENT_TASKS_KEEP=1: cluster left running (pg_ctl -D $CLUSTER_DATA stop; rm -rf $CLUSTER_DIR)"
+        say "AGENT_TASKS_KEEP=1: cluster left running; stop it with: $(cluster_stop_command)"
         say "  connect: psql 'host=127.0.0.1 port=${PGPORT:-?} user=postgres dbname=postgres'"
         return 0
     fi

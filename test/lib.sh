@@ -6,6 +6,7 @@
 
 [[ -n "${_AT_LIB_SH:-}" ]] && return 0
 _AT_LIB_SH=1
+. "$(dirname "${BASH_SOURCE[0]}")/need.sh"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # PostgreSQL 15 is pinned: /usr/local/bin may hold unrelated tools of the same name.
@@ -17,6 +18,10 @@ PG_ISOLATION_REGRESS_BIN="$PGXS_DIR/src/test/isolation/pg_isolation_regress"
 PG_PERL_LIB="$PGXS_DIR/src/test/perl"
 # Base for temp dirs: must be traversable by the unprivileged user (the clone may not be).
 AT_TMPBASE="${AT_TMPBASE:-/tmp}"
+# HOME of the unprivileged user's commands, where tools keep dotfiles (npm's
+# cache): cluster_start moves it into the cluster's temp dir, so nothing the
+# user writes outlives the run.
+AT_PG_HOME="${AT_PG_HOME:-$AT_TMPBASE}"
 export PG_CONFIG
 
 say()  { printf '==> %s\n' "$*" >&2; }
@@ -46,7 +51,7 @@ pg_os_user() {
 as_pg() {
     if is_root; then
         id postgres >/dev/null 2>&1 || die "user 'postgres' does not exist (is postgresql-15 installed?)"
-        runuser -u postgres -- env HOME="$AT_TMPBASE" USER=postgres LOGNAME=postgres PATH="$PATH" "$@"
+        runuser -u postgres -- env HOME="$AT_PG_HOME" USER=postgres LOGNAME=postgres PATH="$PATH" "$@"
     else
         "$@"
     fi

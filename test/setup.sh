@@ -10,7 +10,12 @@ APT_PACKAGES=(
     postgresql-15 postgresql-server-dev-15 postgresql-client-15 postgresql-15-cron
     postgresql-15-pgtap libcurl4-openssl-dev libipc-run-perl
     make gcc build-essential ca-certificates
+    curl jq perl
 )
+
+# What the suites, the demo and the README's quickstart run; node and npm may
+# come from outside apt, so the packages alone do not prove they are there.
+COMMANDS=(psql curl jq node npm prove make gcc tar timeout)
 
 pkg_installed() {
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" == installed ]]
@@ -50,6 +55,14 @@ install_packages() {
     rm -f "$log"
 }
 
+check_commands() {
+    local missing cmds=("${COMMANDS[@]}")
+    if is_root; then cmds+=(runuser); fi   # as_pg
+    missing="$(missing_commands "${cmds[@]}")"
+    [[ -z "$missing" ]] || die "missing commands: $missing"
+    perl -MIPC::Run -e 1 2>/dev/null || die "missing the perl module IPC::Run (libipc-run-perl)"
+}
+
 build_and_install() {
     local log; log="$(mktemp)"
     say "building agent_tasks"
@@ -68,6 +81,7 @@ build_and_install() {
 
 main() {
     install_packages
+    check_commands
     [[ -x "$PG_CONFIG" ]] || die "$PG_CONFIG not found after installing packages"
     [[ "${SKIP_BUILD:-}" == 1 ]] || build_and_install
 }

@@ -11,6 +11,8 @@
 # changes (ALTER SYSTEM) are reset on exit.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$HERE/../need.sh"
+need psql node
 TMP="${AT_SUITE_TMP:-$(mktemp -d)}"
 ACCOUNT="http_test_$$_$RANDOM"
 export PGDATABASE=postgres
@@ -45,12 +47,13 @@ srv() { node "$HERE/ctl.js" "$PORT" "$@"; }
 
 SERVER_PID=""
 cleanup() {
-    [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null
+    [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     psql -X -q -c "ALTER SYSTEM RESET agent_tasks.allow_insecure_loopback" \
         -c "ALTER SYSTEM RESET agent_tasks.http_resolve" \
         -c "ALTER SYSTEM RESET agent_tasks.http_max_in_flight" \
         -c "ALTER SYSTEM RESET agent_tasks.poll_interval" \
         -c "SELECT pg_reload_conf()" >/dev/null 2>&1
+    [[ -n "${AT_SUITE_TMP:-}" ]] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
@@ -60,9 +63,6 @@ finish() {
 }
 
 # --- setup --------------------------------------------------------------------
-if ! command -v node >/dev/null; then
-    nok "node is installed" "node is needed for the test server"; finish
-fi
 node "$HERE/server.js" >"$TMP/port" 2>"$TMP/server.err" &
 SERVER_PID=$!
 for _ in $(seq 50); do [[ -s "$TMP/port" ]] && break; sleep 0.1; done

@@ -14,6 +14,8 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")" || exit 1
 HERE="$(pwd)"
 TEST_DIR="$(cd .. && pwd)"
+. "$TEST_DIR/need.sh"
+need psql node npm curl
 
 export PGDATABASE=postgres
 TMP="$(mktemp -d "${AT_SUITE_TMP:-/tmp}/rest.XXXXXX")"
@@ -87,13 +89,15 @@ log-level = "warn"
 EOF
 "$POSTGREST" "$TMP/postgrest.conf" >"$TMP/postgrest.log" 2>&1 &
 PGRST_PID=$!
+# Ready once it answers with anything but 503 (schema cache not loaded yet).
+ready() { [[ "$code" =~ ^[1-5][0-9][0-9]$ && "$code" != 503 ]]; }
 for _ in $(seq 1 150); do
     code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" 2>/dev/null)"
-    [[ "$code" != 000 && "$code" != 503 ]] && break
+    ready && break
     kill -0 "$PGRST_PID" 2>/dev/null || fail_setup "PostgREST exited"
     sleep 0.1
 done
-[[ "$code" != 000 && "$code" != 503 ]] || fail_setup "PostgREST did not answer on port $PORT"
+ready || fail_setup "PostgREST did not answer on port $PORT"
 printf '# PostgREST %s on 127.0.0.1:%s\n' "$("$POSTGREST" --version 2>&1 | head -n1)" "$PORT"
 
 # --- the tests ---------------------------------------------------------------

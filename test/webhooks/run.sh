@@ -14,6 +14,8 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")" || exit 1
 HERE="$(pwd)"
+. ../need.sh
+need psql node npm curl
 
 export PGDATABASE=postgres
 ACC="whtest_$$_$RANDOM"
@@ -29,7 +31,7 @@ check() { # name actual expected
 }
 
 finish() {
-    [[ -n "$RECEIVER_PID" ]] && kill "$RECEIVER_PID" 2>/dev/null
+    [[ -n "$RECEIVER_PID" ]] && kill "$RECEIVER_PID" 2>/dev/null && wait "$RECEIVER_PID" 2>/dev/null
     psql -X -q -At -c "ALTER SYSTEM RESET agent_tasks.webhook_retry_scale" -c "SELECT pg_reload_conf()" >/dev/null 2>&1
     if [[ -n "${LOOPBACK_SET:-}" ]]; then
         psql -X -q -At -c "ALTER SYSTEM RESET agent_tasks.allow_insecure_loopback" -c "SELECT pg_reload_conf()" >/dev/null 2>&1

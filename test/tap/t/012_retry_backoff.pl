@@ -42,12 +42,17 @@ SELECT string_agg(attempt || ':' || status || ':' || status_reason || ':' || (er
 	'four attempts, each error kept');
 
 # Delay before attempt n+1: min(backoff_max, base * 2^(n-1)), times 0.5..1.
+# The retry is queued in the transaction that fails attempt n, with due_at =
+# now() + delay and queued_at = now(): both from that transaction's start,
+# so their difference is the delay whatever the load (ended_at is the wall
+# clock, later by however long the transaction took).  1 µs: rounding.
 is($node->safe_psql('postgres', qq{
 SELECT string_agg(ok::text, ' ' ORDER BY attempt)
   FROM (SELECT r.attempt,
-			   extract(epoch FROM next.due_at - r.ended_at) BETWEEN
-				   0.5 * least(0.5, 0.2 * power(2, r.attempt - 1)) - 0.01
-				   AND least(0.5, 0.2 * power(2, r.attempt - 1)) + 0.01 AS ok
+			   next.queued_at <= r.ended_at
+			   AND extract(epoch FROM next.due_at - next.queued_at) BETWEEN
+				   0.5 * least(0.5, 0.2 * power(2, r.attempt - 1)) - 0.000001
+				   AND least(0.5, 0.2 * power(2, r.attempt - 1)) + 0.000001 AS ok
 		  FROM agent_tasks_internal.runs r
 		  JOIN agent_tasks_internal.runs next ON next.task_id = r.task_id AND next.attempt = r.attempt + 1
 		 WHERE r.task_id = '$task') s}),

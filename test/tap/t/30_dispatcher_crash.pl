@@ -16,6 +16,7 @@ use Test::More;
 use File::Basename qw(dirname);
 use Cwd qw(abs_path);
 use JSON::PP;
+use HTTP::Tiny;
 use IPC::Run qw(start);
 use Time::HiRes qw(usleep);
 use AgentTasksTest;
@@ -56,20 +57,26 @@ ok($node->poll_query_until('postgres',
 
 # --- the receiver ---------------------------------------------------------
 my ($rin, $rout, $rerr) = ('', '', '');
-my $receiver = start([ 'node', "$hooks_dir/receiver.js" ], \$rin, \$rout, \$rerr);
+my $receiver;
+# A test that dies must not leave the receiver running (END blocks still run).
+END { $receiver->kill_kill if $receiver; }
+$receiver = start([ 'node', "$hooks_dir/receiver.js" ], \$rin, \$rout, \$rerr);
 my $deadline = time + 20;
 $receiver->pump_nb while $rout !~ /\n/ && time < $deadline && usleep(50_000) >= 0;
 my $ports = decode_json((split /\n/, $rout)[0]);
 my ($port, $cport) = ($ports->{port}, $ports->{control_port});
 ok($port && $cport, "receiver on 127.0.0.1:$port");
 
+my $http = HTTP::Tiny->new(timeout => 10);
 sub control
 {
 	my ($method, $path, $body) = @_;
-	my @cmd = ('curl', '-s', '-X', $method, "http://127.0.0.1:$cport$path");
-	push @cmd, ('-H', 'content-type: application/json', '--data', $body) if defined $body;
-	my $out = `@{[ join ' ', map { "'$_'" } @cmd ]}`;
-	return $out;
+	my $res = $http->request($method, "http://127.0.0.1:$cport$path",
+		defined $body
+		? { headers => { 'content-type' => 'application/json' }, content => $body }
+		: {});
+	die "receiver control $method $path: $res->{status} $res->{content}\n" unless $res->{success};
+	return $res->{content};
 }
 sub received { return decode_json(control('GET', '/deliveries?path=/crash')); }
 
@@ -157,6 +164,5 @@ my $sent_after = $node->safe_psql('postgres', q{
 cmp_ok(scalar(grep { $_->{completed} && $_->{status} == 200 } @$got), '>=', $sent_after,
 	'the receiver wrote out at least as many 2xx answers as attempts succeeded');
 
-$receiver->kill_kill;
 $node->stop;
 done_testing();
