@@ -1,11 +1,13 @@
 # agent_tasks — PGXS build.
 #
-#   make && make install      build and install into PostgreSQL 15
-#   make installcheck         pg_regress suite against a running server
+#   make && make install      build and install into the PostgreSQL of PG_CONFIG
+#                             (default: the first pg_config on PATH)
+#   make installcheck         regression, isolation and TAP suites on temporary
+#                             instances (as an unprivileged user, after make install)
 #   make demo                 the README's demo (installs what is missing)
 #   make test                 every suite on a throwaway cluster (the README's test command)
 
-PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PG_CONFIG ?= pg_config
 
 EXTENSION = agent_tasks
 MODULE_big = agent_tasks
@@ -22,8 +24,19 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard src/sql/released/$(EXTENSION)--*.sql) \
 	$(wildcard src/sql/upgrades/$(EXTENSION)--*--*.sql)
 
+# make installcheck needs no running server: pg_regress and
+# pg_isolation_regress each start a temporary instance with the settings of
+# test/installcheck.conf (agent_tasks and pg_cron preloaded), as pg_cron's own
+# tests do; the TAP tests make their own nodes.
+INSTALLCHECK_OPTS = --load-extension=$(EXTENSION) --temp-config=$(srcdir)/test/installcheck.conf
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --load-extension=$(EXTENSION)
+REGRESS_OPTS = $(INSTALLCHECK_OPTS) --temp-instance=./tmp_check
+ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = $(INSTALLCHECK_OPTS) --temp-instance=./tmp_check_iso \
+	--inputdir=$(srcdir)/test/isolation --outputdir=test/isolation/output_iso
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/tap/t/*.pl))
+REGRESS_PREP = installcheck-unprivileged
 
 SHLIB_LINK = -lcurl
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -31,6 +44,18 @@ EXTRA_CLEAN = results regression.diffs regression.out test/isolation/results tes
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# After the include, which sets the PGXS default: AgentTasksTest.pm is there.
+PG_PROVE_FLAGS += -I $(srcdir)/test/tap
+
+# The temporary instances and TAP nodes run as the caller, and PostgreSQL
+# refuses to run as root.
+.PHONY: installcheck-unprivileged
+installcheck-unprivileged:
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "make installcheck: PostgreSQL refuses to run as root; run it as an unprivileged user that can write this tree, e.g. runuser -u postgres -- make installcheck" >&2; \
+		exit 1; \
+	fi
 
 $(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PARTS)
 	cat $^ > $@

@@ -10,6 +10,7 @@ APT_PACKAGES=(
     postgresql-15 postgresql-server-dev-15 postgresql-client-15 postgresql-15-cron
     postgresql-15-pgtap libcurl4-openssl-dev libipc-run-perl
     make gcc build-essential ca-certificates
+    debhelper dpkg-dev postgresql-server-dev-all
     curl jq perl
 )
 
