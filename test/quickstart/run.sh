@@ -91,5 +91,5 @@ check "its trail: queued, in_progress, completed" \
 check "a file attached" "$(sql "SELECT name || ' ' || size FROM agent_tasks.artifacts WHERE task_id = '$TASK'")" "notes.txt 6"
 check "the morning schedule made" "$(sql "SELECT cron FROM agent_tasks.schedules WHERE name = 'morning'")" "0 8 * * *"
 check "the OpenAPI paths listed" "$(grep -c '"/rpc/create_task"' <<<"$out")" 1
-check "no command failed" "$(grep -E '^(ERROR|psql|curl|jq|bash):|command not found' <<<"$out")" ""
+check "no command failed" "$(grep -E '^(ERROR|psql|curl|jq):|^npm ERR!|: line [0-9]+: |command not found' <<<"$out")" ""
 ((FAIL == 0)) || sed 's/^/#   | /' "$TMP/out" | head -n 100
