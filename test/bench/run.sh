@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(engine webhooks)
+[[ ${#names[@]} -gt 0 ]] || names=(engine webhooks peers)
 for name in "${names[@]}"; do
     [[ -x "./$name.sh" ]] || { echo "no benchmark $name" >&2; exit 2; }
     printf '\n##### %s #####\n' "$name"
