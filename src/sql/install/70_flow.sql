@@ -117,6 +117,67 @@ SELECT d.account, d.task_id, d.depends_on, b.status AS depends_on_status, d.crea
   JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on;
 COMMENT ON VIEW agent_tasks.dependencies IS 'Which task waits for which, with the blocker''s status.';
 
+-- A blocker failed or was cancelled: cancel every unfinished task that
+-- waits for it, directly or through other tasks, each naming the blocker it
+-- waited for.  The whole closure is found and changed here, set-wise, so
+-- that a long chain costs one trigger level, not one per link: the
+-- dependents' own task_finished then finds nothing left to cancel.
+CREATE FUNCTION agent_tasks_internal.cancel_dependents(blocker agent_tasks_internal.tasks)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ids uuid[];
+	reasons text[];
+	dependent record;
+BEGIN
+	-- The walk stops at finished tasks, so the dependents' own triggers,
+	-- which fire once they are cancelled, find nothing more to do.
+	WITH RECURSIVE closure(id, blocker_id, blocker_status) AS (
+		SELECT t.id, blocker.id, blocker.status
+		  FROM agent_tasks_internal.task_dependencies d
+		  JOIN agent_tasks_internal.tasks t ON t.account = d.account AND t.id = d.task_id
+		 WHERE d.account = blocker.account AND d.depends_on = blocker.id
+		   AND agent_tasks.status_kind(t.status) <> 'terminal'
+		UNION
+		SELECT t.id, c.id, 'cancelled'
+		  FROM closure c
+		  JOIN agent_tasks_internal.task_dependencies d ON d.account = blocker.account AND d.depends_on = c.id
+		  JOIN agent_tasks_internal.tasks t ON t.account = d.account AND t.id = d.task_id
+		 WHERE agent_tasks.status_kind(t.status) <> 'terminal'
+	)
+	SELECT array_agg(x.id ORDER BY x.id), array_agg(x.reason ORDER BY x.id) INTO ids, reasons
+	  FROM (SELECT DISTINCT ON (c.id) c.id, format('dependency_%s:%s', c.blocker_status, c.blocker_id) AS reason
+			  FROM closure c
+			 ORDER BY c.id, c.blocker_status DESC, c.blocker_id) x;
+	IF ids IS NULL THEN
+		RETURN;
+	END IF;
+
+	-- Waiting for blockers, they are pending without an open run: one update.
+	UPDATE agent_tasks_internal.tasks t
+	   SET status = 'cancelled', status_reason = x.reason, updated_at = now()
+	  FROM unnest(ids, reasons) AS x(id, reason)
+	 WHERE t.account = blocker.account AND t.id = x.id
+	   AND t.status = 'pending'
+	   AND NOT EXISTS (SELECT 1 FROM agent_tasks_internal.runs r
+						WHERE r.account = t.account AND r.id = t.latest_run_id
+						  AND agent_tasks.status_kind(r.status) <> 'terminal');
+	-- Any other (a run was started by hand meanwhile) through its run.
+	FOR dependent IN
+		SELECT t AS task, x.reason
+		  FROM unnest(ids, reasons) AS x(id, reason)
+		  JOIN agent_tasks_internal.tasks t ON t.account = blocker.account AND t.id = x.id
+		 WHERE agent_tasks.status_kind(t.status) <> 'terminal'
+		 ORDER BY t.id
+		   FOR UPDATE OF t
+	LOOP
+		PERFORM agent_tasks_internal.move_task(dependent.task, 'cancelled', dependent.reason);
+	END LOOP;
+END
+$$;
+
 -- When a task finishes: release or cancel its dependents, and move its
 -- command-mode parent.
 CREATE FUNCTION agent_tasks_internal.task_finished() RETURNS trigger
@@ -128,7 +189,7 @@ DECLARE
 	parent agent_tasks_internal.tasks;
 	children record;
 BEGIN
-	IF agent_tasks.status_kind(NEW.status) = 'terminal' THEN
+	IF NEW.status = 'completed' THEN
 		FOR dependent IN
 			SELECT t.* FROM agent_tasks_internal.task_dependencies d
 			  JOIN agent_tasks_internal.tasks t ON t.account = d.account AND t.id = d.task_id
@@ -137,13 +198,12 @@ BEGIN
 			 ORDER BY t.id
 			   FOR UPDATE OF t
 		LOOP
-			IF NEW.status = 'completed' THEN
-				PERFORM agent_tasks_internal.release_if_ready(dependent);
-			ELSE
-				PERFORM agent_tasks_internal.move_task(dependent, 'cancelled',
-					format('dependency_%s:%s', NEW.status, NEW.id));
-			END IF;
+			PERFORM agent_tasks_internal.release_if_ready(dependent);
 		END LOOP;
+	ELSIF agent_tasks.status_kind(NEW.status) = 'terminal'
+		AND EXISTS (SELECT 1 FROM agent_tasks_internal.task_dependencies d
+					 WHERE d.account = NEW.account AND d.depends_on = NEW.id) THEN
+		PERFORM agent_tasks_internal.cancel_dependents(NEW);
 	END IF;
 
 	IF NEW.parent_id IS NULL THEN

@@ -10,8 +10,6 @@
 CREATE FUNCTION agent_tasks_internal.restoring() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'at_restoring'
 	LANGUAGE C STABLE PARALLEL SAFE;
-REVOKE ALL ON FUNCTION agent_tasks_internal.restoring() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION agent_tasks_internal.restoring() TO agent_tasks_reader;
 
 DROP TRIGGER enforce_status_transition ON agent_tasks_internal.tasks;
 DROP TRIGGER enforce_status_transition ON agent_tasks_internal.runs;
@@ -138,3 +136,150 @@ SELECT coalesce(a.account, r.account) AS account,
 HAVING a.id IS NOT NULL
 	OR count(*) FILTER (WHERE r.status IN ('queued', 'in_progress') OR r.ended_at > now() - interval '1 hour') > 0;
 COMMENT ON VIEW agent_tasks.queue_stats IS 'Per agent: queued and runnable runs, runs in progress, age of the oldest queued run, completed and failed in the last hour, run duration p50/p95 (seconds, last hour), tokens and cost used. Runs of tasks without an agent show as agent NULL (kind external) while any is active or ended in the last hour.';
+
+
+-- Engine core, step 1 (issue 9) -------------------------------------------
+
+-- A blocker failed or was cancelled: cancel every unfinished task that
+-- waits for it, directly or through other tasks, each naming the blocker it
+-- waited for.  The whole closure is found and changed here, set-wise, so
+-- that a long chain costs one trigger level, not one per link: the
+-- dependents' own task_finished then finds nothing left to cancel.
+CREATE FUNCTION agent_tasks_internal.cancel_dependents(blocker agent_tasks_internal.tasks)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ids uuid[];
+	reasons text[];
+	dependent record;
+BEGIN
+	-- The walk stops at finished tasks, so the dependents' own triggers,
+	-- which fire once they are cancelled, find nothing more to do.
+	WITH RECURSIVE closure(id, blocker_id, blocker_status) AS (
+		SELECT t.id, blocker.id, blocker.status
+		  FROM agent_tasks_internal.task_dependencies d
+		  JOIN agent_tasks_internal.tasks t ON t.account = d.account AND t.id = d.task_id
+		 WHERE d.account = blocker.account AND d.depends_on = blocker.id
+		   AND agent_tasks.status_kind(t.status) <> 'terminal'
+		UNION
+		SELECT t.id, c.id, 'cancelled'
+		  FROM closure c
+		  JOIN agent_tasks_internal.task_dependencies d ON d.account = blocker.account AND d.depends_on = c.id
+		  JOIN agent_tasks_internal.tasks t ON t.account = d.account AND t.id = d.task_id
+		 WHERE agent_tasks.status_kind(t.status) <> 'terminal'
+	)
+	SELECT array_agg(x.id ORDER BY x.id), array_agg(x.reason ORDER BY x.id) INTO ids, reasons
+	  FROM (SELECT DISTINCT ON (c.id) c.id, format('dependency_%s:%s', c.blocker_status, c.blocker_id) AS reason
+			  FROM closure c
+			 ORDER BY c.id, c.blocker_status DESC, c.blocker_id) x;
+	IF ids IS NULL THEN
+		RETURN;
+	END IF;
+
+	-- Waiting for blockers, they are pending without an open run: one update.
+	UPDATE agent_tasks_internal.tasks t
+	   SET status = 'cancelled', status_reason = x.reason, updated_at = now()
+	  FROM unnest(ids, reasons) AS x(id, reason)
+	 WHERE t.account = blocker.account AND t.id = x.id
+	   AND t.status = 'pending'
+	   AND NOT EXISTS (SELECT 1 FROM agent_tasks_internal.runs r
+						WHERE r.account = t.account AND r.id = t.latest_run_id
+						  AND agent_tasks.status_kind(r.status) <> 'terminal');
+	-- Any other (a run was started by hand meanwhile) through its run.
+	FOR dependent IN
+		SELECT t AS task, x.reason
+		  FROM unnest(ids, reasons) AS x(id, reason)
+		  JOIN agent_tasks_internal.tasks t ON t.account = blocker.account AND t.id = x.id
+		 WHERE agent_tasks.status_kind(t.status) <> 'terminal'
+		 ORDER BY t.id
+		   FOR UPDATE OF t
+	LOOP
+		PERFORM agent_tasks_internal.move_task(dependent.task, 'cancelled', dependent.reason);
+	END LOOP;
+END
+$$;
+
+-- When a task finishes: release or cancel its dependents, and move its
+-- command-mode parent.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.task_finished() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	dependent agent_tasks_internal.tasks;
+	parent agent_tasks_internal.tasks;
+	children record;
+BEGIN
+	IF NEW.status = 'completed' THEN
+		FOR dependent IN
+			SELECT t.* FROM agent_tasks_internal.task_dependencies d
+			  JOIN agent_tasks_internal.tasks t ON t.account = d.account AND t.id = d.task_id
+			 WHERE d.account = NEW.account AND d.depends_on = NEW.id
+			   AND agent_tasks.status_kind(t.status) <> 'terminal'
+			 ORDER BY t.id
+			   FOR UPDATE OF t
+		LOOP
+			PERFORM agent_tasks_internal.release_if_ready(dependent);
+		END LOOP;
+	ELSIF agent_tasks.status_kind(NEW.status) = 'terminal'
+		AND EXISTS (SELECT 1 FROM agent_tasks_internal.task_dependencies d
+					 WHERE d.account = NEW.account AND d.depends_on = NEW.id) THEN
+		PERFORM agent_tasks_internal.cancel_dependents(NEW);
+	END IF;
+
+	IF NEW.parent_id IS NULL THEN
+		RETURN NULL;
+	END IF;
+	SELECT * INTO parent FROM agent_tasks_internal.tasks p
+	 WHERE p.account = NEW.account AND p.id = NEW.parent_id AND p.command IS NOT NULL
+	   FOR UPDATE;
+	IF NOT FOUND OR agent_tasks.status_kind(parent.status) = 'terminal' THEN
+		RETURN NULL;
+	END IF;
+
+	-- One row per child, kind and resource: count children once each, and
+	-- gather resources in item order.
+	SELECT count(DISTINCT c.id) FILTER (WHERE agent_tasks.status_kind(c.status) <> 'terminal') AS open,
+		   count(DISTINCT c.id) FILTER (WHERE c.status = 'failed') AS failed,
+		   count(DISTINCT c.id) FILTER (WHERE c.status = 'completed') AS completed,
+		   jsonb_build_object(
+			   'created', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'created'), '[]'),
+			   'modified', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'modified'), '[]'),
+			   'deleted', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'deleted'), '[]')) AS resources
+	  INTO children
+	  FROM agent_tasks_internal.tasks c
+	  LEFT JOIN LATERAL (VALUES ('created'), ('modified'), ('deleted')) AS kinds(k) ON true
+	  LEFT JOIN LATERAL jsonb_array_elements(
+			CASE WHEN jsonb_typeof(c.output -> k) = 'array' THEN c.output -> k END) WITH ORDINALITY AS e(value, n) ON true
+	 WHERE c.account = NEW.account AND c.parent_id = NEW.parent_id;
+
+	-- The parent has no run of its own: it starts with its first child and
+	-- ends with its last one.
+	IF parent.status NOT IN ('queued', 'in_progress') THEN
+		RETURN NULL;
+	END IF;
+	IF parent.status = 'queued' AND (NEW.status = 'in_progress' OR children.open = 0) THEN
+		UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
+		 WHERE p.account = parent.account AND p.id = parent.id;
+	END IF;
+	IF children.open = 0 THEN
+		UPDATE agent_tasks_internal.tasks p
+		   SET status = CASE WHEN children.failed > 0 THEN 'failed'
+							 WHEN children.completed = 0 THEN 'cancelled' ELSE 'completed' END,
+			   status_reason = CASE WHEN children.failed > 0 THEN 'child_failed'
+									WHEN children.completed = 0 THEN 'children_cancelled' END,
+			   output = children.resources,
+			   error = CASE WHEN children.failed > 0
+							THEN jsonb_build_object('message', format('%s child task(s) failed', children.failed)) END,
+			   updated_at = now()
+		 WHERE p.account = parent.account AND p.id = parent.id;
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+-- Privileges of the functions above, as 90_grants.sql gives them (keep last).
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal TO agent_tasks_reader;
