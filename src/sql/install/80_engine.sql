@@ -571,6 +571,26 @@ $$;
 
 -- Claiming ------------------------------------------------------------------
 
+-- The part of a task's conversation a run is given: its latest 50 messages,
+-- fewer when their bodies pass 1 MB (the latest one always), so that a long
+-- conversation neither makes a claim fail nor makes it grow without bound.
+-- The whole conversation stays readable in agent_tasks.messages.
+CREATE FUNCTION agent_tasks_internal.message_window(account text, task uuid)
+	RETURNS SETOF uuid
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT w.id
+	  FROM (SELECT m.id,
+				   sum(octet_length(m.body)) OVER (ORDER BY m.id DESC) AS size,
+				   row_number() OVER (ORDER BY m.id DESC) AS n
+			  FROM (SELECT x.id, x.body FROM agent_tasks_internal.messages x
+					 WHERE x.account = message_window.account AND x.task_id = task
+					 ORDER BY x.id DESC
+					 LIMIT 50) m) w
+	 WHERE w.n = 1 OR w.size <= 1048576
+$$;
+
 -- Take the next runnable run of this kind, or NULL.  Claims of one kind are
 -- serialized (they are short) so that agents' concurrency limits hold
 -- exactly.  A claim never waits for a row lock: it takes the run, its task
@@ -736,7 +756,8 @@ BEGIN
 		task := to_jsonb(agent_tasks.get_task(r.task_id)) - 'search';
 		messages := coalesce((SELECT jsonb_agg(to_jsonb(m) - 'account' ORDER BY m.id)
 								FROM agent_tasks.messages m
-							   WHERE m.account = r.account AND m.task_id = r.task_id), '[]');
+							   WHERE m.account = r.account AND m.task_id = r.task_id
+								 AND m.id IN (SELECT agent_tasks_internal.message_window(r.account, r.task_id))), '[]');
 		RETURN NEXT;
 	END LOOP;
 END

@@ -172,7 +172,7 @@ AS $$
 		 WHERE s.account = a.account AND s.agent_id = a.id), '{}')
 $$;
 
--- The task's conversation, oldest first.
+-- The task's conversation as a run gets it, oldest first (message_window).
 CREATE FUNCTION agent_tasks_internal.task_messages(account text, task uuid)
 	RETURNS jsonb
 	LANGUAGE sql STABLE
@@ -182,6 +182,7 @@ AS $$
 			'author', m.author, 'body', m.body, 'data', m.data, 'created_at', m.created_at) ORDER BY m.id), '[]')
 	  FROM agent_tasks_internal.messages m
 	 WHERE m.account = task_messages.account AND m.task_id = task
+	   AND m.id IN (SELECT agent_tasks_internal.message_window(task_messages.account, task))
 $$;
 
 -- openai agent: a chat-completions request built from the task.

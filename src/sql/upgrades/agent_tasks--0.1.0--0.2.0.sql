@@ -280,6 +280,91 @@ BEGIN
 END
 $$;
 
+-- Runs get a bounded window of their task's conversation.
+-- The part of a task's conversation a run is given: its latest 50 messages,
+-- fewer when their bodies pass 1 MB (the latest one always), so that a long
+-- conversation neither makes a claim fail nor makes it grow without bound.
+-- The whole conversation stays readable in agent_tasks.messages.
+CREATE FUNCTION agent_tasks_internal.message_window(account text, task uuid)
+	RETURNS SETOF uuid
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT w.id
+	  FROM (SELECT m.id,
+				   sum(octet_length(m.body)) OVER (ORDER BY m.id DESC) AS size,
+				   row_number() OVER (ORDER BY m.id DESC) AS n
+			  FROM (SELECT x.id, x.body FROM agent_tasks_internal.messages x
+					 WHERE x.account = message_window.account AND x.task_id = task
+					 ORDER BY x.id DESC
+					 LIMIT 50) m) w
+	 WHERE w.n = 1 OR w.size <= 1048576
+$$;
+
+-- The task's conversation as a run gets it, oldest first (message_window).
+CREATE OR REPLACE FUNCTION agent_tasks_internal.task_messages(account text, task uuid)
+	RETURNS jsonb
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object('id', m.id, 'run_id', m.run_id, 'role', m.role,
+			'author', m.author, 'body', m.body, 'data', m.data, 'created_at', m.created_at) ORDER BY m.id), '[]')
+	  FROM agent_tasks_internal.messages m
+	 WHERE m.account = task_messages.account AND m.task_id = task
+	   AND m.id IN (SELECT agent_tasks_internal.message_window(task_messages.account, task))
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
+	"limit" integer DEFAULT 1, lease interval DEFAULT NULL)
+	RETURNS TABLE (run_id uuid, task_id uuid, agent text, attempt integer,
+				   lease_expires_at timestamptz, task jsonb, messages jsonb)
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_account text := agent_tasks.current_account();
+	agent_ids uuid[];
+	r agent_tasks_internal.runs;
+	i integer;
+BEGIN
+	PERFORM agent_tasks_internal.check_text('worker', worker, 200, true);
+	PERFORM set_config('agent_tasks.worker', worker, true);
+	IF claim_runs."limit" IS NULL OR claim_runs."limit" NOT BETWEEN 1 AND 1000 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid claim limit',
+			format('limit = %s', coalesce(claim_runs."limit"::text, 'null')), 'Claim 1 to 1000 runs at a time.');
+	END IF;
+	IF lease IS NOT NULL AND (lease <= '0' OR lease > '7 days') THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid lease', format('lease = %s', lease),
+			'Use a lease between 1 second and 7 days; heartbeat_run() extends it.');
+	END IF;
+	IF agents IS NOT NULL THEN
+		agent_ids := ARRAY(SELECT agent_tasks_internal.agent_id(caller_account, n) FROM unnest(agents) n);
+		IF EXISTS (SELECT 1 FROM agent_tasks_internal.agents a
+					WHERE a.account = caller_account AND a.id = ANY (agent_ids) AND a.kind <> 'external') THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'only external agents can be claimed',
+				format('agents = %s', agents), 'sql, http and openai agents run inside the server.');
+		END IF;
+	END IF;
+	FOR i IN 1 .. claim_runs."limit"
+	LOOP
+		r := agent_tasks_internal.claim_next('external', caller_account, agent_ids, worker,
+			coalesce(lease, current_setting('agent_tasks.default_lease')::interval));
+		EXIT WHEN r.id IS NULL;
+		run_id := r.id;
+		task_id := r.task_id;
+		agent := (SELECT a.name FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id);
+		attempt := r.attempt;
+		lease_expires_at := r.lease_expires_at;
+		task := to_jsonb(agent_tasks.get_task(r.task_id)) - 'search';
+		messages := coalesce((SELECT jsonb_agg(to_jsonb(m) - 'account' ORDER BY m.id)
+								FROM agent_tasks.messages m
+							   WHERE m.account = r.account AND m.task_id = r.task_id
+								 AND m.id IN (SELECT agent_tasks_internal.message_window(r.account, r.task_id))), '[]');
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal TO agent_tasks_reader;
