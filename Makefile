@@ -32,7 +32,7 @@ INSTALLCHECK_OPTS = --load-extension=$(EXTENSION) --temp-config=$(srcdir)/test/i
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = $(INSTALLCHECK_OPTS) --temp-instance=./tmp_check
 ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
-ISOLATION_OPTS = $(INSTALLCHECK_OPTS) --temp-instance=./tmp_check_iso \
+ISOLATION_OPTS = $(INSTALLCHECK_OPTS) --temp-instance=test/isolation/tmp_check \
 	--inputdir=$(srcdir)/test/isolation --outputdir=test/isolation/output_iso
 TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/tap/t/*.pl))
@@ -40,7 +40,8 @@ REGRESS_PREP = installcheck-unprivileged
 
 SHLIB_LINK = -lcurl
 PG_CPPFLAGS = -I$(srcdir)/src
-EXTRA_CLEAN = results regression.diffs regression.out test/isolation/results test/isolation/output_iso
+EXTRA_CLEAN = results regression.diffs regression.out test/isolation/results test/isolation/output_iso \
+	test/isolation/tmp_check
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
