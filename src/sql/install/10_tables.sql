@@ -152,9 +152,12 @@ CREATE TABLE agent_tasks_internal.runs (
 	FOREIGN KEY (account, agent_id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE SET NULL (agent_id)
 );
 CREATE INDEX ON agent_tasks_internal.runs (account, task_id, id);
--- The runnable queue: small (queued runs only), in claim order.
-CREATE INDEX runs_runnable ON agent_tasks_internal.runs (kind, priority DESC, due_at, id)
-	WHERE status = 'queued';
+-- The queue: each agent's queued runs in claim order (claims read only the
+-- agents they can serve), and the few queued runs without an agent.
+CREATE INDEX runs_queued ON agent_tasks_internal.runs (account, agent_id, priority DESC, due_at, id)
+	WHERE status = 'queued' AND agent_id IS NOT NULL;
+CREATE INDEX runs_queued_without_agent ON agent_tasks_internal.runs (kind, account, priority DESC, due_at, id)
+	WHERE status = 'queued' AND agent_id IS NULL;
 -- Leases to recover, and each agent's runs in progress (its concurrency).
 CREATE INDEX runs_leased ON agent_tasks_internal.runs (lease_expires_at)
 	WHERE status = 'in_progress';

@@ -591,82 +591,16 @@ AS $$
 	 WHERE w.n = 1 OR w.size <= 1048576
 $$;
 
--- Take the next runnable run of this kind, or NULL.  Claims of one kind are
--- serialized (they are short) so that agents' concurrency limits hold
--- exactly.  A claim never waits for a row lock: it takes the run, its task
--- and the task's ancestors with SKIP LOCKED, passing over runs that a stop
--- or cancel is changing (which lock in the opposite order).
-CREATE FUNCTION agent_tasks_internal.claim_next(kind text, account text, agents uuid[],
-	worker text, lease interval)
-	RETURNS agent_tasks_internal.runs
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	r agent_tasks_internal.runs;
-	t agent_tasks_internal.tasks;
-	agent agent_tasks_internal.agents;
-	passed uuid[] := '{}';
-	ancestors uuid[];
-	locked integer;
-BEGIN
-	PERFORM pg_advisory_xact_lock(hashtextextended('agent_tasks.claim:' || kind || ':' || coalesce(account, ''), 0));
-	LOOP
-		SELECT x.* INTO r
-		  FROM agent_tasks_internal.runs x
-		  JOIN agent_tasks_internal.tasks tx ON tx.account = x.account AND tx.id = x.task_id
-		  LEFT JOIN agent_tasks_internal.agents a ON a.account = x.account AND a.id = x.agent_id
-		 WHERE x.kind = claim_next.kind AND x.status = 'queued' AND x.due_at <= now()
-		   AND x.id <> ALL (passed)
-		   AND (claim_next.account IS NULL OR x.account = claim_next.account)
-		   AND (claim_next.agents IS NULL OR x.agent_id = ANY (claim_next.agents))
-		   AND (a.id IS NULL OR (SELECT count(*) FROM agent_tasks_internal.runs y
-								  WHERE y.account = x.account AND y.agent_id = x.agent_id
-									AND y.status = 'in_progress') < a.concurrency)
-		 ORDER BY x.priority DESC, x.due_at, x.id
-		 LIMIT 1
-		   FOR UPDATE OF x, tx SKIP LOCKED;
-		IF NOT FOUND THEN
-			RETURN NULL;
-		END IF;
-		passed := passed || r.id;
-
-		SELECT * INTO t FROM agent_tasks_internal.tasks x WHERE x.account = r.account AND x.id = r.task_id;
-		IF t.parent_id IS NOT NULL THEN
-			WITH RECURSIVE up(id) AS (
-				SELECT t.parent_id
-				UNION ALL
-				SELECT p.parent_id FROM up JOIN agent_tasks_internal.tasks p
-				  ON p.account = r.account AND p.id = up.id
-				 WHERE p.parent_id IS NOT NULL
-			)
-			SELECT array_agg(up.id) INTO ancestors FROM up;
-			SELECT count(*) INTO locked
-			  FROM (SELECT 1 FROM agent_tasks_internal.tasks x
-					 WHERE x.account = r.account AND x.id = ANY (ancestors)
-					   FOR UPDATE SKIP LOCKED) l;
-			CONTINUE WHEN locked <> cardinality(ancestors);
-		END IF;
-
-		SELECT * INTO agent FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id;
-		-- a run resumed by a person goes ahead even over budget
-		IF r.status_reason IS DISTINCT FROM 'resumed'
-			AND num_nonnulls(t.budget_tokens, t.budget_cost, agent.budget_tokens, agent.budget_cost) > 0
-			AND agent_tasks_internal.over_budget(r.account, r.task_id) THEN
-			UPDATE agent_tasks_internal.runs x SET status = 'on_hold', status_reason = 'budget_exceeded'
-			 WHERE x.account = r.account AND x.id = r.id;
-			CONTINUE;
-		END IF;
-		UPDATE agent_tasks_internal.runs x
-		   SET status = 'in_progress', status_reason = NULL, worker = claim_next.worker,
-			   started_at = now(), heartbeat_at = now(),
-			   lease_expires_at = now() + coalesce(claim_next.lease, agent.timeout + interval '1 minute')
-		 WHERE x.account = r.account AND x.id = r.id
-		RETURNING * INTO r;
-		RETURN r;
-	END LOOP;
-END
-$$;
+-- Claim up to max runnable runs of agents of these kinds (of one account
+-- and some of its agents, when given), in priority order, each under a
+-- lease; see src/claims.c for how a claim avoids reading what it cannot
+-- take and keeps concurrency limits without serializing claimers.
+CREATE FUNCTION agent_tasks_internal.claim_batch(kinds text[], account text, agents uuid[],
+	worker text, lease interval, max integer)
+	RETURNS SETOF agent_tasks_internal.runs
+	AS 'MODULE_PATHNAME', 'at_claim_batch'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
 
 -- For the executors: up to max runs of sql agents, and how to call each.
 CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
@@ -679,13 +613,10 @@ DECLARE
 	r agent_tasks_internal.runs;
 	a agent_tasks_internal.agents;
 	fn text;
-	claimed integer := 0;
 	ahead interval := '0';		-- the longest the runs before this one can take
 BEGIN
-	WHILE claimed < max
+	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, worker, NULL, max)
 	LOOP
-		r := agent_tasks_internal.claim_next('sql', NULL, NULL, worker, NULL);
-		EXIT WHEN r.id IS NULL;
 		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
 		-- the executor runs its batch one by one: the lease covers the wait
 		UPDATE agent_tasks_internal.runs x SET lease_expires_at = x.lease_expires_at + ahead
@@ -706,7 +637,6 @@ BEGIN
 		call := format('SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r'
 					   ' ON r.account = t.account AND r.task_id = t.id WHERE r.account = $1 AND r.id = $2', fn);
 		timeout_ms := (extract(epoch FROM a.timeout) * 1000)::integer;
-		claimed := claimed + 1;
 		RETURN NEXT;
 	END LOOP;
 END
@@ -723,7 +653,6 @@ DECLARE
 	caller_account text := agent_tasks.current_account();
 	agent_ids uuid[];
 	r agent_tasks_internal.runs;
-	i integer;
 BEGIN
 	PERFORM agent_tasks_internal.check_text('worker', worker, 200, true);
 	PERFORM set_config('agent_tasks.worker', worker, true);
@@ -743,11 +672,9 @@ BEGIN
 				format('agents = %s', agents), 'sql, http and openai agents run inside the server.');
 		END IF;
 	END IF;
-	FOR i IN 1 .. claim_runs."limit"
+	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{external}', caller_account, agent_ids, worker,
+			coalesce(lease, current_setting('agent_tasks.default_lease')::interval), claim_runs."limit")
 	LOOP
-		r := agent_tasks_internal.claim_next('external', caller_account, agent_ids, worker,
-			coalesce(lease, current_setting('agent_tasks.default_lease')::interval));
-		EXIT WHEN r.id IS NULL;
 		run_id := r.id;
 		task_id := r.task_id;
 		agent := (SELECT a.name FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id);

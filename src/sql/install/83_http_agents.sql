@@ -320,7 +320,7 @@ $$;
 
 -- Claim up to max runnable runs of http and openai agents and return the
 -- request for each (method POST).  Called by the dispatcher, which commits
--- before sending.  Runs are claimed one at a time by claim_next (exact
+-- before sending.  Runs are claimed together by claim_batch (exact
 -- concurrency, SKIP LOCKED), then their requests are built together
 -- (http_run_requests); if that fails, run by run, and a run whose request
 -- cannot be built fails at once.
@@ -333,42 +333,19 @@ AS $$
 DECLARE
 	r agent_tasks_internal.runs;
 	a agent_tasks_internal.agents;
-	kinds text[] := ARRAY['http', 'openai'];
-	k integer := 0;
-	n integer := 0;
-	claimed agent_tasks_internal.runs[] := '{}';
+	claimed agent_tasks_internal.runs[];
 	sendable agent_tasks_internal.runs[] := '{}';
 	tokens text[] := '{}';
 	requests agent_tasks_internal.http_request[];
 	q agent_tasks_internal.http_request;
 	c record;
-	sort_setting text := current_setting('enable_sort');
 	reason text;
 	i integer;
 BEGIN
 	PERFORM agent_tasks_internal.require_superuser('claim_http_runs');
-	-- (a run can be claimed only if no other claim of its kind is running:
-	-- claim_next serializes them; nothing below waits for a row lock)
-	-- enable_sort = off while claiming: claim_next must walk the
-	-- runs_runnable index in priority order and stop at the first run it can
-	-- take; on tables without statistics yet (just after CREATE EXTENSION)
-	-- the planner would rather sort every queued run and count each one's
-	-- agent's runs in progress: about 7 ms per claimed run instead of < 1 ms.
-	PERFORM set_config('enable_sort', 'off', true);
-	WHILE n < coalesce(max, 0) AND cardinality(kinds) > 0
-	LOOP
-		k := k % cardinality(kinds) + 1;
-		r := agent_tasks_internal.claim_next(kinds[k], NULL, NULL, worker, NULL);
-		IF r.id IS NULL THEN
-			kinds := array_remove(kinds, kinds[k]);
-			k := k - 1;
-			CONTINUE;
-		END IF;
-		n := n + 1;
-		claimed := claimed || r;
-	END LOOP;
-	PERFORM set_config('enable_sort', sort_setting, true);
-	IF n = 0 THEN
+	claimed := ARRAY(SELECT x FROM agent_tasks_internal.claim_batch('{http,openai}', NULL, NULL, worker, NULL,
+														  coalesce(max, 0)) x);
+	IF cardinality(claimed) = 0 THEN
 		RETURN;
 	END IF;
 

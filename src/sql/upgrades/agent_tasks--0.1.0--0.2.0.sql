@@ -314,6 +314,59 @@ AS $$
 	   AND m.id IN (SELECT agent_tasks_internal.message_window(task_messages.account, task))
 $$;
 
+-- Claims in C (src/claims.c): per-agent queue indexes, one batch per call.
+DROP INDEX agent_tasks_internal.runs_runnable;
+CREATE INDEX runs_queued ON agent_tasks_internal.runs (account, agent_id, priority DESC, due_at, id)
+	WHERE status = 'queued' AND agent_id IS NOT NULL;
+CREATE INDEX runs_queued_without_agent ON agent_tasks_internal.runs (kind, account, priority DESC, due_at, id)
+	WHERE status = 'queued' AND agent_id IS NULL;
+DROP FUNCTION agent_tasks_internal.claim_next(text, text, uuid[], text, interval);
+CREATE FUNCTION agent_tasks_internal.claim_batch(kinds text[], account text, agents uuid[],
+	worker text, lease interval, max integer)
+	RETURNS SETOF agent_tasks_internal.runs
+	AS 'MODULE_PATHNAME', 'at_claim_batch'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
+	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer)
+	RETURNS SETOF record
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs;
+	a agent_tasks_internal.agents;
+	fn text;
+	ahead interval := '0';		-- the longest the runs before this one can take
+BEGIN
+	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, worker, NULL, max)
+	LOOP
+		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
+		-- the executor runs its batch one by one: the lease covers the wait
+		UPDATE agent_tasks_internal.runs x SET lease_expires_at = x.lease_expires_at + ahead
+		 WHERE x.account = r.account AND x.id = r.id;
+		ahead := ahead + a.timeout;
+		SELECT format('%I.%I', n.nspname, p.proname) INTO fn
+		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
+		run_as := (SELECT oid FROM pg_roles WHERE rolname = a.run_as);
+		IF fn IS NULL OR run_as IS NULL THEN
+			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message',
+				CASE WHEN fn IS NULL THEN format('agent function %s does not exist', a.target)
+					 ELSE format('role %s of the agent does not exist', a.run_as) END), 'error', false);
+			CONTINUE;
+		END IF;
+		account := r.account;
+		run_id := r.id;
+		call := format('SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r'
+					   ' ON r.account = t.account AND r.task_id = t.id WHERE r.account = $1 AND r.id = $2', fn);
+		timeout_ms := (extract(epoch FROM a.timeout) * 1000)::integer;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
 	"limit" integer DEFAULT 1, lease interval DEFAULT NULL)
 	RETURNS TABLE (run_id uuid, task_id uuid, agent text, attempt integer,
@@ -325,7 +378,6 @@ DECLARE
 	caller_account text := agent_tasks.current_account();
 	agent_ids uuid[];
 	r agent_tasks_internal.runs;
-	i integer;
 BEGIN
 	PERFORM agent_tasks_internal.check_text('worker', worker, 200, true);
 	PERFORM set_config('agent_tasks.worker', worker, true);
@@ -345,11 +397,9 @@ BEGIN
 				format('agents = %s', agents), 'sql, http and openai agents run inside the server.');
 		END IF;
 	END IF;
-	FOR i IN 1 .. claim_runs."limit"
+	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{external}', caller_account, agent_ids, worker,
+			coalesce(lease, current_setting('agent_tasks.default_lease')::interval), claim_runs."limit")
 	LOOP
-		r := agent_tasks_internal.claim_next('external', caller_account, agent_ids, worker,
-			coalesce(lease, current_setting('agent_tasks.default_lease')::interval));
-		EXIT WHEN r.id IS NULL;
 		run_id := r.id;
 		task_id := r.task_id;
 		agent := (SELECT a.name FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id);
@@ -361,6 +411,103 @@ BEGIN
 							   WHERE m.account = r.account AND m.task_id = r.task_id
 								 AND m.id IN (SELECT agent_tasks_internal.message_window(r.account, r.task_id))), '[]');
 		RETURN NEXT;
+	END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.claim_http_runs(worker text, max integer)
+	RETURNS TABLE (account text, id uuid, url text, headers jsonb, body text,
+				   timeout_ms integer, max_response_bytes integer)
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs;
+	a agent_tasks_internal.agents;
+	claimed agent_tasks_internal.runs[];
+	sendable agent_tasks_internal.runs[] := '{}';
+	tokens text[] := '{}';
+	requests agent_tasks_internal.http_request[];
+	q agent_tasks_internal.http_request;
+	c record;
+	reason text;
+	i integer;
+BEGIN
+	PERFORM agent_tasks_internal.require_superuser('claim_http_runs');
+	claimed := ARRAY(SELECT x FROM agent_tasks_internal.claim_batch('{http,openai}', NULL, NULL, worker, NULL,
+														  coalesce(max, 0)) x);
+	IF cardinality(claimed) = 0 THEN
+		RETURN;
+	END IF;
+
+	-- Runs that cannot be sent fail now; the others get a token (http).
+	FOR c IN
+		SELECT claimed[j] AS run, y AS agent FROM generate_subscripts(claimed, 1) j
+		  LEFT JOIN agent_tasks_internal.agents y ON y.account = (claimed[j]).account AND y.id = (claimed[j]).agent_id
+		 ORDER BY j
+	LOOP
+		r := c.run;
+		a := c.agent;
+		reason := CASE WHEN a.id IS NULL THEN 'the agent of this run no longer exists'
+					   WHEN a.target IS NULL THEN 'the agent has no target URL'
+					   ELSE agent_tasks_internal.url_policy_violation(a.target) END;
+		IF reason IS NULL THEN
+			sendable := sendable || r;
+			tokens := tokens || CASE WHEN r.kind = 'http' THEN agent_tasks_internal.new_run_token() END;
+		ELSE
+			PERFORM set_config('agent_tasks.account', r.account, true);
+			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message', reason), 'error', false);
+		END IF;
+	END LOOP;
+	IF cardinality(sendable) = 0 THEN
+		RETURN;
+	END IF;
+
+	BEGIN
+		INSERT INTO agent_tasks_internal.run_tokens AS t (account, run_id, token_hash)
+		SELECT (sendable[j]).account, (sendable[j]).id, sha256(convert_to(tokens[j], 'UTF8'))
+		  FROM generate_subscripts(sendable, 1) j
+		 WHERE tokens[j] IS NOT NULL
+		ON CONFLICT ON CONSTRAINT run_tokens_pkey DO UPDATE	-- a run resumed after a clarification
+			SET token_hash = excluded.token_hash, created_at = now(), accepted_at = NULL;
+		requests := ARRAY(SELECT x FROM agent_tasks_internal.http_run_requests(sendable, tokens) x);
+	EXCEPTION WHEN OTHERS THEN
+		requests := NULL;		-- one by one below
+	END;
+	IF requests IS NOT NULL AND cardinality(requests) = cardinality(sendable) THEN
+		RETURN QUERY SELECT x.* FROM unnest(requests) x;
+		RETURN;
+	END IF;
+
+	FOR i IN 1 .. cardinality(sendable)
+	LOOP
+		r := sendable[i];
+		PERFORM set_config('agent_tasks.account', r.account, true);
+		BEGIN
+			IF r.kind = 'http' THEN
+				INSERT INTO agent_tasks_internal.run_tokens (account, run_id, token_hash)
+				VALUES (r.account, r.id, sha256(convert_to(tokens[i], 'UTF8')))
+				ON CONFLICT ON CONSTRAINT run_tokens_pkey DO UPDATE
+					SET token_hash = excluded.token_hash, created_at = now(), accepted_at = NULL;
+			END IF;
+			q := NULL;
+			SELECT x.* INTO q FROM agent_tasks_internal.http_run_requests(ARRAY[r], ARRAY[tokens[i]]) x;
+			IF q.id IS NULL THEN
+				RAISE EXCEPTION 'the agent of this run no longer exists';
+			END IF;
+			account := q.account;
+			id := q.id;
+			url := q.url;
+			headers := q.headers;
+			body := q.body;
+			timeout_ms := q.timeout_ms;
+			max_response_bytes := q.max_response_bytes;
+			RETURN NEXT;
+			CONTINUE;
+		EXCEPTION WHEN OTHERS THEN
+			reason := 'the request could not be built: ' || SQLERRM;
+		END;
+		PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message', reason), 'error', false);
 	END LOOP;
 END
 $$;

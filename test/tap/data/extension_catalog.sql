@@ -84,8 +84,9 @@ facts(fact) AS (
 	  FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
 	 WHERE n.nspname IN ('agent_tasks', 'agent_tasks_internal')
 	UNION ALL
+	-- (among the extension's roles; other roles are the cluster's business)
 	SELECT format('role %s member of %s', m.member::regrole, m.roleid::regrole)
 	  FROM pg_auth_members m
-	 WHERE m.roleid::regrole::text LIKE 'agent\_tasks\_%'
+	 WHERE m.roleid::regrole::text LIKE 'agent\_tasks\_%' AND m.member::regrole::text LIKE 'agent\_tasks\_%'
 )
 SELECT fact FROM facts ORDER BY fact COLLATE "C";

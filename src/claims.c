@@ -1,0 +1,518 @@
+/*-------------------------------------------------------------------------
+ *
+ * claims.c
+ *	  Claiming queued runs: agent_tasks_internal.claim_batch(), used by the
+ *	  executors (sql), the HTTP dispatcher (http, openai) and external
+ *	  workers through claim_runs().
+ *
+ *	  A claim costs what it can take, not what waits in the queue:
+ *	  - runs are found per agent, through the index of each agent's queued
+ *	    runs in claim order, so other agents' and accounts' backlogs are
+ *	    never read;
+ *	  - an agent at its concurrency limit is passed over after counting its
+ *	    runs in progress (at most its limit), whatever its backlog;
+ *	  - each agent contributes at most as many candidates as it has free
+ *	    slots, and a batch looks at a bounded number of candidates, so runs
+ *	    whose task or parent someone holds locked cost a bounded number of
+ *	    SKIP LOCKED attempts and never a wait.
+ *	  Concurrency limits are exact without serializing all claimers: a
+ *	  claimer takes an agent's slots only under a transaction-level advisory
+ *	  lock on that agent, and counts the agent's runs in progress once it
+ *	  holds it.  Claimers of different agents never meet.  The agents of
+ *	  the first candidates are locked in one order (no deadlock); a claimer
+ *	  that had to wait looks for candidates again, so it takes what the
+ *	  other left.  Agents met later are only tried, and passed over when
+ *	  busy.
+ *
+ *	  Locks are taken in the extension's one order, ancestors -> task ->
+ *	  run, all with SKIP LOCKED, so a claim never waits for a lock nor
+ *	  deadlocks with a stop or cancel.  Every statement is planned once per
+ *	  session (SPI_keepplan).  What a claimed run then does is up to the
+ *	  caller; what a status change sets off is the transitions' business.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "utils/uuid.h"
+
+#include "agent_tasks.h"
+
+PG_FUNCTION_INFO_V1(at_claim_batch);
+
+/*
+ * Candidates: for each agent of the wanted kinds (of one account and one
+ * list of agents, when given) with free slots, its first queued runnable
+ * runs, as many as it has slots; and runs without an agent (external runs
+ * of tasks without one, or runs whose agent was dropped while they
+ * waited).  In claim order, at most $5 of them.
+ */
+static const char *candidates_sql =
+"SELECT c.account, c.id, c.agent_id FROM ("
+"  SELECT x.account, x.id, a.id AS agent_id, x.priority, x.due_at"
+"    FROM agent_tasks_internal.agents a"
+"   CROSS JOIN LATERAL (SELECT a.concurrency - (SELECT count(*) FROM agent_tasks_internal.runs y"
+"                        WHERE y.account = a.account AND y.agent_id = a.id"
+"                          AND y.status = 'in_progress') AS free) f"
+"   CROSS JOIN LATERAL (SELECT x.account, x.id, x.priority, x.due_at"
+"                         FROM agent_tasks_internal.runs x"
+"                        WHERE x.account = a.account AND x.agent_id = a.id"
+"                          AND x.status = 'queued' AND x.due_at <= pg_catalog.now()"
+"                        ORDER BY x.priority DESC, x.due_at, x.id"
+"                        LIMIT LEAST(f.free, $4)) x"
+"   WHERE a.kind = ANY ($1) AND ($2::text IS NULL OR a.account = $2)"
+"     AND ($3::uuid[] IS NULL OR a.id = ANY ($3)) AND f.free > 0"
+"  UNION ALL"
+"  SELECT x.account, x.id, NULL, x.priority, x.due_at"
+"    FROM (SELECT x.account, x.id, x.priority, x.due_at"
+"            FROM agent_tasks_internal.runs x"
+"           WHERE x.agent_id IS NULL AND x.status = 'queued' AND x.kind = ANY ($1)"
+"             AND x.due_at <= pg_catalog.now()"
+"             AND ($2::text IS NULL OR x.account = $2) AND $3::uuid[] IS NULL"
+"           ORDER BY x.priority DESC, x.due_at, x.id"
+"           LIMIT $4) x"
+") c ORDER BY c.priority DESC, c.due_at, c.id LIMIT $5";
+
+/* An agent's claim lock: tried, or waited for. */
+static const char *try_lock_agent_sql =
+"SELECT pg_catalog.pg_try_advisory_xact_lock("
+"         pg_catalog.hashtextextended('agent_tasks.claim:' || $1 || ':' || $2::text, 0))";
+static const char *lock_agent_sql =
+"SELECT pg_catalog.pg_advisory_xact_lock("
+"         pg_catalog.hashtextextended('agent_tasks.claim:' || $1 || ':' || $2::text, 0))";
+
+/* An agent's free slots (its concurrency less its runs in progress). */
+static const char *agent_slots_sql =
+"SELECT a.concurrency - (SELECT count(*)::integer FROM agent_tasks_internal.runs y"
+"                         WHERE y.account = a.account AND y.agent_id = a.id"
+"                           AND y.status = 'in_progress')"
+"  FROM agent_tasks_internal.agents a WHERE a.account = $1 AND a.id = $2";
+
+/* Take a candidate: still queued and due, run and task not locked by others. */
+static const char *lock_run_sql =
+"SELECT t.parent_id,"
+"       x.status_reason IS DISTINCT FROM 'resumed'"
+"         AND pg_catalog.num_nonnulls(t.budget_tokens, t.budget_cost, a.budget_tokens, a.budget_cost) > 0"
+"         AS check_budget,"
+"       x.task_id"
+"  FROM agent_tasks_internal.runs x"
+"  JOIN agent_tasks_internal.tasks t ON t.account = x.account AND t.id = x.task_id"
+"  LEFT JOIN agent_tasks_internal.agents a ON a.account = x.account AND a.id = x.agent_id"
+" WHERE x.account = $1 AND x.id = $2 AND x.status = 'queued' AND x.due_at <= pg_catalog.now()"
+"   FOR UPDATE OF x, t SKIP LOCKED";
+
+/* Whether every ancestor of a task could be locked (SKIP LOCKED). */
+static const char *lock_ancestors_sql =
+"WITH RECURSIVE up(id) AS ("
+"  SELECT $2::uuid"
+"  UNION ALL"
+"  SELECT p.parent_id FROM up JOIN agent_tasks_internal.tasks p ON p.account = $1 AND p.id = up.id"
+"   WHERE p.parent_id IS NOT NULL"
+") SELECT (SELECT count(*) FROM (SELECT 1 FROM agent_tasks_internal.tasks x"
+"                                 WHERE x.account = $1 AND x.id IN (SELECT id FROM up)"
+"                                   FOR UPDATE SKIP LOCKED) l) = (SELECT count(*) FROM up)";
+
+/* A run over its budget waits on hold instead of starting. */
+static const char *hold_if_over_budget_sql =
+"UPDATE agent_tasks_internal.runs x SET status = 'on_hold', status_reason = 'budget_exceeded'"
+" WHERE x.account = $1 AND x.id = $2 AND agent_tasks_internal.over_budget($1, $3)"
+" RETURNING true";
+
+/*
+ * Start the taken runs, all in one statement, each under its lease: the
+ * one asked for, else the agent's timeout and a minute.  The run's kind
+ * follows its agent, so a run row naming the wrong kind is executed by the
+ * agent's own worker type instead of stopping another's claims.
+ */
+static const char *start_runs_sql =
+"UPDATE agent_tasks_internal.runs x"
+"   SET status = 'in_progress', status_reason = NULL, worker = $3,"
+"       kind = coalesce((SELECT a.kind FROM agent_tasks_internal.agents a"
+"                         WHERE a.account = x.account AND a.id = x.agent_id), x.kind),"
+"       started_at = pg_catalog.now(), heartbeat_at = pg_catalog.now(),"
+"       lease_expires_at = pg_catalog.now() + coalesce($4,"
+"           (SELECT a.timeout FROM agent_tasks_internal.agents a"
+"             WHERE a.account = x.account AND a.id = x.agent_id) + interval '1 minute',"
+"           interval '5 minutes')"
+"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::uuid[])) WITH ORDINALITY AS c(account, id, n)"
+" WHERE x.account = c.account AND x.id = c.id"
+" RETURNING c.n, x";
+
+typedef struct ClaimPlans
+{
+	SPIPlanPtr	candidates;
+	SPIPlanPtr	try_lock_agent;
+	SPIPlanPtr	lock_agent;
+	SPIPlanPtr	agent_slots;
+	SPIPlanPtr	lock_run;
+	SPIPlanPtr	lock_ancestors;
+	SPIPlanPtr	hold_if_over_budget;
+	SPIPlanPtr	start_runs;
+} ClaimPlans;
+
+static ClaimPlans plans;
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "agent_tasks: could not prepare a claim statement: %s",
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+static void
+prepare_plans(void)
+{
+	Oid			candidates_args[] = {TEXTARRAYOID, TEXTOID, UUIDARRAYOID, INT4OID, INT4OID};
+	Oid			run_args[] = {TEXTOID, UUIDOID};
+	Oid			budget_args[] = {TEXTOID, UUIDOID, UUIDOID};
+	Oid			start_args[] = {TEXTARRAYOID, UUIDARRAYOID, TEXTOID, INTERVALOID};
+
+	if (plans.start_runs != NULL)
+		return;
+	plans.candidates = keep_plan(candidates_sql, 5, candidates_args);
+	plans.try_lock_agent = keep_plan(try_lock_agent_sql, 2, run_args);
+	plans.lock_agent = keep_plan(lock_agent_sql, 2, run_args);
+	plans.agent_slots = keep_plan(agent_slots_sql, 2, run_args);
+	plans.lock_run = keep_plan(lock_run_sql, 2, run_args);
+	plans.lock_ancestors = keep_plan(lock_ancestors_sql, 2, run_args);
+	plans.hold_if_over_budget = keep_plan(hold_if_over_budget_sql, 3, budget_args);
+	plans.start_runs = keep_plan(start_runs_sql, 4, start_args);
+}
+
+/* A claim candidate, copied out of SPI's memory. */
+typedef struct Candidate
+{
+	char	   *account;
+	pg_uuid_t	run_id;
+	bool		has_agent;
+	pg_uuid_t	agent_id;
+} Candidate;
+
+/* An agent met in this batch: whether we hold its lock, its free slots. */
+typedef struct AgentSlots
+{
+	char	   *account;
+	pg_uuid_t	agent_id;
+	bool		locked;
+	bool		busy;			/* another claimer holds it: pass over */
+	int			free;			/* -1 until counted */
+} AgentSlots;
+
+static int
+compare_agents(const ListCell *a, const ListCell *b)
+{
+	AgentSlots *x = lfirst(a);
+	AgentSlots *y = lfirst(b);
+	int			c = strcmp(x->account, y->account);
+
+	return c != 0 ? c : memcmp(&x->agent_id, &y->agent_id, sizeof(pg_uuid_t));
+}
+
+static AgentSlots *
+find_agent(List **agents, const char *account, pg_uuid_t *agent_id)
+{
+	ListCell   *lc;
+	AgentSlots *slots;
+
+	foreach(lc, *agents)
+	{
+		slots = lfirst(lc);
+		if (strcmp(slots->account, account) == 0 &&
+			memcmp(&slots->agent_id, agent_id, sizeof(pg_uuid_t)) == 0)
+			return slots;
+	}
+	slots = palloc0(sizeof(AgentSlots));
+	slots->account = pstrdup(account);
+	slots->agent_id = *agent_id;
+	slots->free = -1;
+	*agents = lappend(*agents, slots);
+	return slots;
+}
+
+/* Take an agent's claim lock, waiting for it or not; whether it is held. */
+static bool
+lock_agent(AgentSlots *slots, bool wait)
+{
+	Datum		args[2];
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(slots->account);
+	args[1] = UUIDPGetDatum(&slots->agent_id);
+	if (SPI_execute_plan(wait ? plans.lock_agent : plans.try_lock_agent, args, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "agent_tasks: taking an agent's claim lock failed");
+	slots->locked = wait ||
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	slots->busy = !slots->locked;
+	return slots->locked;
+}
+
+/* Count an agent's free slots, once its lock is held. */
+static void
+count_slots(AgentSlots *slots)
+{
+	Datum		args[2];
+	bool		isnull;
+	Datum		free;
+
+	args[0] = CStringGetTextDatum(slots->account);
+	args[1] = UUIDPGetDatum(&slots->agent_id);
+	if (SPI_execute_plan(plans.agent_slots, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "agent_tasks: counting an agent's runs failed");
+	slots->free = 0;
+	if (SPI_processed == 1)
+	{
+		free = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			slots->free = DatumGetInt32(free);
+	}
+}
+
+/* The candidates, in claim order. */
+static int
+find_candidates(Datum *args, char *nulls, Candidate **candidates)
+{
+	int			n;
+	int			i;
+
+	if (SPI_execute_plan(plans.candidates, args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "agent_tasks: finding runs to claim failed");
+	n = (int) SPI_processed;
+	*candidates = palloc(sizeof(Candidate) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Candidate  *c = &(*candidates)[i];
+		bool		isnull;
+		Datum		agent;
+
+		c->account = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
+		c->run_id = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 2, &isnull));
+		agent = SPI_getbinval(tuple, desc, 3, &isnull);
+		c->has_agent = !isnull;
+		if (c->has_agent)
+			c->agent_id = *DatumGetUUIDP(agent);
+	}
+	return n;
+}
+
+/* Lock a candidate run, its task and the task's ancestors; false if taken. */
+static bool
+take_run(const char *account, pg_uuid_t *run_id)
+{
+	Datum		args[3];
+	bool		isnull;
+	Datum		parent;
+	bool		check_budget;
+	Datum		task_id;
+
+	args[0] = CStringGetTextDatum(account);
+	args[1] = UUIDPGetDatum(run_id);
+	if (SPI_execute_plan(plans.lock_run, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "agent_tasks: locking a run failed");
+	if (SPI_processed != 1)
+		return false;
+	parent = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		Datum		ancestor_args[2];
+
+		ancestor_args[0] = args[0];
+		ancestor_args[1] = datumCopy(parent, false, UUID_LEN);
+		check_budget = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		task_id = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull),
+							false, UUID_LEN);
+		if (SPI_execute_plan(plans.lock_ancestors, ancestor_args, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "agent_tasks: locking a task's ancestors failed");
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			return false;
+	}
+	else
+	{
+		check_budget = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		task_id = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull),
+							false, UUID_LEN);
+	}
+
+	if (check_budget)
+	{
+		args[2] = task_id;
+		if (SPI_execute_plan(plans.hold_if_over_budget, args, NULL, false, 1) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "agent_tasks: checking a run's budget failed");
+		if (SPI_processed == 1)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * claim_batch(kinds text[], account text, agents uuid[], worker text,
+ *			   lease interval, max integer) RETURNS SETOF runs
+ *
+ * Claim up to max runnable runs of agents of these kinds (of one account
+ * and some of its agents, when given) for a worker, in claim order
+ * (priority, then due time).  NULL lease: each agent's timeout plus a
+ * minute.
+ */
+Datum
+at_claim_batch(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		kinds;
+	Datum		account;
+	Datum		agents;
+	Datum		worker;
+	Datum		lease;
+	int32		max;
+	Datum		candidate_args[5];
+	char		candidate_nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	int			ncandidates;
+	Candidate  *candidates;
+	bool		waited = false;
+	ListCell   *lc;
+	Datum	   *taken_accounts;
+	Datum	   *taken_ids;
+	int			ntaken = 0;
+	List	   *agent_list = NIL;
+	HeapTupleHeader *started;
+	int			i;
+	MemoryContext call_context = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(3) || PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_BAD_INPUT),
+				 errmsg("claim_batch needs kinds, a worker and a maximum")));
+	kinds = PG_GETARG_DATUM(0);
+	account = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	agents = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	worker = PG_GETARG_DATUM(3);
+	lease = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+	max = PG_GETARG_INT32(5);
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (max <= 0)
+		return (Datum) 0;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "agent_tasks: SPI_connect failed");
+	prepare_plans();
+
+	/* Enough candidates to fill the batch when some are taken by others. */
+	candidate_args[0] = kinds;
+	candidate_args[1] = account;
+	candidate_nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	candidate_args[2] = agents;
+	candidate_nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	candidate_args[3] = Int32GetDatum(max);
+	candidate_args[4] = Int32GetDatum(max * 2 + 16);
+	ncandidates = find_candidates(candidate_args, candidate_nulls, &candidates);
+
+	/*
+	 * Lock the agents of these candidates in one order.  Having waited for
+	 * one means another claimer just took runs: look again.
+	 */
+	for (i = 0; i < ncandidates; i++)
+		if (candidates[i].has_agent)
+			(void) find_agent(&agent_list, candidates[i].account, &candidates[i].agent_id);
+	list_sort(agent_list, compare_agents);
+	foreach(lc, agent_list)
+	{
+		AgentSlots *slots = lfirst(lc);
+
+		if (!lock_agent(slots, false))
+		{
+			(void) lock_agent(slots, true);
+			waited = true;
+		}
+	}
+	if (waited)
+		ncandidates = find_candidates(candidate_args, candidate_nulls, &candidates);
+
+	taken_accounts = palloc(sizeof(Datum) * Max(ncandidates, 1));
+	taken_ids = palloc(sizeof(Datum) * Max(ncandidates, 1));
+	for (i = 0; i < ncandidates && ntaken < max; i++)
+	{
+		Candidate  *c = &candidates[i];
+		AgentSlots *slots = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		if (c->has_agent)
+		{
+			slots = find_agent(&agent_list, c->account, &c->agent_id);
+			if (slots->busy || (!slots->locked && !lock_agent(slots, false)))
+				continue;
+			if (slots->free < 0)
+				count_slots(slots);
+			if (slots->free <= 0)
+				continue;
+		}
+		if (!take_run(c->account, &c->run_id))
+			continue;
+		if (slots != NULL)
+			slots->free--;
+		taken_accounts[ntaken] = CStringGetTextDatum(c->account);
+		taken_ids[ntaken] = UUIDPGetDatum(&c->run_id);
+		ntaken++;
+	}
+
+	if (ntaken > 0)
+	{
+		Datum		start_args[4];
+		char		start_nulls[4] = {' ', ' ', ' ', ' '};
+		uint64		n;
+
+		start_args[0] = PointerGetDatum(construct_array(taken_accounts, ntaken, TEXTOID, -1, false, TYPALIGN_INT));
+		start_args[1] = PointerGetDatum(construct_array(taken_ids, ntaken, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		start_args[2] = worker;
+		start_args[3] = lease;
+		start_nulls[3] = PG_ARGISNULL(4) ? 'n' : ' ';
+		if (SPI_execute_plan(plans.start_runs, start_args, start_nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "agent_tasks: starting claimed runs failed");
+
+		/* Back in claim order, copied out of SPI's memory. */
+		started = palloc0(sizeof(HeapTupleHeader) * ntaken);
+		for (n = 0; n < SPI_processed; n++)
+		{
+			bool		isnull;
+			int64		position = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[n], SPI_tuptable->tupdesc, 1, &isnull));
+			Datum		row = SPI_getbinval(SPI_tuptable->vals[n], SPI_tuptable->tupdesc, 2, &isnull);
+			MemoryContext old = MemoryContextSwitchTo(call_context);
+
+			started[position - 1] = DatumGetHeapTupleHeaderCopy(row);
+			MemoryContextSwitchTo(old);
+		}
+		for (i = 0; i < ntaken; i++)
+		{
+			HeapTupleData tuple;
+
+			if (started[i] == NULL)
+				continue;
+			tuple.t_len = HeapTupleHeaderGetDatumLength(started[i]);
+			ItemPointerSetInvalid(&tuple.t_self);
+			tuple.t_tableOid = InvalidOid;
+			tuple.t_data = started[i];
+			tuplestore_puttuple(rsinfo->setResult, &tuple);
+		}
+	}
+
+	SPI_finish();
+	return (Datum) 0;
+}
