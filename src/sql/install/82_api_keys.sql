@@ -359,9 +359,13 @@ $$;
 COMMENT ON FUNCTION agent_tasks.authenticate() IS 'PostgREST db-pre-request: accepts a verified JWT, or an API key in the header X-Api-Key (checks revocation, expiry and the scope the request needs, then switches to the key''s role and account); anything else is refused with 401.';
 
 -- ---------------------------------------------------------------------------
--- Rate limits: fixed windows counted in a table with one row per
--- (account, subject), incremented by an UPSERT that holds the row until
--- commit, so concurrent creators of one account are counted exactly.
+-- Rate limits: fixed windows counted in a table with a few rows per
+-- (account, subject), one per shard.  A creation increments a shard row no
+-- other transaction holds (SKIP LOCKED; a new shard when all are held),
+-- keeps it until commit and adds up the shards, so concurrent creators of
+-- one account do not wait for each other.  Creations still uncommitted in
+-- other sessions are not seen: concurrent creators can pass the limit by at
+-- most their number.
 
 CREATE TABLE agent_tasks_internal.rate_limits (
 	account		text NOT NULL,
@@ -378,7 +382,8 @@ CREATE TABLE agent_tasks_internal.rate_counters (
 	window_start	timestamptz NOT NULL,
 	window_end		timestamptz NOT NULL,
 	count			bigint NOT NULL,
-	PRIMARY KEY (account, subject)
+	shard			smallint NOT NULL DEFAULT 0,
+	PRIMARY KEY (account, subject, shard)
 );
 
 GRANT SELECT ON agent_tasks_internal.rate_limits, agent_tasks_internal.rate_counters TO agent_tasks_reader;
@@ -417,13 +422,29 @@ BEGIN
 		RETURN;			-- no limit
 	END IF;
 	start := to_timestamp(floor(extract(epoch FROM now()) / secs) * secs);
-	INSERT INTO agent_tasks_internal.rate_counters AS c (account, subject, window_start, window_end, count)
-	VALUES (rate_limit_hit.account, rate_limit_hit.subject, start, start + lim.period, 1)
-	ON CONFLICT ON CONSTRAINT rate_counters_pkey DO UPDATE
-	   SET count = CASE WHEN c.window_start = excluded.window_start THEN c.count + 1 ELSE 1 END,
-		   window_start = excluded.window_start,
-		   window_end = excluded.window_end
-	RETURNING c.count, c.window_end INTO n, ends;
+	UPDATE agent_tasks_internal.rate_counters c
+	   SET count = CASE WHEN c.window_start = start THEN c.count + 1 ELSE 1 END,
+		   window_start = start,
+		   window_end = start + lim.period
+	 WHERE c.account = rate_limit_hit.account AND c.subject = rate_limit_hit.subject
+	   AND c.shard = (SELECT x.shard FROM agent_tasks_internal.rate_counters x
+					   WHERE x.account = rate_limit_hit.account AND x.subject = rate_limit_hit.subject
+					   ORDER BY x.shard
+					   LIMIT 1
+						 FOR UPDATE SKIP LOCKED);
+	IF NOT FOUND THEN
+		INSERT INTO agent_tasks_internal.rate_counters AS c (account, subject, shard, window_start, window_end, count)
+		SELECT rate_limit_hit.account, rate_limit_hit.subject, coalesce(max(x.shard) + 1, 0), start, start + lim.period, 1
+		  FROM agent_tasks_internal.rate_counters x
+		 WHERE x.account = rate_limit_hit.account AND x.subject = rate_limit_hit.subject
+		ON CONFLICT ON CONSTRAINT rate_counters_pkey DO UPDATE
+		   SET count = CASE WHEN c.window_start = excluded.window_start THEN c.count + 1 ELSE 1 END,
+			   window_start = excluded.window_start,
+			   window_end = excluded.window_end;
+	END IF;
+	ends := start + lim.period;
+	SELECT sum(c.count) INTO n FROM agent_tasks_internal.rate_counters c
+	 WHERE c.account = rate_limit_hit.account AND c.subject = rate_limit_hit.subject AND c.window_start = start;
 	IF n > lim.max_count THEN
 		retry := greatest(1, ceil(extract(epoch FROM ends - now())))::integer;
 		detail := format('%s allows %s task creations per %s. Retry after %s seconds.',
@@ -500,7 +521,9 @@ SELECT s.account, s.subject, lim.max_count, lim.period,
 		SELECT r.account, r.subject FROM agent_tasks_internal.rate_limits r) s
  CROSS JOIN LATERAL agent_tasks_internal.rate_limit_of(s.account, s.subject) lim
   LEFT JOIN agent_tasks_internal.rate_limits l ON l.account = s.account AND l.subject = s.subject
-  LEFT JOIN agent_tasks_internal.rate_counters c ON c.account = s.account AND c.subject = s.subject;
+  LEFT JOIN LATERAL (SELECT sum(x.count)::bigint AS count, max(x.window_end) AS window_end
+					   FROM agent_tasks_internal.rate_counters x
+					  WHERE x.account = s.account AND x.subject = s.subject AND x.window_end > now()) c ON true;
 COMMENT ON VIEW agent_tasks.rate_limits IS 'Task-creation limits of the current account (subject "account") and of its API keys that have one (subject = key id), with the use of the current window. Over a limit create_task fails with PT429 (HTTP 429) and says when to retry.';
 COMMENT ON COLUMN agent_tasks.rate_limits.max_count IS 'Task creations allowed per period (0 = no limit). Without a custom limit the account has agent_tasks.task_rate_limit per agent_tasks.task_rate_window (default 100 per hour).';
 COMMENT ON COLUMN agent_tasks.rate_limits.used IS 'Creations counted in the current fixed window.';

@@ -512,6 +512,84 @@ BEGIN
 END
 $$;
 
+-- Rate-limit counters in shards: concurrent creators of one account no
+-- longer wait for each other's commit.
+ALTER TABLE agent_tasks_internal.rate_counters ADD COLUMN shard smallint NOT NULL DEFAULT 0;
+ALTER TABLE agent_tasks_internal.rate_counters DROP CONSTRAINT rate_counters_pkey,
+	ADD CONSTRAINT rate_counters_pkey PRIMARY KEY (account, subject, shard);
+CREATE OR REPLACE FUNCTION agent_tasks_internal.rate_limit_hit(account text, subject text, what text)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	lim record := agent_tasks_internal.rate_limit_of(account, subject);
+	secs double precision := extract(epoch FROM lim.period);
+	start timestamptz;
+	n bigint;
+	ends timestamptz;
+	retry integer;
+	detail text;
+BEGIN
+	IF lim.max_count IS NULL OR lim.max_count = 0 THEN
+		RETURN;			-- no limit
+	END IF;
+	start := to_timestamp(floor(extract(epoch FROM now()) / secs) * secs);
+	UPDATE agent_tasks_internal.rate_counters c
+	   SET count = CASE WHEN c.window_start = start THEN c.count + 1 ELSE 1 END,
+		   window_start = start,
+		   window_end = start + lim.period
+	 WHERE c.account = rate_limit_hit.account AND c.subject = rate_limit_hit.subject
+	   AND c.shard = (SELECT x.shard FROM agent_tasks_internal.rate_counters x
+					   WHERE x.account = rate_limit_hit.account AND x.subject = rate_limit_hit.subject
+					   ORDER BY x.shard
+					   LIMIT 1
+						 FOR UPDATE SKIP LOCKED);
+	IF NOT FOUND THEN
+		INSERT INTO agent_tasks_internal.rate_counters AS c (account, subject, shard, window_start, window_end, count)
+		SELECT rate_limit_hit.account, rate_limit_hit.subject, coalesce(max(x.shard) + 1, 0), start, start + lim.period, 1
+		  FROM agent_tasks_internal.rate_counters x
+		 WHERE x.account = rate_limit_hit.account AND x.subject = rate_limit_hit.subject
+		ON CONFLICT ON CONSTRAINT rate_counters_pkey DO UPDATE
+		   SET count = CASE WHEN c.window_start = excluded.window_start THEN c.count + 1 ELSE 1 END,
+			   window_start = excluded.window_start,
+			   window_end = excluded.window_end;
+	END IF;
+	ends := start + lim.period;
+	SELECT sum(c.count) INTO n FROM agent_tasks_internal.rate_counters c
+	 WHERE c.account = rate_limit_hit.account AND c.subject = rate_limit_hit.subject AND c.window_start = start;
+	IF n > lim.max_count THEN
+		retry := greatest(1, ceil(extract(epoch FROM ends - now())))::integer;
+		detail := format('%s allows %s task creations per %s. Retry after %s seconds.',
+						 what, lim.max_count, agent_tasks_internal.duration_text(lim.period), retry);
+		IF nullif(current_setting('request.method', true), '') IS NOT NULL THEN
+			-- Through PostgREST: the same error body, plus a Retry-After header.
+			RAISE EXCEPTION USING ERRCODE = 'PGRST',
+				MESSAGE = jsonb_build_object('code', 'PT429', 'message', 'rate limit exceeded',
+					'details', detail, 'hint', format('Retry after %s seconds.', retry))::text,
+				DETAIL = jsonb_build_object('status', 429,
+					'headers', jsonb_build_object('Retry-After', retry::text))::text;
+		END IF;
+		PERFORM agent_tasks_internal.raise('PT429', 'rate limit exceeded', detail,
+			format('Retry after %s seconds.', retry));
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE VIEW agent_tasks.rate_limits WITH (security_invoker = true) AS
+SELECT s.account, s.subject, lim.max_count, lim.period,
+	   coalesce(CASE WHEN c.window_end > now() THEN c.count END, 0) AS used,
+	   CASE WHEN c.window_end > now() THEN c.window_end END AS resets_at,
+	   l.account IS NOT NULL AS custom
+  FROM (SELECT agent_tasks.current_account() AS account, 'account'::text AS subject
+		UNION
+		SELECT r.account, r.subject FROM agent_tasks_internal.rate_limits r) s
+ CROSS JOIN LATERAL agent_tasks_internal.rate_limit_of(s.account, s.subject) lim
+  LEFT JOIN agent_tasks_internal.rate_limits l ON l.account = s.account AND l.subject = s.subject
+  LEFT JOIN LATERAL (SELECT sum(x.count)::bigint AS count, max(x.window_end) AS window_end
+					   FROM agent_tasks_internal.rate_counters x
+					  WHERE x.account = s.account AND x.subject = s.subject AND x.window_end > now()) c ON true;
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal TO agent_tasks_reader;
