@@ -63,6 +63,11 @@ SELECT r.kind, r.status, a.name AS agent
   FROM agent_tasks_internal.claim_batch('{http,openai}', 'claims', NULL, 'dispatcher-test', NULL, 5) r
   JOIN agent_tasks_internal.agents a ON a.account = r.account AND a.id = r.agent_id;
 
+-- queue_stats: per agent, and the runs of tasks without an agent as agent NULL
+SELECT (agent_tasks.create_task('no agent', auto_process => true)).status;
+SELECT agent, kind, queued, in_progress FROM agent_tasks.queue_stats
+ WHERE account = 'claims' ORDER BY agent NULLS FIRST;
+
 RESET ROLE;
 DELETE FROM agent_tasks_internal.tasks WHERE account = 'claims';
 DELETE FROM agent_tasks_internal.agents WHERE account = 'claims';

@@ -5,7 +5,8 @@
  *	  library is preloaded, it connects to agent_tasks.database, starts the
  *	  executors and the HTTP dispatcher (and restarts any that die), and
  *	  recovers runs whose worker
- *	  is gone: expired leases, and runs that a previous server life left in
+ *	  is gone: expired leases, and runs that a previous server life (before
+ *	  a restart, a crash restart or the promotion of this standby) left in
  *	  progress.  Also the transaction helpers every worker uses.
  *
  *-------------------------------------------------------------------------
@@ -256,6 +257,7 @@ at_launcher_main(Datum main_arg)
 	int			i;
 
 	at_worker_init("launcher");
+	at_mark_server_life();
 	slot = at_worker_slot_acquire(AT_WORKER_LAUNCHER, 0);
 	stop_orphaned_workers();
 	executors = palloc0(sizeof(BackgroundWorkerHandle *) * agent_tasks_executor_workers);

@@ -58,6 +58,24 @@ at_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/*
+ * The launcher's first start in this shared memory marks the beginning of
+ * the server life; its restarts do not.  On a promoted standby this is the
+ * promotion, so the runs the old primary's workers had in progress are
+ * recovered at once instead of when their leases expire.
+ */
+void
+at_mark_server_life(void)
+{
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	if (!at_shared->life_marked)
+	{
+		at_shared->life_started_at = GetCurrentTimestamp();
+		at_shared->life_marked = true;
+	}
+	LWLockRelease(at_shared->lock);
+}
+
 void
 at_shmem_install_hooks(void)
 {

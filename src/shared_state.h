@@ -66,12 +66,21 @@ typedef struct AtWaiterSlot
 typedef struct AtSharedState
 {
 	LWLock	   *lock;
-	TimestampTz life_started_at;	/* shared memory (re)initialized: a new server life */
+	/*
+	 * When this server life began for the runs: the launcher's first start
+	 * after shared memory was (re)initialized, i.e. once startup or crash
+	 * recovery ended, or a standby was promoted.  Runs of in-server workers
+	 * started before it belong to a previous life (or another primary).
+	 */
+	TimestampTz life_started_at;
+	bool		life_marked;	/* the launcher has set life_started_at */
 	AtWorkerSlot workers[AT_MAX_WORKERS];
 	AtWaiterSlot waiters[AT_MAX_WAITERS];
 } AtSharedState;
 
 extern AtSharedState *at_shared;
+
+extern void at_mark_server_life(void);
 
 extern void at_shmem_install_hooks(void);
 extern AtWorkerSlot *at_worker_slot_acquire(AtWorkerType type, int number);

@@ -4,6 +4,7 @@
 #
 #   FilledDatabase::fill($node, 'app');
 #   my $rows = FilledDatabase::table_rows($node, 'app');  # counts and digests
+#   FilledDatabase::save_rows($node, 'app');  ...  FilledDatabase::rows_kept(...)
 #   FilledDatabase::check_works($node, 'app');            # runs Test::More checks
 package FilledDatabase;
 
@@ -25,6 +26,20 @@ sub table_rows
 {
 	my ($node, $db) = @_;
 	return $node->safe_psql($db, slurp_file("$data/table_rows.sql"));
+}
+
+# Save every row before an upgrade; after it, one line per table saying
+# how many saved rows are still there unchanged (they may have new columns).
+sub save_rows
+{
+	my ($node, $db) = @_;
+	$node->safe_psql($db, slurp_file("$data/rows_saved.sql"));
+}
+
+sub rows_kept
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql($db, slurp_file("$data/rows_kept.sql"));
 }
 
 sub catalog
