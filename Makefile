@@ -14,6 +14,10 @@ MODULE_big = agent_tasks
 EXTVERSION = 0.2.0
 
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+# PGXS tracks no header dependencies here (Debian's server is built without
+# --enable-depend): every object is rebuilt when a header changes, so that
+# no two files disagree on a shared-memory layout.
+$(OBJS): $(wildcard src/*.h)
 
 # The install script is assembled from the pieces under src/sql/install, in
 # file-name order, so that each concern keeps its own SQL file.
