@@ -216,10 +216,27 @@ BEGIN
 		RETURN NULL;
 	END IF;
 
-	-- One row per child, kind and resource: count children once each, and
-	-- gather resources in item order.
-	SELECT count(DISTINCT c.id) FILTER (WHERE agent_tasks.status_kind(c.status) <> 'terminal') AS open,
-		   count(DISTINCT c.id) FILTER (WHERE c.status = 'failed') AS failed,
+	-- The parent has no run of its own: it starts with its first child and
+	-- ends with its last one.  Only a finished child can be the last, so
+	-- only then are the children counted (queueing N children stays linear).
+	IF agent_tasks.status_kind(NEW.status) <> 'terminal' THEN
+		IF parent.status = 'queued' AND NEW.status = 'in_progress' THEN
+			UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
+			 WHERE p.account = parent.account AND p.id = parent.id;
+		END IF;
+		RETURN NULL;
+	END IF;
+
+	IF parent.status NOT IN ('queued', 'in_progress')
+		OR EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c
+					WHERE c.account = NEW.account AND c.parent_id = NEW.parent_id
+					  AND agent_tasks.status_kind(c.status) <> 'terminal') THEN
+		RETURN NULL;
+	END IF;
+
+	-- The last child finished.  One row per child, kind and resource: count
+	-- children once each, and gather resources in item order.
+	SELECT count(DISTINCT c.id) FILTER (WHERE c.status = 'failed') AS failed,
 		   count(DISTINCT c.id) FILTER (WHERE c.status = 'completed') AS completed,
 		   jsonb_build_object(
 			   'created', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'created'), '[]'),
@@ -232,27 +249,20 @@ BEGIN
 			CASE WHEN jsonb_typeof(c.output -> k) = 'array' THEN c.output -> k END) WITH ORDINALITY AS e(value, n) ON true
 	 WHERE c.account = NEW.account AND c.parent_id = NEW.parent_id;
 
-	-- The parent has no run of its own: it starts with its first child and
-	-- ends with its last one.
-	IF parent.status NOT IN ('queued', 'in_progress') THEN
-		RETURN NULL;
-	END IF;
-	IF parent.status = 'queued' AND (NEW.status = 'in_progress' OR children.open = 0) THEN
+	IF parent.status = 'queued' THEN
 		UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
 		 WHERE p.account = parent.account AND p.id = parent.id;
 	END IF;
-	IF children.open = 0 THEN
-		UPDATE agent_tasks_internal.tasks p
-		   SET status = CASE WHEN children.failed > 0 THEN 'failed'
-							 WHEN children.completed = 0 THEN 'cancelled' ELSE 'completed' END,
-			   status_reason = CASE WHEN children.failed > 0 THEN 'child_failed'
-									WHEN children.completed = 0 THEN 'children_cancelled' END,
-			   output = children.resources,
-			   error = CASE WHEN children.failed > 0
-							THEN jsonb_build_object('message', format('%s child task(s) failed', children.failed)) END,
-			   updated_at = now()
-		 WHERE p.account = parent.account AND p.id = parent.id;
-	END IF;
+	UPDATE agent_tasks_internal.tasks p
+	   SET status = CASE WHEN children.failed > 0 THEN 'failed'
+						 WHEN children.completed = 0 THEN 'cancelled' ELSE 'completed' END,
+		   status_reason = CASE WHEN children.failed > 0 THEN 'child_failed'
+								WHEN children.completed = 0 THEN 'children_cancelled' END,
+		   output = children.resources,
+		   error = CASE WHEN children.failed > 0
+						THEN jsonb_build_object('message', format('%s child task(s) failed', children.failed)) END,
+		   updated_at = now()
+	 WHERE p.account = parent.account AND p.id = parent.id;
 	RETURN NULL;
 END
 $$;
