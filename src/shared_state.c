@@ -29,6 +29,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 PG_FUNCTION_INFO_V1(at_worker_status);
 PG_FUNCTION_INFO_V1(at_server_life_started_at);
+PG_FUNCTION_INFO_V1(at_executor_holds);
 
 static void
 at_shmem_request(void)
@@ -263,4 +264,36 @@ at_server_life_started_at(PG_FUNCTION_ARGS)
 	if (at_shared == NULL)
 		PG_RETURN_TIMESTAMPTZ(PgStartTime);
 	PG_RETURN_TIMESTAMPTZ(at_shared->life_started_at);
+}
+
+/*
+ * executor_holds(worker text, claimed_at timestamptz): whether the executor
+ * of that name is alive in the process that claimed a run at claimed_at
+ * (it started before the claim).  An executor runs its batch one run after
+ * another, so a run waiting for its turn is not lost however long its lease
+ * has run: only an executor that is gone, or was restarted since, loses it.
+ */
+Datum
+at_executor_holds(PG_FUNCTION_ARGS)
+{
+	char	   *worker = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TimestampTz claimed_at = PG_GETARG_TIMESTAMPTZ(1);
+	int			number;
+	char		rest;
+	bool		holds = false;
+	int			i;
+
+	if (at_shared == NULL || sscanf(worker, "executor-%d%c", &number, &rest) != 1)
+		PG_RETURN_BOOL(false);
+	LWLockAcquire(at_shared->lock, LW_SHARED);
+	for (i = 0; i < AT_MAX_WORKERS; i++)
+	{
+		AtWorkerSlot *slot = &at_shared->workers[i];
+
+		if (slot->pid != 0 && slot->type == AT_WORKER_EXECUTOR && slot->number == number &&
+			slot->started_at <= claimed_at)
+			holds = true;
+	}
+	LWLockRelease(at_shared->lock);
+	PG_RETURN_BOOL(holds);
 }

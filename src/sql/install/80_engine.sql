@@ -18,6 +18,8 @@ CREATE FUNCTION agent_tasks_internal.await_wakeup(timeout_ms integer) RETURNS vo
 
 CREATE FUNCTION agent_tasks_internal.server_life_started_at() RETURNS timestamptz
 	AS 'MODULE_PATHNAME', 'at_server_life_started_at' LANGUAGE C STABLE STRICT;
+CREATE FUNCTION agent_tasks_internal.executor_holds(worker text, claimed_at timestamptz) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'at_executor_holds' LANGUAGE C VOLATILE STRICT;
 
 CREATE FUNCTION agent_tasks.worker_status(
 	OUT pid integer, OUT worker text, OUT state text, OUT state_since timestamptz,
@@ -613,15 +615,10 @@ DECLARE
 	r agent_tasks_internal.runs;
 	a agent_tasks_internal.agents;
 	fn text;
-	ahead interval := '0';		-- the longest the runs before this one can take
 BEGIN
 	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, worker, NULL, max)
 	LOOP
 		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
-		-- the executor runs its batch one by one: the lease covers the wait
-		UPDATE agent_tasks_internal.runs x SET lease_expires_at = x.lease_expires_at + ahead
-		 WHERE x.account = r.account AND x.id = r.id;
-		ahead := ahead + a.timeout;
 		SELECT format('%I.%I', n.nspname, p.proname) INTO fn
 		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
@@ -841,8 +838,13 @@ COMMENT ON FUNCTION agent_tasks.request_clarification(uuid, text, text) IS 'Ask 
 -- Recovery ------------------------------------------------------------------
 
 -- Runs whose worker is gone: the lease expired, or the run was started by
--- an in-server worker before this server life (start or crash restart) and
--- is not an http run its agent accepted (202) and works on by itself.
+-- an in-server worker before this server life (start, crash restart or
+-- promotion) and is not an http run its agent accepted (202) and works on
+-- by itself.  A run an executor claimed belongs to it while that
+-- executor process lives (executor_holds): a run waiting for its turn in
+-- the executor's batch is not lost when its lease (the agent's timeout and
+-- a minute, from the claim) runs out, and a run whose executor is gone or
+-- was restarted is recovered at once.
 CREATE FUNCTION agent_tasks_internal.recover_runs()
 	RETURNS integer
 	LANGUAGE plpgsql VOLATILE
@@ -856,18 +858,22 @@ BEGIN
 	FOR candidate IN
 		SELECT x.account, x.id FROM agent_tasks_internal.runs x
 		 WHERE x.status = 'in_progress'
-		   AND (x.lease_expires_at < now()
-				OR (x.kind IN ('sql', 'http', 'openai') AND x.started_at < agent_tasks_internal.server_life_started_at()
-					AND NOT agent_tasks_internal.http_run_accepted(x.account, x.id)))
+		   AND CASE WHEN x.kind = 'sql' AND x.worker LIKE 'executor-%'
+					THEN NOT agent_tasks_internal.executor_holds(x.worker, x.started_at)
+					ELSE x.lease_expires_at < now()
+						 OR (x.kind IN ('sql', 'http', 'openai') AND x.started_at < agent_tasks_internal.server_life_started_at()
+							 AND NOT agent_tasks_internal.http_run_accepted(x.account, x.id)) END
 		 ORDER BY x.lease_expires_at
 		 LIMIT 1000
 	LOOP
 		r := agent_tasks_internal.lock_run(candidate.account, candidate.id);
 		-- it may have been finished or heartbeated meanwhile
 		CONTINUE WHEN r.status IS DISTINCT FROM 'in_progress'
-			OR NOT (r.lease_expires_at < now()
-					OR (r.kind IN ('sql', 'http', 'openai') AND r.started_at < agent_tasks_internal.server_life_started_at()
-						AND NOT agent_tasks_internal.http_run_accepted(r.account, r.id)));
+			OR NOT CASE WHEN r.kind = 'sql' AND r.worker LIKE 'executor-%'
+						THEN NOT agent_tasks_internal.executor_holds(r.worker, r.started_at)
+						ELSE r.lease_expires_at < now()
+							 OR (r.kind IN ('sql', 'http', 'openai') AND r.started_at < agent_tasks_internal.server_life_started_at()
+								 AND NOT agent_tasks_internal.http_run_accepted(r.account, r.id)) END;
 		PERFORM agent_tasks_internal.fail_attempt(r,
 			jsonb_build_object('message', 'the worker executing this run was lost', 'worker', r.worker),
 			'worker_lost', true);
