@@ -42,13 +42,11 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
-#include "utils/lsyscache.h"
-#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
 #include "agent_tasks.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(at_claim_batch);
 
@@ -164,17 +162,6 @@ typedef struct ClaimPlans
 
 static ClaimPlans plans;
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "agent_tasks: could not prepare a claim statement: %s",
-			 SPI_result_code_string(SPI_result));
-	return plan;
-}
-
 static void
 prepare_plans(void)
 {
@@ -185,14 +172,14 @@ prepare_plans(void)
 
 	if (plans.start_runs != NULL)
 		return;
-	plans.candidates = keep_plan(candidates_sql, 5, candidates_args);
-	plans.try_lock_agent = keep_plan(try_lock_agent_sql, 2, run_args);
-	plans.lock_agent = keep_plan(lock_agent_sql, 2, run_args);
-	plans.agent_slots = keep_plan(agent_slots_sql, 2, run_args);
-	plans.lock_run = keep_plan(lock_run_sql, 2, run_args);
-	plans.lock_ancestors = keep_plan(lock_ancestors_sql, 2, run_args);
-	plans.hold_if_over_budget = keep_plan(hold_if_over_budget_sql, 3, budget_args);
-	plans.start_runs = keep_plan(start_runs_sql, 4, start_args);
+	plans.candidates = at_keep_plan(candidates_sql, 5, candidates_args);
+	plans.try_lock_agent = at_keep_plan(try_lock_agent_sql, 2, run_args);
+	plans.lock_agent = at_keep_plan(lock_agent_sql, 2, run_args);
+	plans.agent_slots = at_keep_plan(agent_slots_sql, 2, run_args);
+	plans.lock_run = at_keep_plan(lock_run_sql, 2, run_args);
+	plans.lock_ancestors = at_keep_plan(lock_ancestors_sql, 2, run_args);
+	plans.hold_if_over_budget = at_keep_plan(hold_if_over_budget_sql, 3, budget_args);
+	plans.start_runs = at_keep_plan(start_runs_sql, 4, start_args);
 }
 
 /* A claim candidate, copied out of SPI's memory. */
@@ -313,15 +300,19 @@ find_candidates(Datum *args, char *nulls, Candidate **candidates)
 	return n;
 }
 
-/* Lock a candidate run, its task and the task's ancestors; false if taken. */
+/*
+ * Lock a candidate run, its task and the task's ancestors; false if taken
+ * (or put on hold over its budget).  SPI keeps every result until
+ * SPI_finish, so the first row's values stay valid across the statements.
+ */
 static bool
 take_run(const char *account, pg_uuid_t *run_id)
 {
 	Datum		args[3];
+	bool		no_parent;
 	bool		isnull;
-	Datum		parent;
-	bool		check_budget;
-	Datum		task_id;
+	HeapTuple	run;
+	TupleDesc	desc;
 
 	args[0] = CStringGetTextDatum(account);
 	args[1] = UUIDPGetDatum(run_id);
@@ -329,32 +320,23 @@ take_run(const char *account, pg_uuid_t *run_id)
 		elog(ERROR, "agent_tasks: locking a run failed");
 	if (SPI_processed != 1)
 		return false;
-	parent = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-	{
-		Datum		ancestor_args[2];
+	run = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
 
-		ancestor_args[0] = args[0];
-		ancestor_args[1] = datumCopy(parent, false, UUID_LEN);
-		check_budget = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		task_id = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull),
-							false, UUID_LEN);
-		if (SPI_execute_plan(plans.lock_ancestors, ancestor_args, NULL, false, 1) != SPI_OK_SELECT ||
+	args[1] = SPI_getbinval(run, desc, 1, &no_parent);
+	if (!no_parent)
+	{
+		if (SPI_execute_plan(plans.lock_ancestors, args, NULL, false, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)
 			elog(ERROR, "agent_tasks: locking a task's ancestors failed");
 		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 			return false;
 	}
-	else
-	{
-		check_budget = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		task_id = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull),
-							false, UUID_LEN);
-	}
 
-	if (check_budget)
+	if (DatumGetBool(SPI_getbinval(run, desc, 2, &isnull)))
 	{
-		args[2] = task_id;
+		args[1] = UUIDPGetDatum(run_id);
+		args[2] = SPI_getbinval(run, desc, 3, &isnull);
 		if (SPI_execute_plan(plans.hold_if_over_budget, args, NULL, false, 1) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "agent_tasks: checking a run's budget failed");
 		if (SPI_processed == 1)

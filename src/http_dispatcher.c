@@ -593,18 +593,6 @@ forget_plans(void)
 	sql_side_known = false;
 }
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not keep a plan");
-	return plan;
-}
-
 static bool
 function_exists(const char *name, int nargs, Oid *argtypes)
 {
@@ -759,7 +747,7 @@ claim_and_start(int room, MemoryContext loop_context)
 			if (runs_wanted)
 			{
 				if (plan_claim_runs == NULL)
-					plan_claim_runs = keep_plan("SELECT account, id, url, headers, body, timeout_ms, max_response_bytes "
+					plan_claim_runs = at_keep_plan("SELECT account, id, url, headers, body, timeout_ms, max_response_bytes "
 												"FROM agent_tasks_internal.claim_http_runs($1, $2)", 2, argtypes);
 				args[1] = Int32GetDatum(for_runs);
 				if (SPI_execute_plan(plan_claim_runs, args, NULL, false, 0) != SPI_OK_SELECT)
@@ -772,7 +760,7 @@ claim_and_start(int room, MemoryContext loop_context)
 			if (have_deliveries && room - n > 0)
 			{
 				if (plan_claim_deliveries == NULL)
-					plan_claim_deliveries = keep_plan("SELECT account, id, url, headers, body, timeout_ms, max_response_bytes "
+					plan_claim_deliveries = at_keep_plan("SELECT account, id, url, headers, body, timeout_ms, max_response_bytes "
 													  "FROM agent_tasks_internal.claim_webhook_deliveries($1, $2)",
 													  2, argtypes);
 				args[1] = Int32GetDatum(room - n);
@@ -998,7 +986,7 @@ record_deliveries_batch(Request *batch, MemoryContext loop_context)
 		for (i = 0; i < 7; i++)
 			args[i] = array_datum(v[i], isnull[i], n, elemtypes[i]);
 		if (plan_finish_deliveries == NULL)
-			plan_finish_deliveries = keep_plan("SELECT agent_tasks_internal.finish_webhook_deliveries($1, $2, $3, $4, $5, $6, $7)",
+			plan_finish_deliveries = at_keep_plan("SELECT agent_tasks_internal.finish_webhook_deliveries($1, $2, $3, $4, $5, $6, $7)",
 											   7, argtypes);
 		if (SPI_execute_plan(plan_finish_deliveries, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "recording the outcomes failed");
@@ -1088,14 +1076,14 @@ record_done(MemoryContext loop_context)
 				if (req->kind == REQ_RUN)
 				{
 					if (plan_finish_run == NULL)
-						plan_finish_run = keep_plan("SELECT agent_tasks_internal.finish_http_run($1, $2, $3, $4, $5, $6, $7)",
+						plan_finish_run = at_keep_plan("SELECT agent_tasks_internal.finish_http_run($1, $2, $3, $4, $5, $6, $7)",
 													7, argtypes);
 					plan = plan_finish_run;
 				}
 				else
 				{
 					if (plan_finish_delivery == NULL)
-						plan_finish_delivery = keep_plan("SELECT agent_tasks_internal.finish_webhook_delivery($1, $2, $3, $4, $5, $6, $7)",
+						plan_finish_delivery = at_keep_plan("SELECT agent_tasks_internal.finish_webhook_delivery($1, $2, $3, $4, $5, $6, $7)",
 														 7, argtypes);
 					plan = plan_finish_delivery;
 				}

@@ -92,6 +92,19 @@ at_worker_commit(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/* Prepare a statement and keep its plan for the rest of the session. */
+SPIPlanPtr
+at_keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep a plan");
+	return plan;
+}
+
 /*
  * In the PG_CATCH of a worker's transaction: keep the error (copied into
  * keep_in), roll the transaction back, and carry on in keep_in.

@@ -2,7 +2,8 @@
  *
  * worker.h
  *	  Entry points of the background workers and the helpers they share
- *	  for running SQL in short transactions of their own.
+ *	  for running SQL in short transactions of their own, with plans kept
+ *	  for the session (also used by the claims they make).
  *
  *-------------------------------------------------------------------------
  */
@@ -11,6 +12,7 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/elog.h"
 #include "utils/palloc.h"
@@ -21,6 +23,7 @@ extern void at_worker_begin(const char *activity);
 extern void at_worker_commit(void);
 extern ErrorData *at_worker_abort(MemoryContext keep_in);
 extern bool at_extension_installed(void);
+extern SPIPlanPtr at_keep_plan(const char *sql, int nargs, Oid *argtypes);
 
 extern PGDLLEXPORT void at_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void at_executor_main(Datum main_arg);
