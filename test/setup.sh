@@ -11,12 +11,14 @@ APT_PACKAGES=(
     postgresql-15-pgtap libcurl4-openssl-dev libipc-run-perl
     make gcc build-essential ca-certificates
     debhelper dpkg-dev postgresql-server-dev-all
-    curl jq perl
+    curl jq perl wrk
 )
 
-# What the suites, the demo and the README's quickstart run; node and npm may
-# come from outside apt, so the packages alone do not prove they are there.
-COMMANDS=(psql curl jq node npm prove make gcc tar timeout)
+# What the suites, the demo, the benchmarks and the README's quickstart run;
+# node and npm may come from outside apt, so the packages alone do not prove
+# they are there.  PostgreSQL's own programs are checked in its bindir.
+COMMANDS=(psql curl jq node npm prove make gcc tar timeout wrk dpkg-buildpackage)
+PG_PROGRAMS=(initdb pg_ctl pg_dump pg_restore pgbench)
 
 pkg_installed() {
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" == installed ]]
@@ -60,6 +62,10 @@ check_commands() {
     local missing cmds=("${COMMANDS[@]}")
     if is_root; then cmds+=(runuser); fi   # as_pg
     missing="$(missing_commands "${cmds[@]}")"
+    local p
+    for p in "${PG_PROGRAMS[@]}"; do
+        [[ -x "$PG_BINDIR/$p" ]] || missing="${missing:+$missing }$p"
+    done
     [[ -z "$missing" ]] || die "missing commands: $missing"
     perl -MIPC::Run -e 1 2>/dev/null || die "missing the perl module IPC::Run (libipc-run-perl)"
 }

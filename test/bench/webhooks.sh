@@ -17,7 +17,7 @@
 # Knobs: BENCH_DELIVERIES (50000), BENCH_TASKS (20000), BENCH_CLIENTS (4),
 #        BENCH_LATENCY (2000), BENCH_IN_FLIGHT (64, agent_tasks.http_max_in_flight),
 #        BENCH_WRK_SECONDS (5).
-# wrk (Debian package) is installed when missing.
+# wrk (Debian package) is installed by test/setup.sh, which this script runs.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
 
@@ -30,12 +30,6 @@ WRK_SECONDS="${BENCH_WRK_SECONDS:-5}"
 HOOKS="$REPO_ROOT/test/webhooks"
 SECRET='whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 
-if ! command -v wrk >/dev/null 2>&1; then
-    say "installing wrk"
-    export DEBIAN_FRONTEND=noninteractive
-    { as_root apt-get update -q && as_root apt-get install -y -q --no-install-recommends wrk; } >/dev/null 2>&1 \
-        || die "could not install wrk (apt-get install wrk)"
-fi
 command -v node >/dev/null 2>&1 || die "node is needed for the receiver"
 if [[ ! -d "$HOOKS/node_modules/standardwebhooks" ]]; then
     (cd "$HOOKS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in test/webhooks"
