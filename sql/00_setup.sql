@@ -195,8 +195,8 @@ SELECT p.oid::regprocedure AS unsafe_security_definer FROM pg_proc p
 -- role may write activities; firing a trigger needs no EXECUTE grant).
 SELECT p.oid::regprocedure AS security_definer FROM pg_proc p
  WHERE p.pronamespace = 'agent_tasks_internal'::regnamespace AND p.prosecdef
-   AND p.proname IN ('task_changed', 'task_link_changed', 'message_added', 'run_changed',
-					 'activities_are_append_only', 'task_finished')
+   AND p.proname IN ('task_transition', 'run_transition', 'task_link_changed', 'message_added',
+					 'activities_are_append_only', 'child_moved')
  ORDER BY 1;
 
 -- The settings of the extension (GUCs), all under the reserved prefix.

@@ -1,6 +1,6 @@
 --
--- 21_notify: every change sends a compact NOTIFY on channel agent_tasks
--- after commit (never for a rollback).  psql would print the notifying
+-- 21_notify: every transaction that changes a task sends one compact
+-- NOTIFY per task on channel agent_tasks at commit (never for a rollback).  psql would print the notifying
 -- backend's pid, so a second session (dblink) listens and the payloads are
 -- read from it; ids are compared, not printed.
 --
@@ -46,7 +46,8 @@ SELECT (agent_tasks.create_task('Other')).id AS o \gset
 BEGIN;
 SELECT (agent_tasks.process_task(:'o')).status;
 ROLLBACK;
--- changes of one transaction arrive together at commit, in order
+-- changes of one transaction arrive at commit, one per task: the event of
+-- its first change and the status it ends with
 BEGIN;
 SELECT (agent_tasks.process_task(:'t')).status;
 SELECT (agent_tasks.set_task_status(:'t', 'in_progress')).status;

@@ -1,12 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * wakeup.c
- *	  Commit-time signals from sessions to workers and waiters.  SQL that
- *	  queues a run, changes a task or stops a running run calls one of the
+ *	  Commit-time signals from sessions to workers, waiters and listeners.
+ *	  The transition path (transitions.c) and SQL that queues work call the
  *	  functions below; nothing happens until the transaction commits, and
- *	  nothing at all if it aborts.  At commit an idle worker's latch is set
- *	  (no polling on the hot path), sessions in wait_task() are woken, and a
- *	  worker executing a stopped or cancelled run gets a query cancel.
+ *	  nothing at all if it (or the savepoint that asked) aborts.  At commit
+ *	  an idle worker's latch is set (no polling on the hot path), sessions in
+ *	  wait_task() are woken, a worker executing a stopped or cancelled run
+ *	  gets a query cancel, and each task changed sends one NOTIFY.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +17,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -24,6 +26,9 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/uuid.h"
@@ -31,20 +36,41 @@
 
 #include "agent_tasks.h"
 #include "shared_state.h"
+#include "wakeup.h"
 
-/* What this transaction asks for at commit; lives in TopTransactionContext. */
+/*
+ * What this transaction asks for at commit; lives in TopTransactionContext.
+ * Each remembered item starts with the nesting level of the (sub)transaction
+ * that asked, so that a rolled-back savepoint takes its requests with it.
+ */
+typedef struct PendingId
+{
+	int			nest_level;
+	pg_uuid_t	id;
+} PendingId;
+
+typedef struct PendingNotify
+{
+	int			nest_level;
+	pg_uuid_t	task;
+	char	   *account;
+	char	   *status;
+	char	   *event;
+} PendingNotify;
+
 static int	pending_executor_wakeups = 0;
 static int	pending_dispatcher_wakeups = 0;
 static List *pending_tasks = NIL;		/* of PendingId *, for waiters */
 static List *pending_interrupts = NIL;	/* of PendingId *, runs to stop */
-
-/* An id to signal at commit, unless the subtransaction that named it aborts. */
-typedef struct PendingId
-{
-	pg_uuid_t	id;
-	int			nest_level;
-} PendingId;
+static List *pending_notifies = NIL;	/* of PendingNotify *, in order */
 static bool callback_registered = false;
+
+/* At commit: the last change of each task notified about. */
+typedef struct NotifyEntry
+{
+	pg_uuid_t	task;
+	PendingNotify *last;
+} NotifyEntry;
 /* The transaction that was last told its run waits (notice_unserved_run). */
 static LocalTransactionId notice_lxid = InvalidLocalTransactionId;
 
@@ -52,6 +78,7 @@ static LocalTransactionId notice_lxid = InvalidLocalTransactionId;
 static AtWaiterSlot *my_waiter = NULL;
 
 PG_FUNCTION_INFO_V1(at_wake_workers);
+PG_FUNCTION_INFO_V1(at_notify_change);
 PG_FUNCTION_INFO_V1(at_run_signals);
 PG_FUNCTION_INFO_V1(at_task_signals);
 PG_FUNCTION_INFO_V1(at_watch_task);
@@ -152,11 +179,68 @@ deliver(void)
 	LWLockRelease(at_shared->lock);
 }
 
+/*
+ * One NOTIFY per task changed in this transaction, in the order of their
+ * first change: the event of that first change (a task created and queued
+ * says "created") and the status the task ends the transaction with.
+ */
+static void
+send_notifies(void)
+{
+	HASHCTL		ctl;
+	HTAB	   *latest;
+	List	   *first = NIL;
+	ListCell   *lc;
+
+	ctl.keysize = sizeof(pg_uuid_t);
+	ctl.entrysize = sizeof(NotifyEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	latest = hash_create("agent_tasks notifies", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	foreach(lc, pending_notifies)
+	{
+		PendingNotify *n = lfirst(lc);
+		bool		found;
+		NotifyEntry *entry = hash_search(latest, &n->task, HASH_ENTER, &found);
+
+		if (!found)
+			first = lappend(first, n);
+		entry->last = n;
+	}
+
+	foreach(lc, first)
+	{
+		PendingNotify *n = lfirst(lc);
+		PendingNotify *last = ((NotifyEntry *) hash_search(latest, &n->task, HASH_FIND, NULL))->last;
+		StringInfoData payload;
+
+		initStringInfo(&payload);
+		appendStringInfoString(&payload, "{\"id\":\"");
+		appendStringInfoString(&payload, DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&n->task))));
+		appendStringInfoString(&payload, "\",\"account\":");
+		escape_json(&payload, n->account);
+		appendStringInfoString(&payload, ",\"status\":");
+		escape_json(&payload, last->status);
+		appendStringInfoString(&payload, ",\"event\":");
+		escape_json(&payload, n->event);
+		appendStringInfoChar(&payload, '}');
+		Async_Notify("agent_tasks", payload.data);
+	}
+	hash_destroy(latest);
+	pending_notifies = NIL;
+}
+
 static void
 at_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			/* NOTIFY is queued before commit, as the NOTIFY command's is */
+			if (pending_notifies != NIL)
+				send_notifies();
+			return;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (at_shared != NULL &&
@@ -176,22 +260,33 @@ at_xact_callback(XactEvent event, void *arg)
 	pending_dispatcher_wakeups = 0;
 	pending_tasks = NIL;
 	pending_interrupts = NIL;
+	pending_notifies = NIL;
 }
 
-/* Forget what an aborted subtransaction (a rolled-back savepoint) asked for. */
+/*
+ * A savepoint ends: an aborted one forgets what it asked for; a released
+ * one hands its requests to its parent, so that the parent's abort forgets
+ * them too (and a later sibling's abort does not).
+ */
 static List *
-without_level(List *ids, int nest_level)
+after_subxact(List *items, int nest_level, bool aborted)
 {
 	List	   *kept = NIL;
 	ListCell   *lc;
 
-	foreach(lc, ids)
+	foreach(lc, items)
 	{
-		PendingId  *pending = lfirst(lc);
+		int		   *item_level = lfirst(lc);	/* each item starts with it */
 
-		if (pending->nest_level < nest_level)
-			kept = lappend(kept, pending);
+		if (*item_level < nest_level)
+			kept = lappend(kept, item_level);
+		else if (!aborted)
+		{
+			*item_level = nest_level - 1;
+			kept = lappend(kept, item_level);
+		}
 	}
+	list_free(items);
 	return kept;
 }
 
@@ -200,12 +295,16 @@ at_subxact_callback(SubXactEvent event, SubTransactionId subid,
 					SubTransactionId parent_subid, void *arg)
 {
 	MemoryContext old;
+	int			level = GetCurrentTransactionNestLevel();
+	bool		aborted = (event == SUBXACT_EVENT_ABORT_SUB);
 
-	if (event != SUBXACT_EVENT_ABORT_SUB || (pending_tasks == NIL && pending_interrupts == NIL))
+	if ((event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) ||
+		(pending_tasks == NIL && pending_interrupts == NIL && pending_notifies == NIL))
 		return;
 	old = MemoryContextSwitchTo(TopTransactionContext);
-	pending_tasks = without_level(pending_tasks, GetCurrentTransactionNestLevel());
-	pending_interrupts = without_level(pending_interrupts, GetCurrentTransactionNestLevel());
+	pending_tasks = after_subxact(pending_tasks, level, aborted);
+	pending_interrupts = after_subxact(pending_interrupts, level, aborted);
+	pending_notifies = after_subxact(pending_notifies, level, aborted);
 	MemoryContextSwitchTo(old);
 }
 
@@ -281,11 +380,81 @@ request_worker_wakeup(const char *kind)
 		pending_dispatcher_wakeups++;
 }
 
+/* A run was queued: a worker of its kind claims it once we commit. */
+void
+at_signal_run_queued(const char *kind, bool has_agent)
+{
+	notice_unserved_run(kind, has_agent);
+	request_worker_wakeup(kind);
+}
+
+/* A run left in_progress for on_hold or cancelled: interrupt it at commit. */
+void
+at_signal_run_stopped(const pg_uuid_t *run)
+{
+	if (at_shared == NULL)
+		return;
+	ensure_callback();
+	remember_uuid(&pending_interrupts, run);
+}
+
+/* A task's status changed: wake its wait_task() callers at commit. */
+void
+at_signal_task_changed(const pg_uuid_t *task)
+{
+	if (at_shared == NULL)
+		return;
+	ensure_callback();
+	remember_uuid(&pending_tasks, task);
+}
+
+/* A webhook delivery was queued: wake the dispatcher at commit. */
+void
+at_signal_dispatcher(void)
+{
+	request_worker_wakeup("http");
+}
+
+/*
+ * Tell listeners of channel "agent_tasks" that a task changed; sent at
+ * commit, once per task (send_notifies), never with agent_tasks.notify off.
+ */
+void
+at_notify_task(const char *account, const pg_uuid_t *task, const char *status,
+			   const char *event)
+{
+	const char *setting = GetConfigOption("agent_tasks.notify", true, false);
+	MemoryContext old;
+	PendingNotify *n;
+
+	if (setting != NULL && strcmp(setting, "off") == 0)
+		return;
+	ensure_callback();
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	n = palloc(sizeof(PendingNotify));
+	n->nest_level = GetCurrentTransactionNestLevel();
+	n->task = *task;
+	n->account = pstrdup(account);
+	n->status = pstrdup(status);
+	n->event = pstrdup(event);
+	pending_notifies = lappend(pending_notifies, n);
+	MemoryContextSwitchTo(old);
+}
+
 /* wake_workers(kind): for SQL that queues work of a worker kind. */
 Datum
 at_wake_workers(PG_FUNCTION_ARGS)
 {
 	request_worker_wakeup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+/* notify_change(account, task, status, event): for changes made in SQL. */
+Datum
+at_notify_change(PG_FUNCTION_ARGS)
+{
+	at_notify_task(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_UUID_P(1),
+				   text_to_cstring(PG_GETARG_TEXT_PP(2)), text_to_cstring(PG_GETARG_TEXT_PP(3)));
 	PG_RETURN_VOID();
 }
 
@@ -304,9 +473,9 @@ tuple_column(TriggerData *trigdata, HeapTuple tuple, const char *name)
 }
 
 /*
- * AFTER INSERT OR UPDATE OF status trigger on runs: a queued run wakes a
- * worker of its kind, and a run that leaves in_progress for on_hold or
- * cancelled is interrupted wherever it executes.
+ * The triggers of 0.1.0 (its install script names them; 0.2.0 applies
+ * their effects in transitions.c): on runs, a queued run wakes a worker
+ * and a stopped one is interrupted; on tasks, waiters are woken.
  */
 Datum
 at_run_signals(PG_FUNCTION_ARGS)
@@ -325,26 +494,20 @@ at_run_signals(PG_FUNCTION_ARGS)
 
 	if (strcmp(status, "queued") == 0)
 	{
-		char	   *kind = TextDatumGetCString(tuple_column(trigdata, newtuple, "kind"));
 		bool		no_agent;
 
 		(void) heap_getattr(newtuple, SPI_fnumber(trigdata->tg_relation->rd_att, "agent_id"),
 							trigdata->tg_relation->rd_att, &no_agent);
-		notice_unserved_run(kind, !no_agent);
-		request_worker_wakeup(kind);
+		at_signal_run_queued(TextDatumGetCString(tuple_column(trigdata, newtuple, "kind")), !no_agent);
 	}
-	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && at_shared != NULL &&
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
 			 (strcmp(status, "on_hold") == 0 || strcmp(status, "cancelled") == 0) &&
 			 strcmp(TextDatumGetCString(tuple_column(trigdata, trigdata->tg_trigtuple, "status")),
 					"in_progress") == 0)
-	{
-		ensure_callback();
-		remember_uuid(&pending_interrupts, DatumGetUUIDP(tuple_column(trigdata, newtuple, "id")));
-	}
+		at_signal_run_stopped(DatumGetUUIDP(tuple_column(trigdata, newtuple, "id")));
 	return PointerGetDatum(NULL);
 }
 
-/* AFTER UPDATE OF status trigger on tasks: wake wait_task() callers at commit. */
 Datum
 at_task_signals(PG_FUNCTION_ARGS)
 {
@@ -353,12 +516,7 @@ at_task_signals(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		elog(ERROR, "task_signals must be an AFTER UPDATE ROW trigger");
-
-	if (at_shared != NULL)
-	{
-		ensure_callback();
-		remember_uuid(&pending_tasks, DatumGetUUIDP(tuple_column(trigdata, trigdata->tg_newtuple, "id")));
-	}
+	at_signal_task_changed(DatumGetUUIDP(tuple_column(trigdata, trigdata->tg_newtuple, "id")));
 	return PointerGetDatum(NULL);
 }
 

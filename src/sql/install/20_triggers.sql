@@ -2,7 +2,8 @@
 -- itself.  The trigger functions are SECURITY DEFINER because no API role
 -- may write activities; firing a trigger needs no EXECUTE grant, so they are
 -- granted to nobody.  Status changes are checked by the C state machine
--- (enforce_status_transition) before they happen and logged here after.
+-- (enforce_status_transition) before they happen and applied by the C
+-- transition path (run_transition, task_transition) after.
 
 CREATE TRIGGER enforce_status_transition
 	BEFORE INSERT OR UPDATE OF status ON agent_tasks_internal.tasks
@@ -14,17 +15,13 @@ CREATE TRIGGER enforce_status_transition
 	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
 	EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('run');
 
--- A compact message on channel "agent_tasks"; delivered at commit, never
--- for a transaction that rolls back; not at all with agent_tasks.notify off.
+-- A compact message on channel "agent_tasks"; sent at commit, once per
+-- task changed in the transaction, never for a transaction that rolls
+-- back; not at all with agent_tasks.notify off (src/wakeup.c).
 CREATE FUNCTION agent_tasks_internal.notify_change(account text, task_id uuid, status text, event text)
 	RETURNS void
-	LANGUAGE sql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT pg_notify('agent_tasks', json_build_object(
-		'id', task_id, 'account', account, 'status', status, 'event', event)::text)
-	 WHERE current_setting('agent_tasks.notify', true) IS DISTINCT FROM 'off'
-$$;
+	AS 'MODULE_PATHNAME', 'at_notify_change'
+	LANGUAGE C VOLATILE STRICT;
 
 CREATE FUNCTION agent_tasks_internal.log_activity(account text, task_id uuid, event text,
 	data jsonb DEFAULT '{}', from_status text DEFAULT NULL, to_status text DEFAULT NULL,
@@ -39,7 +36,8 @@ AS $$
 			from_status, to_status, reason, data)
 $$;
 
--- The fields whose change is logged as an "updated" activity, as JSON.
+-- The fields whose change is logged as an "updated" activity, as JSON
+-- (src/transitions.c compares the same fields).
 CREATE FUNCTION agent_tasks_internal.tracked_values(t agent_tasks_internal.tasks) RETURNS jsonb
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
@@ -52,71 +50,26 @@ AS $$
 		'budget_tokens', t.budget_tokens, 'budget_cost', t.budget_cost)
 $$;
 
-CREATE FUNCTION agent_tasks_internal.task_changed() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	changes jsonb;
-	new_values jsonb;
-	old_values jsonb;
-	event text;
-BEGIN
-	IF TG_OP = 'DELETE' THEN
-		PERFORM agent_tasks_internal.notify_change(OLD.account, OLD.id, OLD.status, 'deleted');
-		RETURN NULL;
-	END IF;
+-- What a change of a task or run sets off -- the task following its run,
+-- the trail, the webhook outbox, NOTIFY and wake-ups at commit, dependents
+-- and command-mode parents -- is applied in one place, src/transitions.c.
+CREATE FUNCTION agent_tasks_internal.run_transition() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'at_run_transition'
+	LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION agent_tasks_internal.task_transition() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'at_task_transition'
+	LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
 
-	IF TG_OP = 'INSERT' THEN
-		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id, 'created',
-			jsonb_strip_nulls(jsonb_build_object('title', NEW.title, 'parent_id', NEW.parent_id,
-												 'origin', NEW.origin)),
-			to_status => NEW.status, reason => NEW.status_reason);
-		PERFORM agent_tasks_internal.notify_change(NEW.account, NEW.id, NEW.status, 'created');
-		RETURN NULL;
-	END IF;
-
-	IF NEW.status IS DISTINCT FROM OLD.status THEN
-		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id, 'status_changed',
-			jsonb_strip_nulls(jsonb_build_object('error', NEW.error)),
-			OLD.status, NEW.status, NEW.status_reason, NEW.latest_run_id);
-		event := 'status_changed';
-	END IF;
-
-	IF NEW.archived_at IS DISTINCT FROM OLD.archived_at THEN
-		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id,
-			CASE WHEN NEW.archived_at IS NULL THEN 'unarchived' ELSE 'archived' END);
-		event := coalesce(event, CASE WHEN NEW.archived_at IS NULL THEN 'unarchived' ELSE 'archived' END);
-	END IF;
-
-	IF NEW.feedback IS DISTINCT FROM OLD.feedback THEN
-		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id, 'feedback',
-			jsonb_build_object('feedback', NEW.feedback, 'previous', OLD.feedback));
-		event := coalesce(event, 'feedback');
-	END IF;
-
-	new_values := agent_tasks_internal.tracked_values(NEW);
-	old_values := agent_tasks_internal.tracked_values(OLD);
-	IF new_values IS DISTINCT FROM old_values THEN
-		SELECT jsonb_object_agg(n.key, n.value) INTO changes
-		  FROM jsonb_each(new_values) AS n
-		 WHERE n.value IS DISTINCT FROM old_values -> n.key;
-		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.id, 'updated',
-			jsonb_build_object('changes', changes));
-		event := coalesce(event, 'updated');
-	END IF;
-
-	IF event IS NOT NULL THEN
-		PERFORM agent_tasks_internal.notify_change(NEW.account, NEW.id, NEW.status, event);
-	END IF;
-	RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER task_changed
+CREATE TRIGGER run_transition
+	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.run_transition();
+CREATE TRIGGER task_transition
 	AFTER INSERT OR UPDATE OR DELETE ON agent_tasks_internal.tasks
 	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
-	EXECUTE FUNCTION agent_tasks_internal.task_changed();
+	EXECUTE FUNCTION agent_tasks_internal.task_transition();
 
 -- Assignees, followers and dependencies (TG_ARGV[0] names which).
 CREATE FUNCTION agent_tasks_internal.task_link_changed() RETURNS trigger

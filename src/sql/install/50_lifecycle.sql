@@ -3,7 +3,7 @@
 -- function changes the run (or, when there is none, the task), and the C
 -- state machine checks the move.
 
--- Queue a new run of a task; run_changed makes it the task's latest.
+-- Queue a new run of a task; run_transition makes it the task's latest.
 CREATE FUNCTION agent_tasks_internal.queue_run(t agent_tasks_internal.tasks, attempt integer,
 	due_at timestamptz, reason text, input jsonb DEFAULT NULL)
 	RETURNS uuid
@@ -23,44 +23,6 @@ BEGIN
 	RETURN run_id;
 END
 $$;
-
--- A task follows its latest run: a new run becomes the latest.  Earlier
--- runs that end later (an attempt that failed after its retry was queued)
--- are logged on their own.
-CREATE FUNCTION agent_tasks_internal.run_changed() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF TG_OP = 'UPDATE' AND NEW.status = OLD.status THEN
-		RETURN NULL;
-	END IF;
-
-	UPDATE agent_tasks_internal.tasks t
-	   SET latest_run_id = NEW.id,
-		   status = NEW.status,
-		   status_reason = NEW.status_reason,
-		   output = CASE WHEN TG_OP = 'INSERT' THEN NULL
-						 WHEN NEW.status = 'completed' THEN NEW.output ELSE t.output END,
-		   error = CASE WHEN TG_OP = 'INSERT' THEN NULL
-						WHEN NEW.status IN ('failed', 'cancelled') THEN NEW.error ELSE t.error END,
-		   updated_at = now()
-	 WHERE t.account = NEW.account AND t.id = NEW.task_id
-	   AND (TG_OP = 'INSERT' OR t.latest_run_id = NEW.id);
-
-	IF NOT FOUND AND TG_OP = 'UPDATE' THEN
-		PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.task_id, 'run_' || NEW.status,
-			jsonb_strip_nulls(jsonb_build_object('attempt', NEW.attempt, 'error', NEW.error)),
-			OLD.status, NEW.status, NEW.status_reason, NEW.id);
-	END IF;
-	RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER run_changed
-	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
-	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
-	EXECUTE FUNCTION agent_tasks_internal.run_changed();
 
 -- Move the task's latest run when it is still open, else the task itself.
 CREATE FUNCTION agent_tasks_internal.move_task(t agent_tasks_internal.tasks, status text,

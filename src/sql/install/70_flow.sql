@@ -120,8 +120,8 @@ COMMENT ON VIEW agent_tasks.dependencies IS 'Which task waits for which, with th
 -- A blocker failed or was cancelled: cancel every unfinished task that
 -- waits for it, directly or through other tasks, each naming the blocker it
 -- waited for.  The whole closure is found and changed here, set-wise, so
--- that a long chain costs one trigger level, not one per link: the
--- dependents' own task_finished then finds nothing left to cancel.
+-- that a long chain costs one statement, not one per link: the
+-- dependents' own transitions then find nothing left to cancel.
 CREATE FUNCTION agent_tasks_internal.cancel_dependents(blocker agent_tasks_internal.tasks)
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE
@@ -132,8 +132,8 @@ DECLARE
 	reasons text[];
 	dependent record;
 BEGIN
-	-- The walk stops at finished tasks, so the dependents' own triggers,
-	-- which fire once they are cancelled, find nothing more to do.
+	-- The walk stops at finished tasks, so the dependents' own transitions,
+	-- once they are cancelled, find nothing more to do.
 	WITH RECURSIVE closure(id, blocker_id, blocker_status) AS (
 		SELECT t.id, blocker.id, blocker.status
 		  FROM agent_tasks_internal.task_dependencies d
@@ -178,60 +178,32 @@ BEGIN
 END
 $$;
 
--- When a task finishes: release or cancel its dependents, and move its
--- command-mode parent.
-CREATE FUNCTION agent_tasks_internal.task_finished() RETURNS trigger
-	LANGUAGE plpgsql
+-- A child of a command-mode parent moved (src/transitions.c calls this
+-- with the parent locked and unfinished).  The parent has no run of its
+-- own: it starts with its first child and ends with its last one.  Only a
+-- finished child can be the last, so only then are the children counted
+-- (queueing N children stays linear).
+CREATE FUNCTION agent_tasks_internal.child_moved(parent agent_tasks_internal.tasks, child_status text)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	dependent agent_tasks_internal.tasks;
-	parent agent_tasks_internal.tasks;
 	children record;
 BEGIN
-	IF NEW.status = 'completed' THEN
-		FOR dependent IN
-			SELECT t.* FROM agent_tasks_internal.task_dependencies d
-			  JOIN agent_tasks_internal.tasks t ON t.account = d.account AND t.id = d.task_id
-			 WHERE d.account = NEW.account AND d.depends_on = NEW.id
-			   AND agent_tasks.status_kind(t.status) <> 'terminal'
-			 ORDER BY t.id
-			   FOR UPDATE OF t
-		LOOP
-			PERFORM agent_tasks_internal.release_if_ready(dependent);
-		END LOOP;
-	ELSIF agent_tasks.status_kind(NEW.status) = 'terminal'
-		AND EXISTS (SELECT 1 FROM agent_tasks_internal.task_dependencies d
-					 WHERE d.account = NEW.account AND d.depends_on = NEW.id) THEN
-		PERFORM agent_tasks_internal.cancel_dependents(NEW);
-	END IF;
-
-	IF NEW.parent_id IS NULL THEN
-		RETURN NULL;
-	END IF;
-	SELECT * INTO parent FROM agent_tasks_internal.tasks p
-	 WHERE p.account = NEW.account AND p.id = NEW.parent_id AND p.command IS NOT NULL
-	   FOR UPDATE;
-	IF NOT FOUND OR agent_tasks.status_kind(parent.status) = 'terminal' THEN
-		RETURN NULL;
-	END IF;
-
-	-- The parent has no run of its own: it starts with its first child and
-	-- ends with its last one.  Only a finished child can be the last, so
-	-- only then are the children counted (queueing N children stays linear).
-	IF agent_tasks.status_kind(NEW.status) <> 'terminal' THEN
-		IF parent.status = 'queued' AND NEW.status = 'in_progress' THEN
+	IF agent_tasks.status_kind(child_status) <> 'terminal' THEN
+		IF parent.status = 'queued' AND child_status = 'in_progress' THEN
 			UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
 			 WHERE p.account = parent.account AND p.id = parent.id;
 		END IF;
-		RETURN NULL;
+		RETURN;
 	END IF;
 
 	IF parent.status NOT IN ('queued', 'in_progress')
 		OR EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c
-					WHERE c.account = NEW.account AND c.parent_id = NEW.parent_id
+					WHERE c.account = parent.account AND c.parent_id = parent.id
 					  AND agent_tasks.status_kind(c.status) <> 'terminal') THEN
-		RETURN NULL;
+		RETURN;
 	END IF;
 
 	-- The last child finished.  One row per child, kind and resource: count
@@ -247,7 +219,7 @@ BEGIN
 	  LEFT JOIN LATERAL (VALUES ('created'), ('modified'), ('deleted')) AS kinds(k) ON true
 	  LEFT JOIN LATERAL jsonb_array_elements(
 			CASE WHEN jsonb_typeof(c.output -> k) = 'array' THEN c.output -> k END) WITH ORDINALITY AS e(value, n) ON true
-	 WHERE c.account = NEW.account AND c.parent_id = NEW.parent_id;
+	 WHERE c.account = parent.account AND c.parent_id = parent.id;
 
 	IF parent.status = 'queued' THEN
 		UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
@@ -263,12 +235,5 @@ BEGIN
 						THEN jsonb_build_object('message', format('%s child task(s) failed', children.failed)) END,
 		   updated_at = now()
 	 WHERE p.account = parent.account AND p.id = parent.id;
-	RETURN NULL;
 END
 $$;
-
-CREATE TRIGGER task_finished
-	AFTER UPDATE OF status ON agent_tasks_internal.tasks
-	FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
-					   AND (NEW.status IN ('completed', 'failed', 'cancelled') OR NEW.parent_id IS NOT NULL))
-	EXECUTE FUNCTION agent_tasks_internal.task_finished();

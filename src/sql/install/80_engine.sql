@@ -7,10 +7,6 @@
 -- (src/shared_state.c).
 CREATE FUNCTION agent_tasks_internal.wake_workers(kind text) RETURNS void
 	AS 'MODULE_PATHNAME', 'at_wake_workers' LANGUAGE C VOLATILE STRICT;
-CREATE FUNCTION agent_tasks_internal.run_signals() RETURNS trigger
-	AS 'MODULE_PATHNAME', 'at_run_signals' LANGUAGE C;
-CREATE FUNCTION agent_tasks_internal.task_signals() RETURNS trigger
-	AS 'MODULE_PATHNAME', 'at_task_signals' LANGUAGE C;
 CREATE FUNCTION agent_tasks_internal.watch_task(task uuid) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'at_watch_task' LANGUAGE C VOLATILE STRICT;
 CREATE FUNCTION agent_tasks_internal.await_wakeup(timeout_ms integer) RETURNS void
@@ -28,17 +24,6 @@ CREATE FUNCTION agent_tasks.worker_status(
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'at_worker_status' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION agent_tasks.worker_status() IS 'For agent_tasks_admin: the background workers, from shared memory: pid, name, state, current run, runs done and failed, last error. Empty when the library is not preloaded.';
-
--- Signals at commit: queued runs wake a worker, a run stopped under its
--- worker is interrupted, and wait_task() callers see task changes.
-CREATE TRIGGER run_signals
-	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
-	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
-	EXECUTE FUNCTION agent_tasks_internal.run_signals();
-CREATE TRIGGER task_signals
-	AFTER UPDATE OF status ON agent_tasks_internal.tasks
-	FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-	EXECUTE FUNCTION agent_tasks_internal.task_signals();
 
 -- Progress reports join the trail (SECURITY DEFINER: only triggers write
 -- activities).

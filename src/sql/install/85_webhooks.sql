@@ -263,54 +263,10 @@ AS $$
 $$;
 
 -- Outbox triggers -------------------------------------------------------------
+-- Task changes are queued by the transition path (src/transitions.c, with
+-- enqueue_webhook_event and callback_body above); messages here.
 -- SECURITY DEFINER: API roles may not write deliveries; firing a trigger
 -- needs no EXECUTE grant, so these are granted to nobody.
-
-CREATE FUNCTION agent_tasks_internal.webhook_task_changed() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	event text;
-BEGIN
-	IF TG_OP = 'INSERT' THEN
-		PERFORM agent_tasks_internal.enqueue_webhook_event(NEW, 'task.created');
-		RETURN NULL;
-	END IF;
-
-	IF NEW.status IS DISTINCT FROM OLD.status THEN
-		event := CASE NEW.status
-			WHEN 'queued' THEN 'task.queued'
-			WHEN 'in_progress' THEN 'task.started'
-			WHEN 'needs_clarification' THEN 'task.needs_clarification'
-			WHEN 'on_hold' THEN 'task.on_hold'
-			WHEN 'completed' THEN 'task.completed'
-			WHEN 'failed' THEN 'task.failed'
-			WHEN 'cancelled' THEN 'task.cancelled' END;
-		IF event IS NOT NULL THEN
-			PERFORM agent_tasks_internal.enqueue_webhook_event(NEW, event,
-				jsonb_build_object('previous_status', OLD.status));
-		END IF;
-		IF NEW.callback_url IS NOT NULL AND NEW.status IN ('completed', 'failed') THEN
-			INSERT INTO agent_tasks_internal.webhook_deliveries (account, kind, task_id, event, url, body)
-			VALUES (NEW.account, 'callback', NEW.id, 'task.' || NEW.status, NEW.callback_url,
-					agent_tasks_internal.callback_body(NEW));
-			PERFORM agent_tasks_internal.wake_workers('http');
-		END IF;
-	END IF;
-
-	IF NEW.feedback IS DISTINCT FROM OLD.feedback THEN
-		PERFORM agent_tasks_internal.enqueue_webhook_event(NEW, 'task.feedback',
-			jsonb_build_object('previous_feedback', OLD.feedback));
-	END IF;
-	RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER webhook_task_changed
-	AFTER INSERT OR UPDATE OF status, feedback ON agent_tasks_internal.tasks
-	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
-	EXECUTE FUNCTION agent_tasks_internal.webhook_task_changed();
 
 CREATE FUNCTION agent_tasks_internal.webhook_message_added() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER

@@ -13,16 +13,12 @@ CREATE FUNCTION agent_tasks_internal.restoring() RETURNS boolean
 
 DROP TRIGGER enforce_status_transition ON agent_tasks_internal.tasks;
 DROP TRIGGER enforce_status_transition ON agent_tasks_internal.runs;
-DROP TRIGGER task_changed ON agent_tasks_internal.tasks;
 DROP TRIGGER assignee_changed ON agent_tasks_internal.task_assignees;
 DROP TRIGGER follower_changed ON agent_tasks_internal.task_followers;
 DROP TRIGGER dependency_changed ON agent_tasks_internal.task_dependencies;
 DROP TRIGGER message_added ON agent_tasks_internal.messages;
-DROP TRIGGER run_changed ON agent_tasks_internal.runs;
-DROP TRIGGER run_signals ON agent_tasks_internal.runs;
 DROP TRIGGER bind_agent_role ON agent_tasks_internal.agents;
 DROP TRIGGER task_rate_limit ON agent_tasks_internal.tasks;
-DROP TRIGGER webhook_task_changed ON agent_tasks_internal.tasks;
 DROP TRIGGER webhook_message_added ON agent_tasks_internal.messages;
 DROP TRIGGER run_files ON agent_tasks_internal.runs;
 
@@ -35,11 +31,6 @@ CREATE TRIGGER enforce_status_transition
 	BEFORE INSERT OR UPDATE ON agent_tasks_internal.runs
 	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
 	EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('run');
-
-CREATE TRIGGER task_changed
-	AFTER INSERT OR UPDATE OR DELETE ON agent_tasks_internal.tasks
-	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
-	EXECUTE FUNCTION agent_tasks_internal.task_changed();
 
 CREATE TRIGGER assignee_changed
 	AFTER INSERT OR DELETE ON agent_tasks_internal.task_assignees
@@ -61,16 +52,6 @@ CREATE TRIGGER message_added
 	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
 	EXECUTE FUNCTION agent_tasks_internal.message_added();
 
-CREATE TRIGGER run_changed
-	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
-	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
-	EXECUTE FUNCTION agent_tasks_internal.run_changed();
-
-CREATE TRIGGER run_signals
-	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
-	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
-	EXECUTE FUNCTION agent_tasks_internal.run_signals();
-
 CREATE TRIGGER bind_agent_role
 	BEFORE INSERT OR UPDATE ON agent_tasks_internal.agents
 	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
@@ -81,11 +62,6 @@ CREATE TRIGGER task_rate_limit
 	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring()
 					   AND NEW.parent_id IS NULL)
 	EXECUTE FUNCTION agent_tasks_internal.task_rate_limit();
-
-CREATE TRIGGER webhook_task_changed
-	AFTER INSERT OR UPDATE OF status, feedback ON agent_tasks_internal.tasks
-	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
-	EXECUTE FUNCTION agent_tasks_internal.webhook_task_changed();
 
 CREATE TRIGGER webhook_message_added
 	AFTER INSERT ON agent_tasks_internal.messages
@@ -143,8 +119,8 @@ COMMENT ON VIEW agent_tasks.queue_stats IS 'Per agent: queued and runnable runs,
 -- A blocker failed or was cancelled: cancel every unfinished task that
 -- waits for it, directly or through other tasks, each naming the blocker it
 -- waited for.  The whole closure is found and changed here, set-wise, so
--- that a long chain costs one trigger level, not one per link: the
--- dependents' own task_finished then finds nothing left to cancel.
+-- that a long chain costs one statement, not one per link: the
+-- dependents' own transitions then find nothing left to cancel.
 CREATE FUNCTION agent_tasks_internal.cancel_dependents(blocker agent_tasks_internal.tasks)
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE
@@ -155,8 +131,8 @@ DECLARE
 	reasons text[];
 	dependent record;
 BEGIN
-	-- The walk stops at finished tasks, so the dependents' own triggers,
-	-- which fire once they are cancelled, find nothing more to do.
+	-- The walk stops at finished tasks, so the dependents' own transitions,
+	-- once they are cancelled, find nothing more to do.
 	WITH RECURSIVE closure(id, blocker_id, blocker_status) AS (
 		SELECT t.id, blocker.id, blocker.status
 		  FROM agent_tasks_internal.task_dependencies d
@@ -201,94 +177,6 @@ BEGIN
 END
 $$;
 
--- When a task finishes: release or cancel its dependents, and move its
--- command-mode parent.
-CREATE OR REPLACE FUNCTION agent_tasks_internal.task_finished() RETURNS trigger
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	dependent agent_tasks_internal.tasks;
-	parent agent_tasks_internal.tasks;
-	children record;
-BEGIN
-	IF NEW.status = 'completed' THEN
-		FOR dependent IN
-			SELECT t.* FROM agent_tasks_internal.task_dependencies d
-			  JOIN agent_tasks_internal.tasks t ON t.account = d.account AND t.id = d.task_id
-			 WHERE d.account = NEW.account AND d.depends_on = NEW.id
-			   AND agent_tasks.status_kind(t.status) <> 'terminal'
-			 ORDER BY t.id
-			   FOR UPDATE OF t
-		LOOP
-			PERFORM agent_tasks_internal.release_if_ready(dependent);
-		END LOOP;
-	ELSIF agent_tasks.status_kind(NEW.status) = 'terminal'
-		AND EXISTS (SELECT 1 FROM agent_tasks_internal.task_dependencies d
-					 WHERE d.account = NEW.account AND d.depends_on = NEW.id) THEN
-		PERFORM agent_tasks_internal.cancel_dependents(NEW);
-	END IF;
-
-	IF NEW.parent_id IS NULL THEN
-		RETURN NULL;
-	END IF;
-	SELECT * INTO parent FROM agent_tasks_internal.tasks p
-	 WHERE p.account = NEW.account AND p.id = NEW.parent_id AND p.command IS NOT NULL
-	   FOR UPDATE;
-	IF NOT FOUND OR agent_tasks.status_kind(parent.status) = 'terminal' THEN
-		RETURN NULL;
-	END IF;
-
-	-- The parent has no run of its own: it starts with its first child and
-	-- ends with its last one.  Only a finished child can be the last, so
-	-- only then are the children counted (queueing N children stays linear).
-	IF agent_tasks.status_kind(NEW.status) <> 'terminal' THEN
-		IF parent.status = 'queued' AND NEW.status = 'in_progress' THEN
-			UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
-			 WHERE p.account = parent.account AND p.id = parent.id;
-		END IF;
-		RETURN NULL;
-	END IF;
-
-	IF parent.status NOT IN ('queued', 'in_progress')
-		OR EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c
-					WHERE c.account = NEW.account AND c.parent_id = NEW.parent_id
-					  AND agent_tasks.status_kind(c.status) <> 'terminal') THEN
-		RETURN NULL;
-	END IF;
-
-	-- The last child finished.  One row per child, kind and resource: count
-	-- children once each, and gather resources in item order.
-	SELECT count(DISTINCT c.id) FILTER (WHERE c.status = 'failed') AS failed,
-		   count(DISTINCT c.id) FILTER (WHERE c.status = 'completed') AS completed,
-		   jsonb_build_object(
-			   'created', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'created'), '[]'),
-			   'modified', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'modified'), '[]'),
-			   'deleted', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'deleted'), '[]')) AS resources
-	  INTO children
-	  FROM agent_tasks_internal.tasks c
-	  LEFT JOIN LATERAL (VALUES ('created'), ('modified'), ('deleted')) AS kinds(k) ON true
-	  LEFT JOIN LATERAL jsonb_array_elements(
-			CASE WHEN jsonb_typeof(c.output -> k) = 'array' THEN c.output -> k END) WITH ORDINALITY AS e(value, n) ON true
-	 WHERE c.account = NEW.account AND c.parent_id = NEW.parent_id;
-
-	IF parent.status = 'queued' THEN
-		UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
-		 WHERE p.account = parent.account AND p.id = parent.id;
-	END IF;
-	UPDATE agent_tasks_internal.tasks p
-	   SET status = CASE WHEN children.failed > 0 THEN 'failed'
-						 WHEN children.completed = 0 THEN 'cancelled' ELSE 'completed' END,
-		   status_reason = CASE WHEN children.failed > 0 THEN 'child_failed'
-								WHEN children.completed = 0 THEN 'children_cancelled' END,
-		   output = children.resources,
-		   error = CASE WHEN children.failed > 0
-						THEN jsonb_build_object('message', format('%s child task(s) failed', children.failed)) END,
-		   updated_at = now()
-	 WHERE p.account = parent.account AND p.id = parent.id;
-	RETURN NULL;
-END
-$$;
 
 -- Runs get a bounded window of their task's conversation.
 -- The part of a task's conversation a run is given: its latest 50 messages,
@@ -642,6 +530,112 @@ BEGIN
 		n := n + 1;
 	END LOOP;
 	RETURN n;
+END
+$$;
+
+-- Engine core, step 8 (issue 9): one transition path in C ------------------
+
+-- The trigger chain (run_changed -> task_changed, task_finished,
+-- webhook_task_changed, run_signals, task_signals) becomes two C triggers.
+DROP TRIGGER run_changed ON agent_tasks_internal.runs;
+DROP TRIGGER run_signals ON agent_tasks_internal.runs;
+DROP TRIGGER task_changed ON agent_tasks_internal.tasks;
+DROP TRIGGER task_finished ON agent_tasks_internal.tasks;
+DROP TRIGGER task_signals ON agent_tasks_internal.tasks;
+DROP TRIGGER webhook_task_changed ON agent_tasks_internal.tasks;
+DROP FUNCTION agent_tasks_internal.run_changed();
+DROP FUNCTION agent_tasks_internal.run_signals();
+DROP FUNCTION agent_tasks_internal.task_changed();
+DROP FUNCTION agent_tasks_internal.task_finished();
+DROP FUNCTION agent_tasks_internal.task_signals();
+DROP FUNCTION agent_tasks_internal.webhook_task_changed();
+
+-- A compact message on channel "agent_tasks"; sent at commit, once per
+-- task changed in the transaction, never for a transaction that rolls
+-- back; not at all with agent_tasks.notify off (src/wakeup.c).
+CREATE OR REPLACE FUNCTION agent_tasks_internal.notify_change(account text, task_id uuid, status text, event text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'at_notify_change'
+	LANGUAGE C VOLATILE STRICT;
+
+-- What a change of a task or run sets off -- the task following its run,
+-- the trail, the webhook outbox, NOTIFY and wake-ups at commit, dependents
+-- and command-mode parents -- is applied in one place, src/transitions.c.
+CREATE FUNCTION agent_tasks_internal.run_transition() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'at_run_transition'
+	LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION agent_tasks_internal.task_transition() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'at_task_transition'
+	LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+
+CREATE TRIGGER run_transition
+	AFTER INSERT OR UPDATE OF status ON agent_tasks_internal.runs
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.run_transition();
+CREATE TRIGGER task_transition
+	AFTER INSERT OR UPDATE OR DELETE ON agent_tasks_internal.tasks
+	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.task_transition();
+
+-- A child of a command-mode parent moved (src/transitions.c calls this
+-- with the parent locked and unfinished).  The parent has no run of its
+-- own: it starts with its first child and ends with its last one.  Only a
+-- finished child can be the last, so only then are the children counted
+-- (queueing N children stays linear).
+CREATE FUNCTION agent_tasks_internal.child_moved(parent agent_tasks_internal.tasks, child_status text)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	children record;
+BEGIN
+	IF agent_tasks.status_kind(child_status) <> 'terminal' THEN
+		IF parent.status = 'queued' AND child_status = 'in_progress' THEN
+			UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
+			 WHERE p.account = parent.account AND p.id = parent.id;
+		END IF;
+		RETURN;
+	END IF;
+
+	IF parent.status NOT IN ('queued', 'in_progress')
+		OR EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c
+					WHERE c.account = parent.account AND c.parent_id = parent.id
+					  AND agent_tasks.status_kind(c.status) <> 'terminal') THEN
+		RETURN;
+	END IF;
+
+	-- The last child finished.  One row per child, kind and resource: count
+	-- children once each, and gather resources in item order.
+	SELECT count(DISTINCT c.id) FILTER (WHERE c.status = 'failed') AS failed,
+		   count(DISTINCT c.id) FILTER (WHERE c.status = 'completed') AS completed,
+		   jsonb_build_object(
+			   'created', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'created'), '[]'),
+			   'modified', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'modified'), '[]'),
+			   'deleted', coalesce(jsonb_agg(e.value ORDER BY c.id, e.n) FILTER (WHERE e.value IS NOT NULL AND k = 'deleted'), '[]')) AS resources
+	  INTO children
+	  FROM agent_tasks_internal.tasks c
+	  LEFT JOIN LATERAL (VALUES ('created'), ('modified'), ('deleted')) AS kinds(k) ON true
+	  LEFT JOIN LATERAL jsonb_array_elements(
+			CASE WHEN jsonb_typeof(c.output -> k) = 'array' THEN c.output -> k END) WITH ORDINALITY AS e(value, n) ON true
+	 WHERE c.account = parent.account AND c.parent_id = parent.id;
+
+	IF parent.status = 'queued' THEN
+		UPDATE agent_tasks_internal.tasks p SET status = 'in_progress', status_reason = NULL, updated_at = now()
+		 WHERE p.account = parent.account AND p.id = parent.id;
+	END IF;
+	UPDATE agent_tasks_internal.tasks p
+	   SET status = CASE WHEN children.failed > 0 THEN 'failed'
+						 WHEN children.completed = 0 THEN 'cancelled' ELSE 'completed' END,
+		   status_reason = CASE WHEN children.failed > 0 THEN 'child_failed'
+								WHEN children.completed = 0 THEN 'children_cancelled' END,
+		   output = children.resources,
+		   error = CASE WHEN children.failed > 0
+						THEN jsonb_build_object('message', format('%s child task(s) failed', children.failed)) END,
+		   updated_at = now()
+	 WHERE p.account = parent.account AND p.id = parent.id;
 END
 $$;
 
