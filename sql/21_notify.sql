@@ -52,6 +52,16 @@ BEGIN;
 SELECT (agent_tasks.process_task(:'t')).status;
 SELECT (agent_tasks.set_task_status(:'t', 'in_progress')).status;
 COMMIT;
+-- a change in a rolled-back savepoint sends nothing (the event is not
+-- "feedback"); one in a released savepoint is sent with its transaction
+BEGIN;
+SAVEPOINT a;
+SELECT (agent_tasks.send_feedback(:'o', 'like')).feedback;
+ROLLBACK TO SAVEPOINT a;
+SAVEPOINT b;
+SELECT (agent_tasks.update_task(:'o', '{"priority": 4}')).priority;
+RELEASE SAVEPOINT b;
+COMMIT;
 SELECT (agent_tasks.update_task(:'t', '{"priority": 9}')).priority;
 SELECT (agent_tasks.set_assignees(:'t', ARRAY['ned@example.com'])).assignees;
 SELECT (agent_tasks.send_message(:'t', 'ping')).role;

@@ -69,12 +69,14 @@ typedef struct Consequence
 	char	   *account;
 	pg_uuid_t	task;
 	char	   *status;
+	bool		dependents_done;	/* changed by cancel_dependents() itself */
 	bool		has_parent;
 	pg_uuid_t	parent;
 } Consequence;
 
 /* The work list, while the outermost transition applies it. */
 static bool applying_consequences = false;
+static bool cancelling_dependents = false;
 static List *consequences = NIL;	/* in TopTransactionContext */
 static bool subxact_callback_registered = false;
 
@@ -501,6 +503,7 @@ add_consequence(const char *account, pg_uuid_t *task, const char *status, pg_uui
 	c->account = pstrdup(account);
 	c->task = *task;
 	c->status = pstrdup(status);
+	c->dependents_done = cancelling_dependents;
 	if (parent != NULL)
 	{
 		c->has_parent = true;
@@ -535,7 +538,13 @@ apply_consequence(Consequence *c)
 					 "  ORDER BY t.id FOR UPDATE OF t) x",
 					 2, types),
 				values, NULL, false);
-	else if (is_terminal(c->status))
+	else if (is_terminal(c->status) && !c->dependents_done)
+	{
+		/*
+		 * cancel_dependents() cancels the whole closure at once: the tasks it
+		 * cancels have no dependents left to look at.
+		 */
+		cancelling_dependents = true;
 		execute(plan(&cancel_dependents,
 					 "SELECT agent_tasks_internal.cancel_dependents(b)"
 					 "  FROM agent_tasks_internal.tasks b"
@@ -546,6 +555,8 @@ apply_consequence(Consequence *c)
 					 "     AND t.status NOT IN ('completed', 'failed', 'cancelled'))",
 					 2, types),
 				values, NULL, false);
+		cancelling_dependents = false;
+	}
 
 	if (c->has_parent)
 	{
@@ -582,6 +593,7 @@ apply_consequences(void)
 	PG_FINALLY();
 	{
 		applying_consequences = false;
+		cancelling_dependents = false;
 		consequences = NIL;
 	}
 	PG_END_TRY();

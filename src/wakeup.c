@@ -63,6 +63,7 @@ static int	pending_dispatcher_wakeups = 0;
 static List *pending_tasks = NIL;		/* of PendingId *, for waiters */
 static List *pending_interrupts = NIL;	/* of PendingId *, runs to stop */
 static List *pending_notifies = NIL;	/* of PendingNotify *, in order */
+static int	deepest_level = 0;		/* no item was asked for deeper */
 static bool callback_registered = false;
 
 /* At commit: the last change of each task notified about. */
@@ -261,17 +262,27 @@ at_xact_callback(XactEvent event, void *arg)
 	pending_tasks = NIL;
 	pending_interrupts = NIL;
 	pending_notifies = NIL;
+	deepest_level = 0;
 }
 
 /*
  * A savepoint ends: an aborted one forgets what it asked for; a released
  * one hands its requests to its parent, so that the parent's abort forgets
- * them too (and a later sibling's abort does not).
+ * them too (and a later sibling's abort does not).  Items are kept in the
+ * order asked; only those of the ending level are touched, and nothing at
+ * all when it asked for nothing (deepest_level), so that a loop of
+ * savepoints over a long transaction stays linear.
  */
+static void
+note_level(int nest_level)
+{
+	if (nest_level > deepest_level)
+		deepest_level = nest_level;
+}
+
 static List *
 after_subxact(List *items, int nest_level, bool aborted)
 {
-	List	   *kept = NIL;
 	ListCell   *lc;
 
 	foreach(lc, items)
@@ -279,33 +290,29 @@ after_subxact(List *items, int nest_level, bool aborted)
 		int		   *item_level = lfirst(lc);	/* each item starts with it */
 
 		if (*item_level < nest_level)
-			kept = lappend(kept, item_level);
-		else if (!aborted)
-		{
+			continue;
+		if (aborted)
+			items = foreach_delete_current(items, lc);
+		else
 			*item_level = nest_level - 1;
-			kept = lappend(kept, item_level);
-		}
 	}
-	list_free(items);
-	return kept;
+	return items;
 }
 
 static void
 at_subxact_callback(SubXactEvent event, SubTransactionId subid,
 					SubTransactionId parent_subid, void *arg)
 {
-	MemoryContext old;
 	int			level = GetCurrentTransactionNestLevel();
 	bool		aborted = (event == SUBXACT_EVENT_ABORT_SUB);
 
 	if ((event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) ||
-		(pending_tasks == NIL && pending_interrupts == NIL && pending_notifies == NIL))
+		deepest_level < level)
 		return;
-	old = MemoryContextSwitchTo(TopTransactionContext);
 	pending_tasks = after_subxact(pending_tasks, level, aborted);
 	pending_interrupts = after_subxact(pending_interrupts, level, aborted);
 	pending_notifies = after_subxact(pending_notifies, level, aborted);
-	MemoryContextSwitchTo(old);
+	deepest_level = level - 1;
 }
 
 static void
@@ -327,6 +334,7 @@ remember_uuid(List **list, const pg_uuid_t *id)
 
 	pending->id = *id;
 	pending->nest_level = GetCurrentTransactionNestLevel();
+	note_level(pending->nest_level);
 	*list = lappend(*list, pending);
 	MemoryContextSwitchTo(old);
 }
@@ -433,6 +441,7 @@ at_notify_task(const char *account, const pg_uuid_t *task, const char *status,
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	n = palloc(sizeof(PendingNotify));
 	n->nest_level = GetCurrentTransactionNestLevel();
+	note_level(n->nest_level);
 	n->task = *task;
 	n->account = pstrdup(account);
 	n->status = pstrdup(status);

@@ -68,6 +68,72 @@ AS $$
 	   AND b.status <> 'completed'
 $$;
 
+-- Process the children of a command-mode parent (locked by the caller) that
+-- are not running: as process_task() would one by one, but set-wise, so
+-- that N items cost N rows, not N statements.
+CREATE FUNCTION agent_tasks_internal.process_children(parent agent_tasks_internal.tasks)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ids uuid[];
+	parents uuid[];
+	blocked record;
+	child uuid;
+BEGIN
+	SELECT array_agg(x.id ORDER BY x.id) INTO ids
+	  FROM (SELECT c.id FROM agent_tasks_internal.tasks c
+			 WHERE c.account = parent.account AND c.parent_id = parent.id
+			   AND c.status IN ('pending', 'on_hold', 'failed', 'cancelled')
+			   FOR UPDATE) x;
+	IF ids IS NULL THEN
+		RETURN;
+	END IF;
+
+	SELECT d.task_id, array_agg(d.depends_on ORDER BY d.depends_on) AS blockers INTO blocked
+	  FROM agent_tasks_internal.task_dependencies d
+	  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on
+	 WHERE d.account = parent.account AND d.task_id = ANY (ids) AND b.status <> 'completed'
+	 GROUP BY d.task_id ORDER BY d.task_id LIMIT 1;
+	IF FOUND THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'task is blocked by unfinished dependencies',
+			format('task %s waits for %s', blocked.task_id, array_to_string(blocked.blockers, ', ')),
+			'It is queued automatically when they complete; or remove them with agent_tasks.remove_dependency().');
+	END IF;
+
+	-- Held with their run: the run resumes.
+	UPDATE agent_tasks_internal.runs r
+	   SET status = 'queued', status_reason = 'resumed', due_at = now(), ended_at = NULL,
+		   lease_expires_at = NULL
+	  FROM agent_tasks_internal.tasks c
+	 WHERE c.account = parent.account AND c.id = ANY (ids) AND c.status = 'on_hold'
+	   AND r.account = c.account AND r.id = c.latest_run_id AND r.status = 'on_hold';
+
+	-- Any other gets a new run; children that are parents themselves go
+	-- through process_task.
+	SELECT coalesce(array_agg(DISTINCT g.parent_id ORDER BY g.parent_id), '{}') INTO parents
+	  FROM agent_tasks_internal.tasks g
+	 WHERE g.account = parent.account AND g.parent_id = ANY (ids);
+	INSERT INTO agent_tasks_internal.runs
+		(account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at)
+	SELECT c.account, agent_tasks.uuid_v7(), c.id, c.agent_id, coalesce(a.kind, 'external'), 1,
+		   CASE WHEN c.status IN ('pending', 'on_hold') THEN 'user_request' ELSE 'follow_up' END,
+		   c.priority, greatest(coalesce(c.run_after, now()), now())
+	  FROM agent_tasks_internal.tasks c
+	  LEFT JOIN agent_tasks_internal.agents a ON a.account = c.account AND a.id = c.agent_id
+	 WHERE c.account = parent.account AND c.id = ANY (ids)
+	   AND c.status IN ('pending', 'on_hold', 'failed', 'cancelled')
+	   AND c.id <> ALL (parents)
+	 ORDER BY c.id;
+
+	FOREACH child IN ARRAY parents
+	LOOP
+		PERFORM agent_tasks.process_task(child);
+	END LOOP;
+END
+$$;
+
 CREATE FUNCTION agent_tasks.process_task(task uuid, message text DEFAULT NULL, files jsonb DEFAULT NULL)
 	RETURNS agent_tasks.tasks
 	LANGUAGE plpgsql VOLATILE
@@ -76,7 +142,6 @@ AS $$
 DECLARE
 	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
 	blockers uuid[];
-	child uuid;
 	input jsonb;
 BEGIN
 	-- Files with content or a url become artifacts; the run keeps references (86_artifacts.sql).
@@ -89,15 +154,9 @@ BEGIN
 	END IF;
 
 	-- Command mode: the parent runs through its children.
-	IF EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c WHERE c.account = t.account AND c.parent_id = t.id)
-		AND t.command IS NOT NULL THEN
-		FOR child IN SELECT c.id FROM agent_tasks_internal.tasks c
-					  WHERE c.account = t.account AND c.parent_id = t.id
-						AND c.status IN ('pending', 'on_hold', 'failed', 'cancelled')
-					  ORDER BY c.id
-		LOOP
-			PERFORM agent_tasks.process_task(child);
-		END LOOP;
+	IF t.command IS NOT NULL
+		AND EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c WHERE c.account = t.account AND c.parent_id = t.id) THEN
+		PERFORM agent_tasks_internal.process_children(t);
 		IF t.status <> 'queued' AND t.status <> 'in_progress' THEN
 			UPDATE agent_tasks_internal.tasks
 			   SET status = 'queued', status_reason = 'user_request', output = NULL, error = NULL,

@@ -639,6 +639,134 @@ BEGIN
 END
 $$;
 
+-- Command mode processes its children set-wise.
+-- Process the children of a command-mode parent (locked by the caller) that
+-- are not running: as process_task() would one by one, but set-wise, so
+-- that N items cost N rows, not N statements.
+CREATE FUNCTION agent_tasks_internal.process_children(parent agent_tasks_internal.tasks)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ids uuid[];
+	parents uuid[];
+	blocked record;
+	child uuid;
+BEGIN
+	SELECT array_agg(x.id ORDER BY x.id) INTO ids
+	  FROM (SELECT c.id FROM agent_tasks_internal.tasks c
+			 WHERE c.account = parent.account AND c.parent_id = parent.id
+			   AND c.status IN ('pending', 'on_hold', 'failed', 'cancelled')
+			   FOR UPDATE) x;
+	IF ids IS NULL THEN
+		RETURN;
+	END IF;
+
+	SELECT d.task_id, array_agg(d.depends_on ORDER BY d.depends_on) AS blockers INTO blocked
+	  FROM agent_tasks_internal.task_dependencies d
+	  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on
+	 WHERE d.account = parent.account AND d.task_id = ANY (ids) AND b.status <> 'completed'
+	 GROUP BY d.task_id ORDER BY d.task_id LIMIT 1;
+	IF FOUND THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'task is blocked by unfinished dependencies',
+			format('task %s waits for %s', blocked.task_id, array_to_string(blocked.blockers, ', ')),
+			'It is queued automatically when they complete; or remove them with agent_tasks.remove_dependency().');
+	END IF;
+
+	-- Held with their run: the run resumes.
+	UPDATE agent_tasks_internal.runs r
+	   SET status = 'queued', status_reason = 'resumed', due_at = now(), ended_at = NULL,
+		   lease_expires_at = NULL
+	  FROM agent_tasks_internal.tasks c
+	 WHERE c.account = parent.account AND c.id = ANY (ids) AND c.status = 'on_hold'
+	   AND r.account = c.account AND r.id = c.latest_run_id AND r.status = 'on_hold';
+
+	-- Any other gets a new run; children that are parents themselves go
+	-- through process_task.
+	SELECT coalesce(array_agg(DISTINCT g.parent_id ORDER BY g.parent_id), '{}') INTO parents
+	  FROM agent_tasks_internal.tasks g
+	 WHERE g.account = parent.account AND g.parent_id = ANY (ids);
+	INSERT INTO agent_tasks_internal.runs
+		(account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at)
+	SELECT c.account, agent_tasks.uuid_v7(), c.id, c.agent_id, coalesce(a.kind, 'external'), 1,
+		   CASE WHEN c.status IN ('pending', 'on_hold') THEN 'user_request' ELSE 'follow_up' END,
+		   c.priority, greatest(coalesce(c.run_after, now()), now())
+	  FROM agent_tasks_internal.tasks c
+	  LEFT JOIN agent_tasks_internal.agents a ON a.account = c.account AND a.id = c.agent_id
+	 WHERE c.account = parent.account AND c.id = ANY (ids)
+	   AND c.status IN ('pending', 'on_hold', 'failed', 'cancelled')
+	   AND c.id <> ALL (parents)
+	 ORDER BY c.id;
+
+	FOREACH child IN ARRAY parents
+	LOOP
+		PERFORM agent_tasks.process_task(child);
+	END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks.process_task(task uuid, message text DEFAULT NULL, files jsonb DEFAULT NULL)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+	blockers uuid[];
+	input jsonb;
+BEGIN
+	-- Files with content or a url become artifacts; the run keeps references (86_artifacts.sql).
+	files := agent_tasks_internal.store_files(t, files);
+	PERFORM agent_tasks_internal.check_json('files', files, 'array', 1048576);
+	input := jsonb_strip_nulls(jsonb_build_object('message', message, 'files', files));
+	IF message IS NOT NULL THEN
+		PERFORM agent_tasks.send_message(task, message, 'user', jsonb_strip_nulls(jsonb_build_object('files', files)));
+		t := agent_tasks_internal.lock_task(task);
+	END IF;
+
+	-- Command mode: the parent runs through its children.
+	IF t.command IS NOT NULL
+		AND EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c WHERE c.account = t.account AND c.parent_id = t.id) THEN
+		PERFORM agent_tasks_internal.process_children(t);
+		IF t.status <> 'queued' AND t.status <> 'in_progress' THEN
+			UPDATE agent_tasks_internal.tasks
+			   SET status = 'queued', status_reason = 'user_request', output = NULL, error = NULL,
+				   updated_at = now()
+			 WHERE account = t.account AND id = t.id;
+		END IF;
+		RETURN agent_tasks.get_task(task);
+	END IF;
+
+	CASE t.status
+		WHEN 'queued', 'in_progress' THEN
+			NULL;				-- already running: the message (if any) is its follow-up
+		WHEN 'on_hold', 'needs_clarification' THEN
+			IF NOT EXISTS (SELECT 1 FROM agent_tasks_internal.runs r
+							WHERE r.account = t.account AND r.id = t.latest_run_id AND r.status = t.status) THEN
+				PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after, 'user_request', input);
+			ELSE
+				PERFORM agent_tasks_internal.move_task(t, 'queued',
+					CASE t.status WHEN 'on_hold' THEN 'resumed' ELSE 'clarified' END);
+			END IF;
+		ELSE
+			blockers := agent_tasks_internal.unfinished_blockers(t.account, t.id);
+			IF cardinality(blockers) > 0 THEN
+				PERFORM agent_tasks_internal.raise('PT409', 'task is blocked by unfinished dependencies',
+					format('task %s waits for %s', t.id, array_to_string(blockers, ', ')),
+					'It is queued automatically when they complete; or remove them with agent_tasks.remove_dependency().');
+			END IF;
+			PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after,
+				CASE WHEN t.status = 'pending' THEN 'user_request' ELSE 'follow_up' END, input);
+	END CASE;
+	RETURN agent_tasks.get_task(task);
+END
+$$;
+
+-- Status changes are HOT updates: no index on the columns they change.
+DROP INDEX agent_tasks_internal.tasks_account_status_idx;
+ALTER TABLE agent_tasks_internal.tasks SET (fillfactor = 75);
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal TO agent_tasks_reader;

@@ -1,0 +1,35 @@
+--
+-- 19_writes: the rows one task's lifecycle writes (create with auto_process,
+-- claim, complete), table by table, and that the task's status changes are
+-- HOT updates (no index of tasks covers a column they change).
+--
+\set SHOW_CONTEXT never
+RESET ROLE;
+SET agent_tasks.account = 'writes';
+SET agent_tasks."user" = 'wes@example.com';
+SELECT name FROM agent_tasks.create_agent('counted', 'external');
+
+CREATE FUNCTION pg_temp.writes() RETURNS TABLE (table_name name, inserted bigint, updated bigint, hot boolean)
+	LANGUAGE sql
+AS $$
+	SELECT c.relname, pg_stat_get_xact_tuples_inserted(c.oid), pg_stat_get_xact_tuples_updated(c.oid),
+		   CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > 0
+				THEN pg_stat_get_xact_tuples_hot_updated(c.oid) = pg_stat_get_xact_tuples_updated(c.oid) END
+	  FROM pg_class c
+	 WHERE c.relnamespace = 'agent_tasks_internal'::regnamespace AND c.relkind = 'r'
+	   AND pg_stat_get_xact_tuples_inserted(c.oid) + pg_stat_get_xact_tuples_updated(c.oid) > 0
+	 ORDER BY 1
+$$;
+
+-- (the person is known from an earlier task, and statistics of earlier
+-- transactions are flushed first: the counts are this transaction's alone)
+SELECT count(*) AS warm_up FROM agent_tasks.create_task('Warm up');
+SELECT pg_stat_force_next_flush();
+BEGIN;
+SELECT (agent_tasks.create_task('Count my writes', agent => 'counted', auto_process => true)).id AS t \gset
+SELECT count(*) AS claimed FROM agent_tasks.claim_runs('counter', '{counted}', 1);
+SELECT status FROM agent_tasks.complete_run((SELECT latest_run_id FROM agent_tasks.tasks WHERE id = :'t'),
+	'{"done": true}', worker => 'counter');
+SELECT * FROM pg_temp.writes();
+COMMIT;
+SELECT event, from_status, to_status FROM agent_tasks.activities WHERE task_id = :'t' ORDER BY id;
