@@ -264,4 +264,7 @@ _PG_init(void)
 	}
 
 	MarkGUCPrefixReserved("agent_tasks");
+
+	/* Secrets stay out of the server log (src/log_filter.c). */
+	at_log_filter_install();
 }

@@ -56,6 +56,19 @@ typedef struct AtWorkerSlot
 	TimestampTz last_error_at;
 } AtWorkerSlot;
 
+/*
+ * Whether the launcher could connect to agent_tasks.database: a launcher
+ * that finds AT_DB_CONNECTING died connecting (the database is missing,
+ * most likely) and checks for the database before it tries again.
+ */
+typedef enum AtLauncherDb
+{
+	AT_DB_UNKNOWN = 0,
+	AT_DB_CONNECTING,
+	AT_DB_CONNECTED,
+	AT_DB_MISSING_LOGGED		/* missing, and said so once */
+} AtLauncherDb;
+
 typedef struct AtWaiterSlot
 {
 	pid_t		pid;
@@ -76,6 +89,8 @@ typedef struct AtSharedState
 	bool		life_marked;	/* the launcher has set life_started_at */
 	AtWorkerSlot workers[AT_MAX_WORKERS];
 	AtWaiterSlot waiters[AT_MAX_WAITERS];
+	/* The launcher's connection to agent_tasks.database (launcher.c). */
+	AtLauncherDb launcher_db;
 } AtSharedState;
 
 extern AtSharedState *at_shared;
