@@ -8,9 +8,10 @@
  *	  create_webhook, rotate_webhook_secret by name, or any literal shaped
  *	  like one of the extension's secrets: "whsec_...", an API key
  *	  "at_...", a run token "rt_...") is never written to the log as text:
- *	  - an error, warning or notice it raises goes to the log without its
- *	    STATEMENT line (log_min_error_statement), without a CONTEXT line
- *	    that quotes it, and, for errors that are not the extension's own
+ *	  - an error, warning or notice it raises (or that is raised inside
+ *	    such a call a function of the user's made: the CONTEXT shows it)
+ *	    goes to the log without its STATEMENT line (log_min_error_statement)
+ *	    and its CONTEXT lines, and, for errors that are not the extension's own
  *	    (not PTxxx: "Failing row contains (...)" and the like), without its
  *	    detail (the client still gets all of it);
  *	  - the lines of log_statement, log_min_duration_statement and
@@ -129,11 +130,14 @@ at_emit_log_hook(ErrorData *edata)
 	{
 		bool		statement_secret = at_text_carries_secret(debug_query_string);
 
+		/* raised inside a secret-taking call that a function of the user's made */
+		if (!statement_secret && edata->context != NULL && at_text_carries_secret(edata->context))
+			statement_secret = true;
 		if (statement_secret)
+		{
 			edata->hide_stmt = true;
-		if (edata->context != NULL && !edata->hide_ctx &&
-			(statement_secret || at_text_carries_secret(edata->context)))
 			edata->hide_ctx = true;
+		}
 		if (is_statement_log(edata) &&
 			(statement_secret || at_text_carries_secret(edata->message)))
 		{
