@@ -54,6 +54,8 @@ typedef struct AtWorkerSlot
 	int64		runs_failed;
 	char		last_error[AT_ERROR_LEN];
 	TimestampTz last_error_at;
+	bool		last_error_has_run; /* the error is a run's (its account's) */
+	pg_uuid_t	last_error_run;
 } AtWorkerSlot;
 
 /*
