@@ -765,7 +765,10 @@ BEGIN
 					   role, current_database(), CASE WHEN allowed THEN 'on' ELSE 'off' END);
 	END IF;
 	SELECT * INTO result FROM agent_tasks.account_bindings b WHERE b.role = allow_account_choice.role;
-	RETURN coalesce(result, ROW(role, NULL, NULL)::agent_tasks.account_bindings);
+	IF NOT FOUND THEN
+		result.role := role;	-- no setting left
+	END IF;
+	RETURN result;
 END
 $$;
 COMMENT ON FUNCTION agent_tasks.allow_account_choice(name, boolean) IS 'For the DBA: whether a role may choose its account by setting (agent_tasks.account, JWT claims) where agent_tasks.account_choice is off for the database: the trusted application roles (PostgREST''s authenticator, job runners). null removes the role''s own setting. From its next login.';
