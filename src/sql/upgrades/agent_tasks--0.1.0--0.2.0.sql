@@ -778,6 +778,11 @@ GRANT EXECUTE ON FUNCTION
 	agent_tasks.unbind_account(name),
 	agent_tasks.allow_account_choice(name, boolean)
 TO agent_tasks_admin;
+REVOKE ALL ON FUNCTION
+	agent_tasks.bind_account(name, text),
+	agent_tasks.unbind_account(name),
+	agent_tasks.allow_account_choice(name, boolean)
+FROM PUBLIC;
 GRANT SELECT ON agent_tasks.account_bindings TO agent_tasks_reader;
 
 -- Every refusal has a PT code: a JSON null patch, items or template is
