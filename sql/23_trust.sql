@@ -124,6 +124,9 @@ SELECT expect_error($$SELECT agent_tasks.validate_json('{"enum": 5}', '{}')$$);
 SELECT expect_error($$SELECT agent_tasks.validate_json('{"properties": {"n": {"minimum": "x"}}}', '{"n": 1}')$$);
 SELECT expect_error($$SELECT agent_tasks.validate_json('{"type": "array", "maxItems": "many"}', '[]')$$);
 SELECT agent_tasks.validate_json('{"type": "array", "maxItems": 1e20}', '[1]') AS huge_bound_is_fine;
+-- nesting that would exhaust the stack (54001) is refused first
+SELECT expect_error($$SELECT agent_tasks.validate_json((repeat('{"items":', 3000) || '{}' || repeat('}', 3000))::jsonb, (repeat('[', 3000) || repeat(']', 3000))::jsonb)$$) ~ '^PT422: JSON nested too deeply' AS deep_refused;
+SELECT cardinality(agent_tasks.validate_json((repeat('{"items":', 100) || '{}' || repeat('}', 100))::jsonb, (repeat('[', 100) || repeat(']', 100))::jsonb)) AS depth_100_validated;
 SELECT expect_error($$SELECT agent_tasks.process_task('$$ || :'t' || $$', files => (SELECT jsonb_agg('https://f.example.com/' || i) FROM generate_series(1, 101) i))$$);
 -- JSON null where it means "absent" stays accepted
 SELECT title FROM agent_tasks.create_task('null context', context => 'null', metadata => 'null');

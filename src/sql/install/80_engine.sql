@@ -297,6 +297,12 @@ BEGIN
 	IF document IS NULL THEN
 		actual := 'null';
 	END IF;
+	-- nesting bounded before the stack is (54001): a level adds "." or "[" to path
+	IF length(path) - length(translate(path, '.[', '')) > 128 THEN
+		PERFORM agent_tasks_internal.raise('PT422', 'JSON nested too deeply to validate',
+			format('%s... is deeper than 128 levels', left(path, 200)),
+			'Keep documents and output schemas within 128 levels of nesting.');
+	END IF;
 	-- a malformed schema is refused (PT400), never a PostgreSQL error
 	IF (types IS NOT NULL AND jsonb_typeof(types) NOT IN ('string', 'array'))
 		OR jsonb_typeof(schema -> 'enum') <> 'array' OR jsonb_typeof(schema -> 'required') <> 'array'
