@@ -20,7 +20,6 @@
 PG_MODULE_MAGIC;
 
 /* Settings read only through the GUC machinery or from SQL. */
-static char *agent_tasks_account = NULL;
 static char *agent_tasks_user = NULL;
 static int	agent_tasks_max_items = 10;
 static int	agent_tasks_task_rate_limit = 100;
@@ -34,6 +33,11 @@ static char *agent_tasks_worker = NULL;
 static bool agent_tasks_notify = true;
 static char *agent_tasks_http_allowed_cidrs = NULL;
 static double agent_tasks_webhook_retry_scale = 1.0;
+
+/* Identity (src/accounts.c). */
+char	   *agent_tasks_account = NULL;
+char	   *agent_tasks_bound_account = NULL;
+bool		agent_tasks_account_choice = true;
 
 /* Settings the workers read (agent_tasks.h). */
 char	   *agent_tasks_database = NULL;
@@ -57,6 +61,28 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("agent_tasks.bound_account",
+							   "Account a role is bound to (set per role by agent_tasks.bind_account).",
+							   "A session of a bound role has this account whatever agent_tasks.account or "
+							   "the JWT claim \"account\" say (another one is refused with PT403). "
+							   "Set with ALTER ROLE ... IN DATABASE ... SET, which bind_account does.",
+							   &agent_tasks_bound_account,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("agent_tasks.account_choice",
+							 "Whether sessions that are not bound to an account may choose it by setting.",
+							 "on: agent_tasks.account and request.jwt.claims choose it (0.1.0's behaviour). "
+							 "off (ALTER DATABASE ... SET): only superusers and roles the DBA allows "
+							 "(agent_tasks.allow_account_choice) may; others get PT403.",
+							 &agent_tasks_account_choice,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("agent_tasks.user",
 							   "E-mail address of the person acting in SQL sessions.",
@@ -264,4 +290,7 @@ _PG_init(void)
 	}
 
 	MarkGUCPrefixReserved("agent_tasks");
+
+	/* Secrets stay out of the server log (src/log_filter.c). */
+	at_log_filter_install();
 }

@@ -31,4 +31,15 @@ extern int	agent_tasks_http_max_in_flight;
 extern bool agent_tasks_allow_insecure_loopback;
 extern char *agent_tasks_http_resolve;
 
+/* Identity of a session (accounts.c). */
+extern char *agent_tasks_account;
+extern char *agent_tasks_bound_account;
+extern bool agent_tasks_account_choice;
+extern const char *at_session_account(void);
+
+/* What stays out of the server log (log_filter.c). */
+extern bool at_log_hide_missing_database;
+extern bool at_text_carries_secret(const char *s);
+extern void at_log_filter_install(void);
+
 #endif							/* AGENT_TASKS_H */

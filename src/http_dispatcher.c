@@ -35,11 +35,18 @@
  *	  URL policy (src/url_policy.c); only https (http for allowed loopback),
  *	  no redirects, no proxy from the environment, TLS verification on.
  *
+ *	  File descriptors: at start the process raises its soft RLIMIT_NOFILE
+ *	  to the hard limit and keeps the requests in flight within what that
+ *	  limit holds (fd_budget); a request that still cannot get a socket
+ *	  (EMFILE, ENFILE: something else holds descriptors) is not failed but
+ *	  put aside and started again once others have ended.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <curl/curl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,6 +61,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/array.h"
@@ -109,6 +117,7 @@ typedef struct Request
 	size_t		hdrs_len;
 	char		policy_error[AT_POLICY_REASON_LEN];
 	char		errbuf[CURL_ERROR_SIZE];
+	int			socket_errno;	/* socket() failed with this (EMFILE, ...) */
 
 	/* outcome */
 	long		status;			/* 0 when no response */
@@ -141,6 +150,23 @@ static int	n_socks = 0;
 static int	socks_cap = 0;
 static bool socks_changed = true;
 static bool curl_failed = false;	/* a callback could not allocate */
+
+/*
+ * Descriptors.  max_in_flight is agent_tasks.http_max_in_flight capped by
+ * what the open-file limit holds (see fd_budget).  Requests that could not
+ * get a socket wait on the list deferred (still claimed, not failed) and
+ * are started again before anything new is claimed; meanwhile no more than
+ * shortage_ceiling requests are in flight (-1: no shortage).
+ */
+static int	max_in_flight = 64;
+static int	fd_capacity = INT_MAX;	/* requests the descriptors hold */
+static int	fd_capped_logged = -1;	/* the cap last logged */
+static long curl_max_connects = 256;
+static Request *deferred = NULL;
+static int	n_deferred = 0;
+static int	shortage_ceiling = -1;
+static TimestampTz shortage_at = 0;
+static bool shortage_logged = false;
 
 static long curl_timer_ms = -1; /* -1: no timer */
 static TimestampTz curl_timer_at = 0;
@@ -246,13 +272,17 @@ static curl_socket_t
 opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
 	Request    *req = (Request *) clientp;
+	curl_socket_t fd;
 
 	if (purpose != CURLSOCKTYPE_IPCXN)
 		return CURL_SOCKET_BAD;
 	if (at_address_violation(&address->addr, req->url_info.loopback_ok, req->host,
 							 req->policy_error, sizeof(req->policy_error)) != NULL)
 		return CURL_SOCKET_BAD;
-	return socket(address->family, address->socktype, address->protocol);
+	fd = socket(address->family, address->socktype, address->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		req->socket_errno = errno;	/* EMFILE, ENFILE: put aside, not failed */
+	return fd;
 }
 
 static int
@@ -317,9 +347,9 @@ timer_cb(CURLM *m, long timeout_ms, void *userp)
 static void
 easy_release(CURL *easy)
 {
-	if (n_easy_pool == easy_pool_cap && easy_pool_cap < agent_tasks_http_max_in_flight)
+	if (n_easy_pool == easy_pool_cap && easy_pool_cap < max_in_flight)
 	{
-		int			cap = Min(Max(easy_pool_cap * 2, 16), agent_tasks_http_max_in_flight);
+		int			cap = Min(Max(easy_pool_cap * 2, 16), max_in_flight);
 		CURL	  **p = realloc(easy_pool, sizeof(CURL *) * cap);
 
 		if (p != NULL)
@@ -328,7 +358,7 @@ easy_release(CURL *easy)
 			easy_pool_cap = cap;
 		}
 	}
-	if (n_easy_pool < easy_pool_cap && n_easy_pool < agent_tasks_http_max_in_flight)
+	if (n_easy_pool < easy_pool_cap && n_easy_pool < max_in_flight)
 	{
 		curl_easy_reset(easy);
 		easy_pool[n_easy_pool++] = easy;
@@ -483,6 +513,92 @@ request_start(Request *req)
 	n_in_flight++;
 }
 
+/*
+ * Did a request fail for want of a descriptor of this process (or of the
+ * system)?  Its socket() said so, or libcurl's message (the resolver's
+ * socket pair), or a descriptor cannot be had right now.
+ */
+static bool
+out_of_descriptors(Request *req, CURLcode rc)
+{
+	int			probe;
+
+	if (req->socket_errno == EMFILE || req->socket_errno == ENFILE)
+		return true;
+	if (rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
+		rc != CURLE_OUT_OF_MEMORY && rc != CURLE_FAILED_INIT)
+		return false;
+	if (strstr(req->errbuf, "Too many open files") != NULL)
+		return true;
+	probe = dup(2);
+	if (probe < 0)
+		return errno == EMFILE || errno == ENFILE;
+	close(probe);
+	return false;
+}
+
+/* Requests in flight allowed now: the cap, lowered during a shortage. */
+static int
+in_flight_limit(void)
+{
+	return shortage_ceiling >= 0 ? Min(max_in_flight, shortage_ceiling) : max_in_flight;
+}
+
+/*
+ * A request that could not get a descriptor: not an outcome.  It goes back
+ * to the state it was claimed in, waits on the list deferred, and is
+ * started again when fewer requests are in flight.
+ */
+static void
+request_defer(Request *req)
+{
+	Request   **tail;
+
+	easy_release(req->easy);
+	req->easy = NULL;
+	curl_slist_free_all(req->resolve);
+	req->resolve = NULL;
+	req->resp_len = 0;
+	req->truncated = false;
+	req->hdrs_len = 0;
+	req->status = 0;
+	req->socket_errno = 0;
+	req->policy_error[0] = '\0';
+	req->errbuf[0] = '\0';
+	for (tail = &deferred; *tail != NULL; tail = &(*tail)->next)
+		;
+	req->next = NULL;
+	*tail = req;
+	n_deferred++;
+
+	shortage_ceiling = n_in_flight;
+	shortage_at = GetCurrentTimestamp();
+	if (!shortage_logged)
+	{
+		shortage_logged = true;
+		ereport(LOG,
+				(errmsg("agent_tasks dispatcher ran out of file descriptors with %d requests in flight",
+						n_in_flight),
+				 errdetail("Requests that cannot get a socket wait until others end; none fails for it."),
+				 errhint("Raise the open-file limit of the PostgreSQL server (LimitNOFILE, ulimit -n) "
+						 "or lower agent_tasks.http_max_in_flight.")));
+	}
+}
+
+/* Start the requests put aside for want of descriptors, as room allows. */
+static void
+start_deferred(void)
+{
+	while (deferred != NULL && n_in_flight < in_flight_limit())
+	{
+		Request    *req = deferred;
+
+		deferred = req->next;
+		n_deferred--;
+		request_start(req);
+	}
+}
+
 /* A transfer ended: take it out of libcurl and note its outcome. */
 static void
 request_finished(Request *req, CURLcode rc)
@@ -496,6 +612,11 @@ request_finished(Request *req, CURLcode rc)
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && req->truncated && req->status > 0))
 	{
 		request_end(req, NULL);
+		return;
+	}
+	if (out_of_descriptors(req, rc))
+	{
+		request_defer(req);
 		return;
 	}
 	req->status = 0;
@@ -555,6 +676,12 @@ dispatcher_cleanup(int code, Datum arg)
 	{
 		req = done;
 		done = req->next;
+		request_free(req);
+	}
+	while (deferred != NULL)
+	{
+		req = deferred;
+		deferred = req->next;
 		request_free(req);
 	}
 	while (n_easy_pool > 0)
@@ -1264,6 +1391,108 @@ recover_own_runs(MemoryContext loop_context)
 }
 
 /* ---------------------------------------------------------------------
+ * File descriptors
+ * --------------------------------------------------------------------- */
+
+#define FD_RESERVED			10	/* PostgreSQL's NUM_RESERVED_FDS (fd.c) */
+#define FD_MARGIN			32	/* the wait set, libcurl's own, logging, ... */
+#define FDS_PER_REQUEST		3	/* its connection, the resolver's socket pair */
+#define CURL_CACHE_MAX		256 /* idle connections libcurl keeps */
+#define DISPATCHER_MIN_FILES 64 /* PostgreSQL's own files, when squeezed */
+#define SHORTAGE_PAUSE_MS	1000	/* after a shortage, before more start */
+
+static rlim_t fd_soft_limit = 0;	/* 0: unknown */
+static int	pg_max_safe_fds = -1;	/* max_safe_fds as the postmaster set it */
+
+/*
+ * At start: raise the soft open-file limit to the hard one (the usual soft
+ * limit of 1024 holds far fewer sockets than agent_tasks.http_max_in_flight
+ * allows).
+ */
+static void
+raise_open_file_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur != RLIM_INFINITY && (rl.rlim_max == RLIM_INFINITY || rl.rlim_cur < rl.rlim_max))
+	{
+		struct rlimit want = rl;
+
+		want.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+		else
+			ereport(LOG,
+					(errmsg("agent_tasks dispatcher could not raise its open-file limit from %lu to %lu: %m",
+							(unsigned long) rl.rlim_cur, (unsigned long) want.rlim_cur)));
+	}
+	fd_soft_limit = rl.rlim_cur == RLIM_INFINITY ? (rlim_t) INT_MAX : rl.rlim_cur;
+	pg_max_safe_fds = max_safe_fds;
+}
+
+/*
+ * How many requests the descriptors hold, with agent_tasks.http_max_in_flight
+ * wanted.  PostgreSQL's files in this process may use max_safe_fds
+ * descriptors (its VFD cache, computed by the postmaster for a whole
+ * backend); when the sockets need more room the dispatcher, which reads few
+ * relations, lowers that for itself (never below DISPATCHER_MIN_FILES): the
+ * VFD cache then closes its least recently used files, as it always does at
+ * its limit.  What remains is for sockets: FDS_PER_REQUEST per request plus
+ * libcurl's connection cache.
+ */
+static void
+fd_budget(int wanted)
+{
+	long		soft;
+	long		sockets;
+	long		need;
+	long		n;
+
+	if (fd_soft_limit == 0 || pg_max_safe_fds < 0)
+	{
+		fd_capacity = INT_MAX;
+		return;
+	}
+	soft = (long) Min(fd_soft_limit, (rlim_t) INT_MAX);
+	need = (long) wanted * FDS_PER_REQUEST + Min(wanted, CURL_CACHE_MAX);
+	max_safe_fds = (int) Max(Min((long) pg_max_safe_fds, soft - FD_RESERVED - FD_MARGIN - need),
+							 Min((long) pg_max_safe_fds, DISPATCHER_MIN_FILES));
+	sockets = soft - FD_RESERVED - FD_MARGIN - max_safe_fds;
+	n = sockets / (FDS_PER_REQUEST + 1);
+	if (n > CURL_CACHE_MAX)
+		n = (sockets - CURL_CACHE_MAX) / FDS_PER_REQUEST;
+	fd_capacity = (int) Max(Min(n, (long) INT_MAX), 1);
+}
+
+/* The effective cap, from the setting and the descriptors; logged once when it bites. */
+static void
+set_max_in_flight(void)
+{
+	int			wanted = agent_tasks_http_max_in_flight;
+
+	fd_budget(wanted);
+	max_in_flight = Min(wanted, fd_capacity);
+	curl_max_connects = Min(CURL_CACHE_MAX, max_in_flight);
+	if (multi != NULL)
+		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, curl_max_connects);
+	if (max_in_flight < wanted && fd_capped_logged != max_in_flight)
+	{
+		fd_capped_logged = max_in_flight;
+		ereport(LOG,
+				(errmsg("agent_tasks dispatcher keeps at most %d requests in flight, not agent_tasks.http_max_in_flight = %d",
+						max_in_flight, wanted),
+				 errdetail("Its open-file limit is %lu (the hard limit); each request may need %d descriptors.",
+						   (unsigned long) fd_soft_limit, FDS_PER_REQUEST),
+				 errhint("Raise the open-file limit of the PostgreSQL server (LimitNOFILE, ulimit -n) "
+						 "or lower agent_tasks.http_max_in_flight.")));
+	}
+	else if (max_in_flight >= wanted)
+		fd_capped_logged = -1;
+}
+
+/* ---------------------------------------------------------------------
  * Main loop
  * --------------------------------------------------------------------- */
 
@@ -1290,6 +1519,44 @@ build_wait_set(MemoryContext context)
 	return set;
 }
 
+/*
+ * The wait set, or NULL when it cannot be made now (its epoll descriptor:
+ * EMFILE).  Never an error that ends the process.
+ */
+static WaitEventSet *
+build_wait_set_or_null(MemoryContext context, MemoryContext loop_context)
+{
+	static bool logged = false;
+	WaitEventSet *volatile set = NULL;
+	MemoryContext old = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		set = build_wait_set(context);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		MemoryContextSwitchTo(old);
+		set = NULL;
+		socks_changed = true;
+		if (!logged)
+		{
+			logged = true;
+			ereport(LOG,
+					(errmsg("agent_tasks dispatcher could not make its wait set, retrying: %s", edata->message),
+					 errhint("Raise the open-file limit of the PostgreSQL server (LimitNOFILE, ulimit -n) "
+							 "or lower agent_tasks.http_max_in_flight.")));
+		}
+	}
+	PG_END_TRY();
+	return set;
+}
+
 /* Milliseconds from since to now, at least 0. */
 static long
 ms_since(TimestampTz since, TimestampTz now)
@@ -1301,7 +1568,7 @@ ms_since(TimestampTz since, TimestampTz now)
 static int
 batch_size(void)
 {
-	return Max(agent_tasks_http_max_in_flight / 4, 1);
+	return Max(max_in_flight / 4, 1);
 }
 
 /* Claim now (there is work and room)?  See CLAIM_DELAY_MS. */
@@ -1375,7 +1642,8 @@ at_dispatcher_main(Datum main_arg)
 	before_shmem_exit(dispatcher_cleanup, (Datum) 0);
 	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);
+	raise_open_file_limit();
+	set_max_in_flight();
 
 	MemoryContextSwitchTo(loop_context);
 	recover_own_runs(loop_context);
@@ -1398,6 +1666,7 @@ at_dispatcher_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			set_max_in_flight();
 		}
 
 		if (take_cancel_flag())
@@ -1409,7 +1678,11 @@ at_dispatcher_main(Datum main_arg)
 			claim_now = true;
 			runs_wanted = true;
 		}
-		room = agent_tasks_http_max_in_flight - n_in_flight;
+		/* after a shortage of descriptors: a pause, then the full cap again */
+		if (shortage_ceiling >= 0 && ms_since(shortage_at, now) >= SHORTAGE_PAUSE_MS)
+			shortage_ceiling = -1;
+		start_deferred();
+		room = in_flight_limit() - n_in_flight - n_deferred;
 		if (claim_now && room > 0 && claim_due(room, last_claim, now))
 		{
 			int			n = claim_and_start(room, loop_context);
@@ -1444,8 +1717,12 @@ at_dispatcher_main(Datum main_arg)
 		 * interval, or when a claim or the recording of outcomes is due
 		 */
 		now = GetCurrentTimestamp();
-		room = agent_tasks_http_max_in_flight - n_in_flight;
+		room = in_flight_limit() - n_in_flight - n_deferred;
 		timeout = Max(agent_tasks_poll_interval - ms_since(last_claim, now), 0);
+		if (deferred != NULL)
+			timeout = n_in_flight < in_flight_limit() ? 0 :
+				Min(timeout, shortage_ceiling >= 0 ?
+					Max(SHORTAGE_PAUSE_MS - ms_since(shortage_at, now), 0) : 10);
 		if (curl_timer_ms >= 0)
 			timeout = Min(timeout, ms_since(now, curl_timer_at));
 		if (claim_now && room > 0)
@@ -1467,7 +1744,27 @@ at_dispatcher_main(Datum main_arg)
 				FreeWaitEventSet(set);
 			set = NULL;
 			MemoryContextReset(set_context);
-			set = build_wait_set(set_context);
+			set = build_wait_set_or_null(set_context, loop_context);
+			if (set == NULL)
+			{
+				/* no descriptor for the wait set now: wait a moment, go on */
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 Min(Max(timeout, 1), 10), PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				claim_now = true;
+				if (curl_timer_ms >= 0)
+				{
+					curl_timer_ms = -1;
+					curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+				}
+				for (i = 0; i < n_socks; i++)
+					curl_multi_socket_action(multi, socks[i].fd,
+											 ((socks[i].what & CURL_POLL_IN) ? CURL_CSELECT_IN : 0) |
+											 ((socks[i].what & CURL_POLL_OUT) ? CURL_CSELECT_OUT : 0),
+											 &running);
+				collect_finished();
+				continue;
+			}
 			events_cap = n_socks + 2;
 			events = MemoryContextAlloc(set_context, sizeof(WaitEvent) * events_cap);
 		}

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -260,6 +261,78 @@ stop_orphaned_workers(void)
 	}
 }
 
+static AtLauncherDb
+launcher_db_state(void)
+{
+	AtLauncherDb state;
+
+	LWLockAcquire(at_shared->lock, LW_SHARED);
+	state = at_shared->launcher_db;
+	LWLockRelease(at_shared->lock);
+	return state;
+}
+
+static void
+set_launcher_db_state(AtLauncherDb state)
+{
+	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
+	at_shared->launcher_db = state;
+	LWLockRelease(at_shared->lock);
+}
+
+/*
+ * The previous launcher died connecting to agent_tasks.database: connected
+ * to no database (shared catalogs only), look for it.  Missing: say so once
+ * (with the setting to fix), and wait, checking every poll interval, instead
+ * of failing to connect every second.  There: exit, and the launcher is
+ * started again (bgw_restart_time) and connects.  Never returns.
+ */
+static void
+wait_for_database(void)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("agent_tasks launcher");
+
+	for (;;)
+	{
+		bool		exists;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		exists = OidIsValid(get_database_oid(agent_tasks_database, true));
+		CommitTransactionCommand();
+		if (exists)
+		{
+			set_launcher_db_state(AT_DB_UNKNOWN);
+			proc_exit(1);
+		}
+		if (launcher_db_state() != AT_DB_MISSING_LOGGED)
+		{
+			set_launcher_db_state(AT_DB_MISSING_LOGGED);
+			ereport(WARNING,
+					(errcode(ERRCODE_UNDEFINED_DATABASE),
+					 errmsg("agent_tasks background workers are waiting for database \"%s\", which does not exist",
+							agent_tasks_database),
+					 errdetail("No sql, http or openai agent runs and no webhook is sent until it exists."),
+					 errhint("Set agent_tasks.database in postgresql.conf to the database where CREATE EXTENSION "
+							 "agent_tasks was run, and restart PostgreSQL; or create database \"%s\".",
+							 agent_tasks_database)));
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(agent_tasks_poll_interval, 1000), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
 void
 at_launcher_main(Datum main_arg)
 {
@@ -269,7 +342,18 @@ at_launcher_main(Datum main_arg)
 	AtWorkerSlot *slot;
 	int			i;
 
+	/*
+	 * A launcher that dies connecting leaves AT_DB_CONNECTING behind; its
+	 * FATAL for a missing database is left out of the log (log_filter.c):
+	 * the next launcher looks and says it once, with a hint.
+	 */
+	if (launcher_db_state() != AT_DB_UNKNOWN && launcher_db_state() != AT_DB_CONNECTED)
+		wait_for_database();
+	set_launcher_db_state(AT_DB_CONNECTING);
+	at_log_hide_missing_database = true;
 	at_worker_init("launcher");
+	at_log_hide_missing_database = false;
+	set_launcher_db_state(AT_DB_CONNECTED);
 	at_mark_server_life();
 	slot = at_worker_slot_acquire(AT_WORKER_LAUNCHER, 0);
 	stop_orphaned_workers();

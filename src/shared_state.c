@@ -11,15 +11,21 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "agent_tasks.h"
 #include "shared_state.h"
 
 AtSharedState *at_shared = NULL;
@@ -163,6 +169,9 @@ at_worker_set_error(AtWorkerSlot *slot, const char *message, bool run_failed)
 	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
 	strlcpy(slot->last_error, message, AT_ERROR_LEN);
 	slot->last_error_at = GetCurrentTimestamp();
+	/* the run being worked on, if any: worker_status() shows the error to its account only */
+	slot->last_error_has_run = slot->has_run;
+	slot->last_error_run = slot->current_run;
 	if (run_failed)
 		slot->runs_failed++;
 	LWLockRelease(at_shared->lock);
@@ -203,31 +212,108 @@ worker_state_name(AtWorkerState state)
 	return "unknown";
 }
 
-/* worker_status(): one row per live worker. */
+/*
+ * Of these runs, the ones the caller's account has (agent_tasks.runs, under
+ * row-level security): a bool per run.  None without an account.
+ */
+static bool *
+runs_of_caller(pg_uuid_t *runs, int n)
+{
+	bool	   *mine = palloc0(sizeof(bool) * Max(n, 1));
+	const char *account = at_session_account();
+	Datum	   *ids;
+	Oid			argtypes[2] = {UUIDARRAYOID, TEXTOID};
+	Datum		args[2];
+	uint64		i;
+	int			k;
+
+	if (n == 0 || account == NULL)
+		return mine;
+	ids = palloc(sizeof(Datum) * n);
+	for (k = 0; k < n; k++)
+		ids[k] = UUIDPGetDatum(&runs[k]);
+	args[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	args[1] = CStringGetTextDatum(account);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT x.i::integer FROM unnest($1) WITH ORDINALITY AS x(id, i) "
+							  "WHERE EXISTS (SELECT 1 FROM agent_tasks.runs r WHERE r.account = $2 AND r.id = x.id)",
+							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "worker_status: reading runs failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int			j = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (!isnull && j >= 1 && j <= n)
+			mine[j - 1] = true;
+	}
+	SPI_finish();
+	return mine;
+}
+
+/*
+ * worker_status(): one row per live worker.  Superusers and members of
+ * pg_monitor see everything; any other caller sees the workers, but a
+ * current run and a last error only when they are its account's run, and
+ * no counters (they add up every account's runs).
+ */
 Datum
 at_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	AtWorkerSlot *slots;
+	int			n = 0;
 	int			i;
+	bool		everything;
+	pg_uuid_t  *runs;
+	int			n_runs = 0;
+	bool	   *mine;
+	int			k = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (at_shared == NULL)
 		return (Datum) 0;
 
+	/* a copy, so that no lock is held while runs are looked up */
+	slots = palloc(sizeof(AtWorkerSlot) * AT_MAX_WORKERS);
 	LWLockAcquire(at_shared->lock, LW_SHARED);
 	for (i = 0; i < AT_MAX_WORKERS; i++)
-	{
-		AtWorkerSlot *slot = &at_shared->workers[i];
-		Datum		values[10];
-		bool		nulls[10] = {0};
+		if (at_shared->workers[i].pid != 0)
+			slots[n++] = at_shared->workers[i];
+	LWLockRelease(at_shared->lock);
 
-		if (slot->pid == 0)
-			continue;
+	everything = superuser() || has_privs_of_role(GetUserId(), ROLE_PG_MONITOR);
+	runs = palloc(sizeof(pg_uuid_t) * Max(2 * n, 1));
+	if (!everything)
+		for (i = 0; i < n; i++)
+		{
+			if (slots[i].has_run)
+				runs[n_runs++] = slots[i].current_run;
+			if (slots[i].last_error[0] != '\0' && slots[i].last_error_has_run)
+				runs[n_runs++] = slots[i].last_error_run;
+		}
+	mine = everything ? NULL : runs_of_caller(runs, n_runs);
+
+	for (i = 0; i < n; i++)
+	{
+		AtWorkerSlot *slot = &slots[i];
+		Datum		values[11];
+		bool		nulls[11] = {0};
+		bool		show_run = slot->has_run;
+		bool		show_error = slot->last_error[0] != '\0';
+
+		if (!everything)
+		{
+			if (slot->has_run)
+				show_run = mine[k++];
+			if (show_error)
+				show_error = slot->last_error_has_run && mine[k++];
+		}
 		values[0] = Int32GetDatum(slot->pid);
 		values[1] = CStringGetTextDatum(psprintf("%s-%d", worker_type_name(slot->type), slot->number));
 		values[2] = CStringGetTextDatum(worker_state_name(slot->state));
 		values[3] = TimestampTzGetDatum(slot->state_since);
-		if (slot->has_run)
+		if (show_run)
 		{
 			pg_uuid_t  *run = palloc(sizeof(pg_uuid_t));
 
@@ -238,7 +324,8 @@ at_worker_status(PG_FUNCTION_ARGS)
 			nulls[4] = true;
 		values[5] = Int64GetDatum(slot->runs_done);
 		values[6] = Int64GetDatum(slot->runs_failed);
-		if (slot->last_error[0] != '\0')
+		nulls[5] = nulls[6] = !everything;
+		if (show_error)
 		{
 			values[7] = CStringGetTextDatum(slot->last_error);
 			values[8] = TimestampTzGetDatum(slot->last_error_at);
@@ -248,7 +335,6 @@ at_worker_status(PG_FUNCTION_ARGS)
 		values[9] = TimestampTzGetDatum(slot->started_at);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(at_shared->lock);
 
 	return (Datum) 0;
 }

@@ -54,7 +54,22 @@ typedef struct AtWorkerSlot
 	int64		runs_failed;
 	char		last_error[AT_ERROR_LEN];
 	TimestampTz last_error_at;
+	bool		last_error_has_run; /* the error is a run's (its account's) */
+	pg_uuid_t	last_error_run;
 } AtWorkerSlot;
+
+/*
+ * Whether the launcher could connect to agent_tasks.database: a launcher
+ * that finds AT_DB_CONNECTING died connecting (the database is missing,
+ * most likely) and checks for the database before it tries again.
+ */
+typedef enum AtLauncherDb
+{
+	AT_DB_UNKNOWN = 0,
+	AT_DB_CONNECTING,
+	AT_DB_CONNECTED,
+	AT_DB_MISSING_LOGGED		/* missing, and said so once */
+} AtLauncherDb;
 
 typedef struct AtWaiterSlot
 {
@@ -76,6 +91,8 @@ typedef struct AtSharedState
 	bool		life_marked;	/* the launcher has set life_started_at */
 	AtWorkerSlot workers[AT_MAX_WORKERS];
 	AtWaiterSlot waiters[AT_MAX_WAITERS];
+	/* The launcher's connection to agent_tasks.database (launcher.c). */
+	AtLauncherDb launcher_db;
 } AtSharedState;
 
 extern AtSharedState *at_shared;

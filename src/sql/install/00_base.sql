@@ -66,30 +66,13 @@ CREATE FUNCTION agent_tasks_internal.enforce_status_transition() RETURNS trigger
 	LANGUAGE C;
 
 -- Identity.  PostgREST puts the verified JWT claims in request.jwt.claims;
--- SQL callers set agent_tasks.account and agent_tasks.user.
+-- SQL callers set agent_tasks.account and agent_tasks.user.  A role the DBA
+-- bound to an account (bind_account, 87_trust.sql) has that account and no
+-- other.  In C (src/accounts.c): it is on the path of every call.
 CREATE FUNCTION agent_tasks.current_account() RETURNS text
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	claims text := current_setting('request.jwt.claims', true);
-	account text;
-BEGIN
-	IF claims IS NOT NULL AND claims <> '' THEN
-		account := claims::jsonb ->> 'account';
-	END IF;
-	account := coalesce(nullif(account, ''), nullif(current_setting('agent_tasks.account', true), ''));
-	IF account IS NULL THEN
-		RAISE EXCEPTION USING
-			ERRCODE = 'PT403',
-			MESSAGE = 'no account is set for this session',
-			DETAIL = 'Neither the JWT claim "account" nor the setting agent_tasks.account names an account.',
-			HINT = 'SQL callers: SET agent_tasks.account = ''my-account''. PostgREST callers: use a key or JWT that carries an account.';
-	END IF;
-	RETURN account;
-END
-$$;
-COMMENT ON FUNCTION agent_tasks.current_account() IS 'The account (tenant) of this session: JWT claim "account", else the setting agent_tasks.account; PT403 when neither is set.';
+	AS 'MODULE_PATHNAME', 'at_current_account'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION agent_tasks.current_account() IS 'The account (tenant) of this session: the account its role is bound to (bind_account), else the JWT claim "account", else the setting agent_tasks.account; PT403 when none is set, when a bound role names another account, or when the session may not choose (agent_tasks.account_choice = off).';
 
 CREATE FUNCTION agent_tasks.current_user_email() RETURNS text
 	LANGUAGE plpgsql STABLE PARALLEL SAFE

@@ -33,7 +33,12 @@ CREATE FUNCTION agent_tasks_internal.check_json(field text, value jsonb, expecte
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF value IS NULL OR jsonb_typeof(value) = 'null' THEN
+	IF value IS NULL THEN
+		RETURN NULL;
+	END IF;
+	-- a JSON null is an absent value, except where the argument is the
+	-- whole point of the call: a patch, the items of a command, a template
+	IF jsonb_typeof(value) = 'null' AND field NOT IN ('patch', 'items', 'template') THEN
 		RETURN NULL;
 	END IF;
 	IF jsonb_typeof(value) <> expected THEN

@@ -23,7 +23,7 @@ CREATE FUNCTION agent_tasks.worker_status(
 	OUT last_error text, OUT last_error_at timestamptz, OUT started_at timestamptz)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'at_worker_status' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION agent_tasks.worker_status() IS 'For agent_tasks_admin: the background workers, from shared memory: pid, name, state, current run, runs done and failed, last error. Empty when the library is not preloaded.';
+COMMENT ON FUNCTION agent_tasks.worker_status() IS 'For agent_tasks_admin: the background workers, from shared memory: pid, name, state, current run, runs done and failed, last error. A caller sees a current run and a last error only when they are its own account''s run, and no counters; superusers and members of pg_monitor see everything. Empty when the library is not preloaded.';
 
 -- Progress reports join the trail (SECURITY DEFINER: only triggers write
 -- activities).
@@ -282,6 +282,22 @@ BEGIN
 	IF document IS NULL THEN
 		actual := 'null';
 	END IF;
+	-- nesting bounded before the stack is (54001): a level adds "." or "[" to path
+	IF length(path) - length(translate(path, '.[', '')) > 128 THEN
+		PERFORM agent_tasks_internal.raise('PT422', 'JSON nested too deeply to validate',
+			format('%s... is deeper than 128 levels', left(path, 200)),
+			'Keep documents and output schemas within 128 levels of nesting.');
+	END IF;
+	-- a malformed schema is refused (PT400), never a PostgreSQL error
+	IF (types IS NOT NULL AND jsonb_typeof(types) NOT IN ('string', 'array'))
+		OR jsonb_typeof(schema -> 'enum') <> 'array' OR jsonb_typeof(schema -> 'required') <> 'array'
+		OR jsonb_typeof(schema -> 'minItems') <> 'number' OR jsonb_typeof(schema -> 'maxItems') <> 'number'
+		OR jsonb_typeof(schema -> 'minLength') <> 'number' OR jsonb_typeof(schema -> 'maxLength') <> 'number'
+		OR jsonb_typeof(schema -> 'minimum') <> 'number' OR jsonb_typeof(schema -> 'maximum') <> 'number' THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid JSON Schema',
+			format('%s: %s', path, left(schema::text, 200)),
+			'"type" is a string or an array of strings, "enum" and "required" arrays, minItems, maxItems, minLength, maxLength, minimum and maximum numbers.');
+	END IF;
 	IF jsonb_typeof(types) = 'string' THEN
 		types := jsonb_build_array(types);
 	END IF;
@@ -315,15 +331,15 @@ BEGIN
 				errors := errors || agent_tasks.validate_json(schema -> 'items', document -> i, format('%s[%s]', path, i));
 			END LOOP;
 		END IF;
-		IF jsonb_array_length(document) < coalesce((schema ->> 'minItems')::integer, 0) THEN
+		IF jsonb_array_length(document) < coalesce((schema ->> 'minItems')::numeric, 0) THEN
 			errors := errors || format('%s: fewer than %s items', path, schema ->> 'minItems');
 		END IF;
-		IF jsonb_array_length(document) > coalesce((schema ->> 'maxItems')::integer, 2147483647) THEN
+		IF jsonb_array_length(document) > coalesce((schema ->> 'maxItems')::numeric, 2147483647) THEN
 			errors := errors || format('%s: more than %s items', path, schema ->> 'maxItems');
 		END IF;
 	ELSIF actual = 'string' THEN
-		IF length(document #>> '{}') < coalesce((schema ->> 'minLength')::integer, 0)
-			OR length(document #>> '{}') > coalesce((schema ->> 'maxLength')::integer, 2147483647) THEN
+		IF length(document #>> '{}') < coalesce((schema ->> 'minLength')::numeric, 0)
+			OR length(document #>> '{}') > coalesce((schema ->> 'maxLength')::numeric, 2147483647) THEN
 			errors := errors || format('%s: length %s is outside %s..%s', path, length(document #>> '{}'),
 									   coalesce(schema ->> 'minLength', '0'), coalesce(schema ->> 'maxLength', '∞'));
 		END IF;

@@ -234,6 +234,11 @@ BEGIN
 	IF files IS NULL OR jsonb_typeof(files) <> 'array' THEN
 		RETURN files;			-- process_task's own check refuses non-arrays
 	END IF;
+	IF jsonb_array_length(files) > 100 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'too many files',
+			format('%s files were given; the limit is 100.', jsonb_array_length(files)),
+			'Attach the others to the task with agent_tasks.attach_artifact(), or pass fewer.');
+	END IF;
 	FOR f IN SELECT value FROM jsonb_array_elements(files) LOOP
 		n := n + 1;
 		art_id := NULL;

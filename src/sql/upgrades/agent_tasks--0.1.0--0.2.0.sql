@@ -767,6 +767,321 @@ $$;
 DROP INDEX agent_tasks_internal.tasks_account_status_idx;
 ALTER TABLE agent_tasks_internal.tasks SET (fillfactor = 75);
 
+-- Trust boundaries (issue 10) ------------------------------------------------
+
+-- current_account() in C (src/accounts.c), with accounts bound to roles.
+CREATE OR REPLACE FUNCTION agent_tasks.current_account() RETURNS text
+	AS 'MODULE_PATHNAME', 'at_current_account'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION agent_tasks.current_account() IS 'The account (tenant) of this session: the account its role is bound to (bind_account), else the JWT claim "account", else the setting agent_tasks.account; PT403 when none is set, when a bound role names another account, or when the session may not choose (agent_tasks.account_choice = off).';
+
+-- worker_status() shows each caller its own account's runs and errors only
+-- (src/shared_state.c); same signature.
+COMMENT ON FUNCTION agent_tasks.worker_status() IS 'For agent_tasks_admin: the background workers, from shared memory: pid, name, state, current run, runs done and failed, last error. A caller sees a current run and a last error only when they are its own account''s run, and no counters; superusers and members of pg_monitor see everything. Empty when the library is not preloaded.';
+
+-- Binding needs what ALTER ROLE ... SET of a superuser-only parameter
+-- needs: superuser, or SET granted on the parameters by the DBA (with
+-- CREATEROLE for the ALTER ROLE itself).  PT403 otherwise, PT404 for an
+-- unknown role.
+CREATE FUNCTION agent_tasks_internal.check_binding(role name)
+	RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	target pg_roles;
+	me pg_roles;
+BEGIN
+	PERFORM agent_tasks.uuid_v7();	-- loads the library: its parameters are known
+	IF role IS NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'role must not be null', 'role is null',
+			'Pass the name of a database role.');
+	END IF;
+	SELECT * INTO target FROM pg_roles r WHERE r.rolname = check_binding.role;
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'role not found',
+			format('No role %s.', quote_ident(role)), 'Name an existing database role.');
+	END IF;
+	SELECT * INTO me FROM pg_roles r WHERE r.rolname = current_user;
+	IF NOT (me.rolsuper
+			OR (me.rolcreaterole AND NOT target.rolsuper
+				AND has_parameter_privilege('agent_tasks.bound_account', 'SET')
+				AND has_parameter_privilege('agent_tasks.account_choice', 'SET'))) THEN
+		PERFORM agent_tasks_internal.raise('PT403', 'only the DBA binds roles to accounts',
+			format('role %s may not change the settings of role %s', quote_ident(current_user), quote_ident(role)),
+			'Run it as a superuser, or as a CREATEROLE role granted SET ON PARAMETER agent_tasks.bound_account, agent_tasks.account_choice.');
+	END IF;
+END
+$$;
+
+CREATE VIEW agent_tasks.account_bindings WITH (security_invoker = true) AS
+SELECT r.rolname AS role,
+	   max(substr(c.setting, length('agent_tasks.bound_account=') + 1))
+		   FILTER (WHERE c.setting LIKE 'agent\_tasks.bound\_account=%') AS account,
+	   bool_or(substr(c.setting, length('agent_tasks.account_choice=') + 1)::boolean)
+		   FILTER (WHERE c.setting LIKE 'agent\_tasks.account\_choice=%') AS account_choice
+  FROM pg_catalog.pg_db_role_setting s
+  JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase AND d.datname = current_database()
+  JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+ CROSS JOIN LATERAL unnest(s.setconfig) AS c(setting)
+ WHERE c.setting LIKE 'agent\_tasks.bound\_account=%' OR c.setting LIKE 'agent\_tasks.account\_choice=%'
+ GROUP BY r.rolname;
+COMMENT ON VIEW agent_tasks.account_bindings IS 'Roles of this database bound to an account (bind_account) or allowed to choose theirs (allow_account_choice): role, account, account_choice. Taken from the roles'' settings (pg_db_role_setting), which every role can read.';
+
+CREATE FUNCTION agent_tasks.bind_account(role name, account text)
+	RETURNS agent_tasks.account_bindings
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result agent_tasks.account_bindings;
+BEGIN
+	PERFORM agent_tasks_internal.check_binding(role);
+	IF account IS NULL OR account = '' OR length(account) > 200 OR account ~ '[[:cntrl:]]' THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid account',
+			format('account = %s', coalesce(quote_literal(left(account, 100)), 'null')),
+			'Pass the account (1 to 200 characters, no control characters); unbind_account() removes a binding.');
+	END IF;
+	EXECUTE format('ALTER ROLE %I IN DATABASE %I SET agent_tasks.bound_account = %L',
+				   role, current_database(), account);
+	SELECT * INTO result FROM agent_tasks.account_bindings b WHERE b.role = bind_account.role;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.bind_account(name, text) IS 'For the DBA: bind a role to an account in this database. Its sessions (from its next login) have that account whatever agent_tasks.account or a JWT claim say; naming another is refused with PT403.';
+
+CREATE FUNCTION agent_tasks.unbind_account(role name)
+	RETURNS agent_tasks.account_bindings
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result agent_tasks.account_bindings;
+BEGIN
+	PERFORM agent_tasks_internal.check_binding(role);
+	SELECT * INTO result FROM agent_tasks.account_bindings b WHERE b.role = unbind_account.role;
+	IF result.role IS NULL OR result.account IS NULL THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'role is not bound to an account',
+			format('role %s has no binding in database %s', quote_ident(role), quote_ident(current_database())),
+			'List the bindings in agent_tasks.account_bindings.');
+	END IF;
+	EXECUTE format('ALTER ROLE %I IN DATABASE %I RESET agent_tasks.bound_account', role, current_database());
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.unbind_account(name) IS 'For the DBA: remove the binding of a role in this database (from its next login); returns the binding it had.';
+
+CREATE FUNCTION agent_tasks.allow_account_choice(role name, allowed boolean DEFAULT true)
+	RETURNS agent_tasks.account_bindings
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result agent_tasks.account_bindings;
+BEGIN
+	PERFORM agent_tasks_internal.check_binding(role);
+	IF allowed IS NULL THEN
+		EXECUTE format('ALTER ROLE %I IN DATABASE %I RESET agent_tasks.account_choice', role, current_database());
+	ELSE
+		EXECUTE format('ALTER ROLE %I IN DATABASE %I SET agent_tasks.account_choice = %L',
+					   role, current_database(), CASE WHEN allowed THEN 'on' ELSE 'off' END);
+	END IF;
+	SELECT * INTO result FROM agent_tasks.account_bindings b WHERE b.role = allow_account_choice.role;
+	IF NOT FOUND THEN
+		result.role := role;	-- no setting left
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.allow_account_choice(name, boolean) IS 'For the DBA: whether a role may choose its account by setting (agent_tasks.account, JWT claims) where agent_tasks.account_choice is off for the database: the trusted application roles (PostgREST''s authenticator, job runners). null removes the role''s own setting. From its next login.';
+
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.bind_account(name, text),
+	agent_tasks.unbind_account(name),
+	agent_tasks.allow_account_choice(name, boolean)
+TO agent_tasks_admin;
+REVOKE ALL ON FUNCTION
+	agent_tasks.bind_account(name, text),
+	agent_tasks.unbind_account(name),
+	agent_tasks.allow_account_choice(name, boolean)
+FROM PUBLIC;
+GRANT SELECT ON agent_tasks.account_bindings TO agent_tasks_reader;
+
+-- Every refusal has a PT code: a JSON null patch, items or template is
+-- refused (PT400), a malformed JSON Schema too, and process_task takes at
+-- most 100 files.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.check_json(field text, value jsonb, expected text,
+	max_bytes integer DEFAULT 65536)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF value IS NULL THEN
+		RETURN NULL;
+	END IF;
+	-- a JSON null is an absent value, except where the argument is the
+	-- whole point of the call: a patch, the items of a command, a template
+	IF jsonb_typeof(value) = 'null' AND field NOT IN ('patch', 'items', 'template') THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(value) <> expected THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s must be a JSON %s', field, expected),
+			format('%s is a JSON %s: %s', field, jsonb_typeof(value), left(value::text, 200)), NULL);
+	END IF;
+	IF pg_column_size(value) > max_bytes THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s is too large', field),
+			format('%s takes %s bytes; the limit is %s.', field, pg_column_size(value), max_bytes),
+			format('Make %s smaller.', field));
+	END IF;
+	RETURN value;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks.validate_json(schema jsonb, document jsonb, path text DEFAULT '$')
+	RETURNS text[]
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	errors text[] := '{}';
+	actual text := jsonb_typeof(document);
+	types jsonb := schema -> 'type';
+	key text;
+	i integer;
+BEGIN
+	IF schema IS NULL OR jsonb_typeof(schema) <> 'object' THEN
+		RETURN errors;
+	END IF;
+	IF document IS NULL THEN
+		actual := 'null';
+	END IF;
+	-- nesting bounded before the stack is (54001): a level adds "." or "[" to path
+	IF length(path) - length(translate(path, '.[', '')) > 128 THEN
+		PERFORM agent_tasks_internal.raise('PT422', 'JSON nested too deeply to validate',
+			format('%s... is deeper than 128 levels', left(path, 200)),
+			'Keep documents and output schemas within 128 levels of nesting.');
+	END IF;
+	-- a malformed schema is refused (PT400), never a PostgreSQL error
+	IF (types IS NOT NULL AND jsonb_typeof(types) NOT IN ('string', 'array'))
+		OR jsonb_typeof(schema -> 'enum') <> 'array' OR jsonb_typeof(schema -> 'required') <> 'array'
+		OR jsonb_typeof(schema -> 'minItems') <> 'number' OR jsonb_typeof(schema -> 'maxItems') <> 'number'
+		OR jsonb_typeof(schema -> 'minLength') <> 'number' OR jsonb_typeof(schema -> 'maxLength') <> 'number'
+		OR jsonb_typeof(schema -> 'minimum') <> 'number' OR jsonb_typeof(schema -> 'maximum') <> 'number' THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid JSON Schema',
+			format('%s: %s', path, left(schema::text, 200)),
+			'"type" is a string or an array of strings, "enum" and "required" arrays, minItems, maxItems, minLength, maxLength, minimum and maximum numbers.');
+	END IF;
+	IF jsonb_typeof(types) = 'string' THEN
+		types := jsonb_build_array(types);
+	END IF;
+	IF types IS NOT NULL AND NOT (
+		types ? actual
+		OR (actual = 'number' AND types ? 'integer' AND document::text::numeric = trunc(document::text::numeric))) THEN
+		RETURN ARRAY[format('%s: expected %s, got %s', path, array_to_string(ARRAY(SELECT jsonb_array_elements_text(types)), ' or '), actual)];
+	END IF;
+	IF schema ? 'enum' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(schema -> 'enum') e WHERE e = document) THEN
+		errors := errors || format('%s: %s is not one of %s', path, document, schema -> 'enum');
+	END IF;
+	IF actual = 'object' THEN
+		FOR key IN SELECT jsonb_array_elements_text(coalesce(schema -> 'required', '[]'))
+		LOOP
+			IF NOT document ? key THEN
+				errors := errors || format('%s: required property %s is missing', path, quote_ident(key));
+			END IF;
+		END LOOP;
+		FOR key IN SELECT jsonb_object_keys(document)
+		LOOP
+			IF schema -> 'properties' ? key THEN
+				errors := errors || agent_tasks.validate_json(schema -> 'properties' -> key, document -> key, path || '.' || key);
+			ELSIF schema -> 'additionalProperties' = 'false' THEN
+				errors := errors || format('%s: property %s is not allowed', path, quote_ident(key));
+			END IF;
+		END LOOP;
+	ELSIF actual = 'array' THEN
+		IF schema ? 'items' THEN
+			FOR i IN 0 .. jsonb_array_length(document) - 1
+			LOOP
+				errors := errors || agent_tasks.validate_json(schema -> 'items', document -> i, format('%s[%s]', path, i));
+			END LOOP;
+		END IF;
+		IF jsonb_array_length(document) < coalesce((schema ->> 'minItems')::numeric, 0) THEN
+			errors := errors || format('%s: fewer than %s items', path, schema ->> 'minItems');
+		END IF;
+		IF jsonb_array_length(document) > coalesce((schema ->> 'maxItems')::numeric, 2147483647) THEN
+			errors := errors || format('%s: more than %s items', path, schema ->> 'maxItems');
+		END IF;
+	ELSIF actual = 'string' THEN
+		IF length(document #>> '{}') < coalesce((schema ->> 'minLength')::numeric, 0)
+			OR length(document #>> '{}') > coalesce((schema ->> 'maxLength')::numeric, 2147483647) THEN
+			errors := errors || format('%s: length %s is outside %s..%s', path, length(document #>> '{}'),
+									   coalesce(schema ->> 'minLength', '0'), coalesce(schema ->> 'maxLength', '∞'));
+		END IF;
+	ELSIF actual = 'number' THEN
+		IF (document::text)::numeric < (schema ->> 'minimum')::numeric
+			OR (document::text)::numeric > (schema ->> 'maximum')::numeric THEN
+			errors := errors || format('%s: %s is outside %s..%s', path, document,
+									   coalesce(schema ->> 'minimum', '-∞'), coalesce(schema ->> 'maximum', '∞'));
+		END IF;
+	END IF;
+	RETURN errors;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.store_files(t agent_tasks_internal.tasks, files jsonb)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f jsonb;
+	n integer := 0;
+	art_id uuid;
+	result jsonb := '[]';
+BEGIN
+	IF files IS NULL OR jsonb_typeof(files) <> 'array' THEN
+		RETURN files;			-- process_task's own check refuses non-arrays
+	END IF;
+	IF jsonb_array_length(files) > 100 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'too many files',
+			format('%s files were given; the limit is 100.', jsonb_array_length(files)),
+			'Attach the others to the task with agent_tasks.attach_artifact(), or pass fewer.');
+	END IF;
+	FOR f IN SELECT value FROM jsonb_array_elements(files) LOOP
+		n := n + 1;
+		art_id := NULL;
+		IF jsonb_typeof(f) = 'string' THEN
+			art_id := agent_tasks_internal.insert_artifact(t.account, t.id, NULL,
+				coalesce(nullif(substring(f #>> '{}' FROM '([^/?#]+)(?:[?#].*)?$'), ''), 'file'),
+				NULL, NULL, f #>> '{}');
+		ELSIF jsonb_typeof(f) = 'object' AND (f ? 'content_base64' OR f ? 'url') THEN
+			art_id := agent_tasks_internal.insert_artifact(t.account, t.id, NULL,
+				coalesce(f ->> 'name', substring(f ->> 'url' FROM '([^/?#]+)(?:[?#].*)?$'), format('file %s', n)),
+				f ->> 'content_type', f ->> 'content_base64', f ->> 'url', f ->> 'sha256',
+				CASE WHEN jsonb_typeof(f -> 'size') = 'number' THEN (f ->> 'size')::bigint END);
+		ELSIF jsonb_typeof(f) = 'object' AND f ? 'artifact_id' THEN
+			SELECT a.id INTO art_id FROM agent_tasks_internal.artifacts a
+			 WHERE a.account = t.account AND a.task_id = t.id AND a.id::text = f ->> 'artifact_id';
+			IF art_id IS NULL THEN
+				PERFORM agent_tasks_internal.raise('PT404', 'artifact not found',
+					format('File %s names artifact %s, which task %s does not have.', n, f ->> 'artifact_id', t.id),
+					'List the task''s files in agent_tasks.artifacts.');
+			END IF;
+		END IF;
+		IF art_id IS NULL THEN
+			result := result || jsonb_build_array(f);
+		ELSE
+			result := result || (SELECT jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+						'artifact_id', a.id, 'name', a.name, 'content_type', a.content_type,
+						'size', a.size, 'sha256', a.sha256, 'url', a.url)))
+				  FROM agent_tasks_internal.artifacts a WHERE a.account = t.account AND a.id = art_id);
+		END IF;
+	END LOOP;
+	RETURN result;
+END
+$$;
+
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal TO agent_tasks_reader;

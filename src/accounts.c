@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * accounts.c
+ *	  agent_tasks.current_account(): the account (tenant) of the session,
+ *	  on the path of every call and of every row-level security check, so
+ *	  in C and without catalog access.
+ *
+ *	  Where the account comes from (README, Security):
+ *	  - a role bound to an account (agent_tasks.bind_account sets
+ *	    agent_tasks.bound_account for the role in this database; PostgreSQL
+ *	    applies it when the role logs in): that account, always.  A JWT
+ *	    claim "account" or a setting agent_tasks.account naming another one
+ *	    is refused with PT403 at use;
+ *	  - otherwise the JWT claim "account" of request.jwt.claims (PostgREST,
+ *	    API keys), else the setting agent_tasks.account, provided the
+ *	    session may choose: agent_tasks.account_choice is on (the default;
+ *	    the DBA turns it off per database and back on for trusted roles
+ *	    with agent_tasks.allow_account_choice), or the session is a
+ *	    superuser's.
+ *
+ *	  The claims are parsed once per distinct claims string (PostgREST sets
+ *	  them once per request), not at every call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "agent_tasks.h"
+
+PG_FUNCTION_INFO_V1(at_current_account);
+
+/* The last claims string seen and the account it names (NULL: none). */
+static char *claims_seen = NULL;
+static char *claims_account = NULL;
+
+static const char *
+account_of_claims(const char *claims)
+{
+	Jsonb	   *jb;
+	JsonbValue *v;
+	MemoryContext old;
+
+	if (claims_seen != NULL && strcmp(claims_seen, claims) == 0)
+		return claims_account;
+
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(claims)));
+	v = JB_ROOT_IS_OBJECT(jb) ?
+		getKeyJsonValueFromContainer(&jb->root, "account", strlen("account"), NULL) : NULL;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (claims_seen != NULL)
+		pfree(claims_seen);
+	if (claims_account != NULL)
+		pfree(claims_account);
+	claims_seen = pstrdup(claims);
+	claims_account = (v != NULL && v->type == jbvString && v->val.string.len > 0) ?
+		pnstrdup(v->val.string.val, v->val.string.len) : NULL;
+	MemoryContextSwitchTo(old);
+	return claims_account;
+}
+
+static inline bool
+nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+/*
+ * The session's account as current_account() gives it, or NULL where that
+ * raises "no account is set"; the other refusals (PT403) are raised.
+ */
+const char *
+at_session_account(void)
+{
+	const char *claims = GetConfigOption("request.jwt.claims", true, false);
+	const char *from_claims = nonempty(claims) ? account_of_claims(claims) : NULL;
+
+	if (!nonempty(agent_tasks_bound_account) && !nonempty(from_claims) && !nonempty(agent_tasks_account))
+		return NULL;
+	return text_to_cstring(DatumGetTextPP(DirectFunctionCall1(at_current_account, (Datum) 0)));
+}
+
+Datum
+at_current_account(PG_FUNCTION_ARGS)
+{
+	const char *claims = GetConfigOption("request.jwt.claims", true, false);
+	const char *from_claims = nonempty(claims) ? account_of_claims(claims) : NULL;
+	const char *bound = agent_tasks_bound_account;
+	const char *chosen;
+
+	if (nonempty(bound))
+	{
+		const char *other = NULL;
+		const char *source = NULL;
+
+		if (nonempty(from_claims) && strcmp(from_claims, bound) != 0)
+			other = from_claims, source = "the JWT claim \"account\"";
+		else if (nonempty(agent_tasks_account) && strcmp(agent_tasks_account, bound) != 0)
+			other = agent_tasks_account, source = "agent_tasks.account";
+		if (other != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_AT_FORBIDDEN),
+					 errmsg("role \"%s\" is bound to account \"%s\" and cannot act for another",
+							GetUserNameFromId(GetSessionUserId(), false), bound),
+					 errdetail("%s names account \"%s\".", source, other),
+					 errhint("Leave agent_tasks.account unset (or set it to \"%s\"); the DBA binds roles "
+							 "with agent_tasks.bind_account().", bound)));
+		PG_RETURN_TEXT_P(cstring_to_text(bound));
+	}
+
+	chosen = nonempty(from_claims) ? from_claims :
+		nonempty(agent_tasks_account) ? agent_tasks_account : NULL;
+	if (chosen == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_FORBIDDEN),
+				 errmsg("no account is set for this session"),
+				 errdetail("Neither the JWT claim \"account\" nor the setting agent_tasks.account names an account."),
+				 errhint("SQL callers: SET agent_tasks.account = 'my-account'. PostgREST callers: use a key or JWT that carries an account.")));
+	if (!agent_tasks_account_choice && !superuser_arg(GetSessionUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_FORBIDDEN),
+				 errmsg("role \"%s\" may not choose its account",
+						GetUserNameFromId(GetSessionUserId(), false)),
+				 errdetail("agent_tasks.account_choice is off in this database and the role is bound to no account."),
+				 errhint("The DBA binds the role to its account with agent_tasks.bind_account(), or lets it "
+						 "choose with agent_tasks.allow_account_choice().")));
+	PG_RETURN_TEXT_P(cstring_to_text(chosen));
+}
