@@ -173,18 +173,37 @@
 
 	// Call fn now and then every ms while the view is shown (and the tab is
 	// visible); a slow answer delays the next call instead of piling up.
+	// now() asks for a call at once: after the one running, if any, so that
+	// there is never more than one call in flight.
 	function poll(ms, fn) {
 		let timer = null;
 		let stopped = false;
+		let running = false;
+		let again = false;
 		const tick = async () => {
 			if (stopped) return;
+			running = true;
 			if (!document.hidden) {
 				try { await fn(); } catch (e) { /* shown by fn itself */ }
 			}
-			if (!stopped) timer = setTimeout(tick, ms);
+			running = false;
+			if (stopped) return;
+			if (again) {
+				again = false;
+				tick();
+			} else {
+				timer = setTimeout(tick, ms);
+			}
 		};
 		tick();
-		const handle = { stop() { stopped = true; clearTimeout(timer); }, now: () => { clearTimeout(timer); tick(); } };
+		const handle = {
+			stop() { stopped = true; clearTimeout(timer); },
+			now() {
+				if (running) { again = true; return; }
+				clearTimeout(timer);
+				tick();
+			},
+		};
 		viewCleanup.push(() => handle.stop());
 		return handle;
 	}
