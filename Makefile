@@ -43,7 +43,7 @@ PROVE_TESTS = $(sort $(wildcard test/tap/t/*.pl))
 REGRESS_PREP = installcheck-unprivileged
 
 # The console's files are compiled into the library (src/console.c).
-CONSOLE_FILES = $(sort $(wildcard src/console/*.html src/console/*.js src/console/*.css))
+CONSOLE_FILES = $(sort $(wildcard src/console/*.html src/console/*.js src/console/*.css src/console/*.svg))
 src/console.o: src/console_files.inc
 src/console_files.inc: src/console/embed.pl $(CONSOLE_FILES)
 	perl src/console/embed.pl $(CONSOLE_FILES) > $@.tmp && mv $@.tmp $@

@@ -46,6 +46,7 @@ BEGIN
 				WHEN 'html' THEN 'text/html; charset=utf-8'
 				WHEN 'js' THEN 'text/javascript; charset=utf-8'
 				WHEN 'css' THEN 'text/css; charset=utf-8'
+				WHEN 'svg' THEN 'image/svg+xml'
 				ELSE 'application/octet-stream' END),
 		jsonb_build_object('Content-Security-Policy', agent_tasks_internal.console_csp()),
 		jsonb_build_object('X-Content-Type-Options', 'nosniff'),
@@ -55,7 +56,7 @@ BEGIN
 	RETURN body;
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.console(text) IS 'The web console, served by PostgREST: open GET /rpc/console in a browser and sign in with an API key or a JWT. file names one of its files (index.html, console.js, console.css). Needs no credentials and returns no data; sent with a Content-Security-Policy that allows only same-origin scripts, styles and requests.';
+COMMENT ON FUNCTION agent_tasks.console(text) IS 'The web console, served by PostgREST: open GET /rpc/console in a browser and sign in with an API key or a JWT. file names one of its files (index.html, console.js, console.css, favicon.svg). Needs no credentials and returns no data; sent with a Content-Security-Policy that allows only same-origin scripts, styles and requests.';
 
 -- Who the caller is and what they may do, so that the console offers only
 -- what the API would allow.  Scopes follow from role membership, which is
