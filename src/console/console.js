@@ -154,9 +154,23 @@
 		if (!res.ok) {
 			let b = null;
 			try { b = await res.json(); } catch (e) { b = { message: res.statusText }; }
-			throw new ApiError(res.status, b);
+			const err = new ApiError(res.status, b);
+			if (res.status === 401 && me) signedOut(err);
+			throw err;
 		}
 		return res;
+	}
+
+	// The key was revoked or expired (or the JWT expired) while in use: back
+	// to the sign-in form, saying why.
+	function signedOut(err) {
+		sessionStorage.removeItem(AUTH_KEY);
+		auth = null;
+		me = null;
+		viewCleanup.forEach((f) => f());
+		viewCleanup = [];
+		showChrome();
+		viewSignIn($('#main'), err);
 	}
 	async function getJSON(path, params) {
 		return (await request('GET', path, { params })).json();

@@ -486,6 +486,18 @@ await test('admin pages: agents, webhook deliveries and redeliver, API keys crea
 	await page.context().close();
 });
 
+await test('a key revoked while in use leads back to sign-in, saying why', async () => {
+	const token = makeKey(A, 'short-lived', '{task:read}');
+	const page = await signedIn(token);
+	await page.waitForSelector('#task-rows a', { timeout: WAIT });
+	sql(`SELECT agent_tasks.revoke_api_key(id) FROM agent_tasks.api_keys WHERE account = ${lit(A)} AND name = 'short-lived'`, A);
+	await page.waitForSelector('#token', { timeout: WAIT });
+	assert.match(await text(page, '.error'), /HTTP 401/);
+	assert.ok(await page.locator('#nav').isHidden());
+	assert.equal(await page.evaluate(() => sessionStorage.getItem('agent_tasks.console.auth')), null);
+	await page.context().close();
+});
+
 // --- keyboard and small screens -------------------------------------------------------------
 await test('keyboard only: sign in, open a task, act', async () => {
 	const context = await browser.newContext();
