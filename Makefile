@@ -56,6 +56,10 @@ EXTRA_CLEAN = results regression.diffs regression.out test/isolation/results tes
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# The dependency rules above come before PGXS's "all" and would otherwise
+# make the first object file the default goal of a plain "make".
+.DEFAULT_GOAL := all
+
 # After the include, which sets the PGXS default: AgentTasksTest.pm is there.
 PG_PROVE_FLAGS += -I $(srcdir)/test/tap
 
