@@ -22,6 +22,7 @@
 #define ERRCODE_AT_CONFLICT			MAKE_SQLSTATE('P','T','4','0','9')
 #define ERRCODE_AT_INVALID			MAKE_SQLSTATE('P','T','4','2','2')
 #define ERRCODE_AT_RATE_LIMITED		MAKE_SQLSTATE('P','T','4','2','9')
+#define ERRCODE_AT_LOOP				MAKE_SQLSTATE('P','T','5','0','8')
 
 /* The settings C code reads elsewhere; all are defined in agent_tasks.c. */
 extern char *agent_tasks_database;

@@ -17,7 +17,8 @@
  *			the task's callback when it completes or fails;
  *		 c. the NOTIFY (once per transaction and task) and the wake-up of
  *			wait_task() callers, both at commit (wakeup.c);
- *		 d. consequences for other tasks: dependents released when the task
+ *		 d. the account's task hooks for the event (hooks.c);
+ *		 e. consequences for other tasks: dependents released when the task
  *			completes or cancelled when it fails or is cancelled, and a
  *			command-mode parent started by its first child and finished by
  *			its last.
@@ -45,6 +46,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/formatting.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -56,6 +58,7 @@
 #include "utils/uuid.h"
 
 #include "agent_tasks.h"
+#include "hooks.h"
 #include "wakeup.h"
 #include "worker.h"
 
@@ -713,6 +716,9 @@ at_task_transition(PG_FUNCTION_ARGS)
 	char	   *status = row_text(&task, "status");
 	const char *first_event = NULL;
 	bool		status_changed = false;
+	bool		feedback_changed = false;
+	char	   *old_status = NULL;
+	char	   *old_feedback = NULL;
 
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
@@ -739,16 +745,18 @@ at_task_transition(PG_FUNCTION_ARGS)
 					 row_text(&task, "status_reason"));
 		enqueue_webhook_event(&task, rowtype, account, "task.created", NULL, NULL);
 		at_notify_task(account, id, status, "created");
+		at_fire_hooks(account, id, "task.created", NULL, (Datum) 0);
 		SPI_finish();
 		return PointerGetDatum(NULL);
 	}
 
 	/* an UPDATE */
 	{
-		char	   *old_status = row_text(&old, "status");
 		char	   *feedback = row_text(&task, "feedback");
-		char	   *old_feedback = row_text(&old, "feedback");
 		int			i;
+
+		old_status = row_text(&old, "status");
+		old_feedback = row_text(&old, "feedback");
 
 		if (strcmp(status, old_status) != 0)
 		{
@@ -787,6 +795,8 @@ at_task_transition(PG_FUNCTION_ARGS)
 		{
 			StringInfoData data;
 
+			feedback_changed = true;
+
 			json_open(&data);
 			json_add_text(&data, "feedback", feedback, false);
 			json_add_text(&data, "previous", old_feedback, false);
@@ -823,6 +833,23 @@ at_task_transition(PG_FUNCTION_ARGS)
 
 	if (first_event != NULL)
 		at_notify_task(account, id, status, first_event);
+
+	if (status_changed && webhook_event_of(status) != NULL)
+	{
+		StringInfoData extra;
+
+		json_open(&extra);
+		json_add_text(&extra, "previous_status", old_status, false);
+		at_fire_hooks(account, id, webhook_event_of(status), old_status, json_close(&extra));
+	}
+	if (feedback_changed)
+	{
+		StringInfoData extra;
+
+		json_open(&extra);
+		json_add_text(&extra, "previous_feedback", old_feedback, false);
+		at_fire_hooks(account, id, "task.feedback", status, json_close(&extra));
+	}
 
 	if (status_changed)
 	{

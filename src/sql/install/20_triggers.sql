@@ -127,14 +127,20 @@ CREATE FUNCTION agent_tasks_internal.message_added() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	task_status text := (SELECT t.status FROM agent_tasks_internal.tasks t
+						  WHERE t.account = NEW.account AND t.id = NEW.task_id);
 BEGIN
 	PERFORM agent_tasks_internal.log_activity(NEW.account, NEW.task_id, 'message',
 		jsonb_build_object('message_id', NEW.id, 'role', NEW.role, 'author', NEW.author),
 		run_id => NEW.run_id);
 	-- every payload carries the task's current status
-	PERFORM agent_tasks_internal.notify_change(NEW.account, NEW.task_id,
-		(SELECT t.status FROM agent_tasks_internal.tasks t WHERE t.account = NEW.account AND t.id = NEW.task_id),
-		'message');
+	PERFORM agent_tasks_internal.notify_change(NEW.account, NEW.task_id, task_status, 'message');
+	-- hooks get the message as webhooks do (85_webhooks.sql)
+	PERFORM agent_tasks_internal.fire_hooks(NEW.account, NEW.task_id, 'task.message', task_status,
+		jsonb_build_object('message', jsonb_build_object(
+			'id', NEW.id, 'run_id', NEW.run_id, 'role', NEW.role, 'author', NEW.author,
+			'body', NEW.body, 'data', NEW.data, 'created_at', agent_tasks_internal.iso8601(NEW.created_at))));
 	RETURN NULL;
 END
 $$;
