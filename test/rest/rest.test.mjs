@@ -494,6 +494,40 @@ await test('drop_agent over REST', async () => {
 });
 
 // --- every RPC and every view at least once ---------------------------------------------------
+await test('a task hook that raises refuses the change with the HTTP status of its SQLSTATE', async () => {
+	sql(`DO $$ BEGIN
+			IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rest_hook_owner') THEN
+				CREATE ROLE rest_hook_owner;
+			END IF;
+		END $$;
+		GRANT agent_tasks_admin TO rest_hook_owner;
+		CREATE SCHEMA IF NOT EXISTS rest_hooks AUTHORIZATION rest_hook_owner;
+		SET ROLE rest_hook_owner;
+		CREATE OR REPLACE FUNCTION rest_hooks.keep(event text, task agent_tasks.tasks, previous_status text, data jsonb)
+			RETURNS void LANGUAGE plpgsql AS $f$
+		BEGIN
+			IF task.labels @> '{keep}' THEN
+				RAISE EXCEPTION USING ERRCODE = 'PT409', MESSAGE = 'this task is kept', HINT = 'Remove the label "keep".';
+			END IF;
+		END $f$;
+		SELECT agent_tasks.create_hook('keep', '{task.cancelled}', 'rest_hooks.keep');`, A);
+	try {
+		const w = { key: keys.write };
+		const kept = await rpc('create_task', { title: 'Kept over REST', labels: ['keep'] }, w);
+		assert.equal(kept.status, 200, kept.text);
+		const refused = await rpc('cancel_task', { task: kept.json.id }, w);
+		expectError(refused, 409, 'PT409', 'cancel refused by a hook');
+		assert.equal(refused.json.message, 'this task is kept');
+		assert.match(refused.json.hint, /Remove the label/);
+		const after = await req('GET', `/rpc/get_task?task=${kept.json.id}`, { key: keys.read });
+		assert.equal(after.json.status, 'pending');
+		const listed = await req('GET', '/hooks?select=name,events,run_as', { key: keys.admin });
+		assert.deepEqual(listed.json, [{ name: 'keep', events: ['task.cancelled'], run_as: 'rest_hook_owner' }]);
+	} finally {
+		sql(`SELECT agent_tasks.drop_hook('keep')`, A);
+	}
+});
+
 await test('every other RPC and view answers over REST (no 5xx)', async () => {
 	const smoke = [];
 	for (const [path, item] of Object.entries(openapi.paths)) {
