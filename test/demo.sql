@@ -104,4 +104,43 @@ SELECT t.title, a.event, a.from_status, a.to_status, a.reason, a.actor
  WHERE a.task_id IN (:'manual', :'theme', :'flaky')
  ORDER BY a.task_id, a.id;
 
+\echo
+\echo '== 7. Reacting to task changes: hooks run in the transaction of the change =='
+-- The application's own table and functions, owned by its role.
+RESET ROLE;
+CREATE SCHEMA app AUTHORIZATION demo_app;
+SET ROLE demo_app;
+CREATE TABLE app.published_pages (page text PRIMARY KEY, commit text, task uuid);
+CREATE FUNCTION app.publish(event text, task agent_tasks.tasks, previous_status text, data jsonb)
+	RETURNS void LANGUAGE sql
+	BEGIN ATOMIC
+		INSERT INTO app.published_pages (page, commit, task)
+		SELECT p, task.output ->> 'commit', task.id
+		  FROM jsonb_array_elements_text(task.output -> 'created') AS p
+		ON CONFLICT (page) DO UPDATE SET commit = excluded.commit, task = excluded.task;
+	END;
+CREATE FUNCTION app.keep_legal_pages(event text, task agent_tasks.tasks, previous_status text, data jsonb)
+	RETURNS void LANGUAGE plpgsql
+AS $$
+BEGIN
+	IF task.labels @> ARRAY['legal'] THEN
+		RAISE EXCEPTION USING ERRCODE = 'PT409', MESSAGE = 'legal pages are never cancelled',
+			HINT = 'Ask the legal team.';
+	END IF;
+END $$;
+SELECT name, events, function FROM agent_tasks.create_hook('publish', '{task.completed}', 'app.publish');
+SELECT name, events, function FROM agent_tasks.create_hook('keep-legal', '{task.cancelled}', 'app.keep_legal_pages');
+SELECT id AS terms FROM agent_tasks.create_task('Write the terms page', agent => 'site', labels => ARRAY['legal'],
+	context => '{"repository": "acme/site", "page": "terms"}', auto_process => true) \gset
+SELECT title, status FROM agent_tasks.wait_task(:'terms', '10 seconds');
+\echo 'The completion wrote the application row in the same transaction:'
+SELECT page, commit = (SELECT output ->> 'commit' FROM agent_tasks.tasks WHERE id = :'terms') AS same_commit
+  FROM app.published_pages WHERE task = :'terms';
+\echo 'A hook that raises refuses the change (the task stays as it was):'
+SELECT id AS draft FROM agent_tasks.create_task('Draft the privacy page', labels => ARRAY['legal']) \gset
+\set ON_ERROR_STOP off
+SELECT agent_tasks.cancel_task(:'draft');
+\set ON_ERROR_STOP on
+SELECT title, status FROM agent_tasks.get_task(:'draft');
+
 RESET ROLE;
