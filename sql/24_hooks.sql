@@ -64,6 +64,24 @@ SELECT event, payload ->> 'status' AS status, payload ->> 'previous_status' AS p
   FROM hook_app.seen WHERE hook = 'first' ORDER BY n;
 TRUNCATE hook_app.seen;
 
+-- The other events: a question, its answer, a stop, a resume, a failure and a cancellation.
+SELECT (agent_tasks.create_task('Asked', agent => 'hook-worker', auto_process => true)).id AS q \gset
+SELECT count(*) AS claimed FROM agent_tasks.claim_runs('hw', '{hook-worker}', 1);
+SELECT status FROM agent_tasks.request_clarification((SELECT latest_run_id FROM agent_tasks.tasks WHERE id = :'q'),
+	'Which colour?', worker => 'hw');
+SELECT role FROM agent_tasks.send_message(:'q', 'Blue');
+SELECT status FROM agent_tasks.stop_task(:'q');
+SELECT status FROM agent_tasks.process_task(:'q');
+SELECT count(*) AS claimed FROM agent_tasks.claim_runs('hw', '{hook-worker}', 1);
+SELECT status FROM agent_tasks.fail_run((SELECT latest_run_id FROM agent_tasks.tasks WHERE id = :'q'),
+	'broken', retryable => false, worker => 'hw');
+SELECT status FROM agent_tasks.retry_task(:'q');
+SELECT status FROM agent_tasks.cancel_task(:'q');
+SELECT string_agg(event || coalesce(' from ' || previous, ''), ', ' ORDER BY n) AS events
+  FROM hook_app.seen WHERE hook = 'first';
+SELECT count(DISTINCT event) AS kinds FROM hook_app.seen;
+TRUNCATE hook_app.seen;
+
 -- A hook that raises aborts the change; its error reaches the caller.
 CREATE FUNCTION hook_app.no_cancel(event text, task agent_tasks.tasks, previous_status text, data jsonb)
 	RETURNS void LANGUAGE plpgsql

@@ -53,9 +53,9 @@ ROUND_TIMEOUT="${BENCH_ROUND_TIMEOUT:-900}"
 LIMITED_CONCURRENCY=4
 ITEMS=$((TASKS / CLIENTS * CLIENTS))    # pgbench clients each do the same count
 WARM_ITEMS=$(( (TASKS / 10 > 200 ? TASKS / 10 : 200) / CLIENTS * CLIENTS ))
-SYSTEMS=(agent_tasks graphile pgboss pgbench)
-declare -A DB=([agent_tasks]=peers_agent_tasks [graphile]=peers_graphile [pgboss]=peers_pgboss [pgbench]=peers_pgbench)
-declare -A LABEL=([agent_tasks]="agent_tasks lifecycle" [graphile]="graphile-worker 0.16.6" [pgboss]="pg-boss 10.4.2" [pgbench]="pgbench -N")
+SYSTEMS=(agent_tasks hooked graphile pgboss pgbench)
+declare -A DB=([agent_tasks]=peers_agent_tasks [hooked]=peers_agent_tasks [graphile]=peers_graphile [pgboss]=peers_pgboss [pgbench]=peers_pgbench)
+declare -A LABEL=([agent_tasks]="agent_tasks lifecycle" [hooked]="agent_tasks + no-op hook" [graphile]="graphile-worker 0.16.6" [pgboss]="pg-boss 10.4.2" [pgbench]="pgbench -N")
 AT_DB=${DB[agent_tasks]}
 
 # --- preflight: everything this script runs, before anything starts --------
@@ -212,6 +212,12 @@ CREATE FUNCTION peers.noop(task agent_tasks.tasks, run agent_tasks.runs) RETURNS
 	LANGUAGE sql AS \$\$ SELECT '{}'::jsonb \$\$;
 SET agent_tasks.account = 'bench';
 SELECT agent_tasks.create_agent('noop', 'sql', 'peers.noop', concurrency => 1000);
+-- The same lifecycle in an account with one task hook on every event.
+CREATE FUNCTION peers.noop_hook(event text, task agent_tasks.tasks, previous_status text, data jsonb)
+	RETURNS void LANGUAGE sql AS \$\$ SELECT \$\$;
+SET agent_tasks.account = 'hooked';
+SELECT agent_tasks.create_agent('noop', 'sql', 'peers.noop', concurrency => 1000);
+SELECT agent_tasks.create_hook('noop', '{*}', 'peers.noop_hook');
 SET agent_tasks.account = 'claims';
 SELECT agent_tasks.create_agent('limited', 'external', concurrency => $LIMITED_CONCURRENCY);
 SELECT agent_tasks.create_agent('target', 'external', concurrency => 10000);
@@ -250,19 +256,28 @@ pgbench_clients() { # role db script items
         >"$WORK/pgbench.out" 2>&1 || { tail -n 20 "$WORK/pgbench.out" >&2; die "pgbench ($1 on $2) failed"; }
 }
 
-AT_DONE=0
-agent_tasks_start() {
-    start_poller "$AT_DB" "SELECT NOT EXISTS (SELECT 1 FROM agent_tasks_internal.tasks WHERE account = 'bench' AND status IN ('pending', 'queued', 'in_progress')) AS done"
+# The agent_tasks lifecycle in an account: "bench", or "hooked" (one no-op hook).
+declare -A AT_DONE=([bench]=0 [hooked]=0)
+lifecycle_start() { # account
+    start_poller "$AT_DB" "SELECT NOT EXISTS (SELECT 1 FROM agent_tasks_internal.tasks WHERE account = '$1' AND status IN ('pending', 'queued', 'in_progress')) AS done"
 }
-agent_tasks_drive() { PGOPTIONS_FOR_DRIVE="-c agent_tasks.account=bench" pgbench_clients peers_app "$AT_DB" "$WORK/create.sql" "$1"; }
+lifecycle_drive() { PGOPTIONS_FOR_DRIVE="-c agent_tasks.account=$1" pgbench_clients peers_app "$AT_DB" "$WORK/create.sql" "$2"; }
+lifecycle_check() { # account items
+    AT_DONE[$1]=$((AT_DONE[$1] + $2))
+    local got
+    got=$(q -d "$AT_DB" -c "SELECT count(*) FILTER (WHERE status = 'completed') || ' of ' || count(*) FROM agent_tasks_internal.tasks WHERE account = '$1'")
+    [[ "$got" == "${AT_DONE[$1]} of ${AT_DONE[$1]}" ]] || die "agent_tasks ($1): $got tasks completed, expected ${AT_DONE[$1]}"
+}
+agent_tasks_start() { lifecycle_start bench; }
+agent_tasks_drive() { lifecycle_drive bench "$1"; }
 agent_tasks_end() { poll_end; }
 agent_tasks_stop() { :; }
-agent_tasks_check() {
-    AT_DONE=$((AT_DONE + $1))
-    local got
-    got=$(q -d "$AT_DB" -c "SELECT count(*) FILTER (WHERE status = 'completed') || ' of ' || count(*) FROM agent_tasks_internal.tasks WHERE account = 'bench'")
-    [[ "$got" == "$AT_DONE of $AT_DONE" ]] || die "agent_tasks: $got tasks completed, expected $AT_DONE"
-}
+agent_tasks_check() { lifecycle_check bench "$1"; }
+hooked_start() { lifecycle_start hooked; }
+hooked_drive() { lifecycle_drive hooked "$1"; }
+hooked_end() { poll_end; }
+hooked_stop() { :; }
+hooked_check() { lifecycle_check hooked "$1"; }
 
 GRAPHILE_PID=""
 graphile_start() {
@@ -557,7 +572,7 @@ for setting in durable fast; do
 done
 printf '\n%-8s %-44s %s\n' setting "ratio of median items/s" "(per-round range)"
 for setting in durable fast; do
-    for sys in graphile pgboss pgbench; do
+    for sys in hooked graphile pgboss pgbench; do
         read -r m lo hi < <(ratio "$setting" "$sys")
         printf '%-8s %-44s %.3f  (%.3f-%.3f)\n' "$setting" "agent_tasks / ${LABEL[$sys]}" "$m" "$lo" "$hi"
     done
