@@ -12,9 +12,9 @@
  *	  pg_temp.  A hook that raises aborts the change.  A hook's own task
  *	  changes fire hooks again, up to a fixed depth (PT508 beyond).
  *
- *	  Whether the database has any hook at all is asked once per top-level
- *	  statement (and again after this session changes hooks), so a database
- *	  without hooks pays one comparison per transition.
+ *	  Which accounts have hooks is asked once per top-level statement (and
+ *	  again after this session changes hooks), so an account without hooks
+ *	  pays a lookup in a short list per transition.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,34 +51,69 @@ PG_FUNCTION_INFO_V1(at_hooks_changed);
 
 static int	hook_depth = 0;
 
-/* Whether any hook exists, as seen at the start of the statement below. */
-static bool hooks_known = false;
-static bool any_hook = false;
+/*
+ * The accounts that have enabled hooks, as seen at the start of the current
+ * top-level statement (or since this session last changed hooks): at most
+ * MAX_KNOWN_ACCOUNTS of them, in TopMemoryContext; beyond that every event
+ * asks the table.
+ */
+#define MAX_KNOWN_ACCOUNTS 64
+static bool accounts_known = false;
+static bool too_many_accounts = false;
+static int	n_known_accounts = 0;
+static char *known_accounts[MAX_KNOWN_ACCOUNTS];
 static LocalTransactionId known_lxid = InvalidLocalTransactionId;
 static TimestampTz known_statement = 0;
 
-static SPIPlanPtr any_hook_plan;
+static SPIPlanPtr accounts_plan;
 static SPIPlanPtr hooks_for_plan;
 static SPIPlanPtr task_row_plan;
 static SPIPlanPtr event_data_plan;
 
 static bool
-database_has_hooks(void)
+accounts_current(void)
 {
-	TimestampTz statement = GetCurrentStatementStartTimestamp();
+	return accounts_known && known_lxid == MyProc->lxid &&
+		known_statement == GetCurrentStatementStartTimestamp();
+}
 
-	if (hooks_known && known_lxid == MyProc->lxid && known_statement == statement)
-		return any_hook;
-	if (any_hook_plan == NULL)
-		any_hook_plan = at_keep_plan("SELECT 1 FROM agent_tasks_internal.hooks h WHERE h.enabled LIMIT 1",
+/* May this account have hooks?  Without SPI when the list is current. */
+static bool
+account_may_have_hooks(const char *account)
+{
+	int			i;
+
+	if (!accounts_current() || too_many_accounts)
+		return true;
+	for (i = 0; i < n_known_accounts; i++)
+		if (strcmp(known_accounts[i], account) == 0)
+			return true;
+	return false;
+}
+
+/* Inside SPI: read the accounts that have hooks. */
+static void
+load_accounts(void)
+{
+	int			i;
+
+	for (i = 0; i < n_known_accounts; i++)
+		pfree(known_accounts[i]);
+	n_known_accounts = 0;
+	if (accounts_plan == NULL)
+		accounts_plan = at_keep_plan("SELECT DISTINCT h.account FROM agent_tasks_internal.hooks h"
+									 " WHERE h.enabled LIMIT " CppAsString2(MAX_KNOWN_ACCOUNTS) " + 1",
 									 0, NULL);
-	if (SPI_execute_plan(any_hook_plan, NULL, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(accounts_plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not look for hooks");
-	any_hook = SPI_processed > 0;
-	hooks_known = true;
+	too_many_accounts = SPI_processed > MAX_KNOWN_ACCOUNTS;
+	for (i = 0; i < SPI_processed && i < MAX_KNOWN_ACCOUNTS; i++)
+		known_accounts[n_known_accounts++] =
+			MemoryContextStrdup(TopMemoryContext,
+								SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	accounts_known = true;
 	known_lxid = MyProc->lxid;
-	known_statement = statement;
-	return any_hook;
+	known_statement = GetCurrentStatementStartTimestamp();
 }
 
 /* One row of a result as a datum that outlives SPI_finish. */
@@ -174,16 +209,19 @@ at_fire_hooks(const char *account, const pg_uuid_t *task, const char *event,
 	bool		isnull;
 	int			i;
 
-	/* the common case, no hook in the database, decided without SPI */
-	if (hooks_known && !any_hook && known_lxid == MyProc->lxid &&
-		known_statement == GetCurrentStatementStartTimestamp())
+	/* the common case, no hook in the account, decided without SPI */
+	if (!account_may_have_hooks(account))
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (!database_has_hooks())
+	if (!accounts_current())
 	{
-		SPI_finish();
-		return;
+		load_accounts();
+		if (!account_may_have_hooks(account))
+		{
+			SPI_finish();
+			return;
+		}
 	}
 
 	values[0] = CStringGetTextDatum(account);
@@ -286,6 +324,6 @@ at_hooks_changed(PG_FUNCTION_ARGS)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "hooks_changed must be called as a trigger");
-	hooks_known = false;
+	accounts_known = false;
 	return PointerGetDatum(NULL);
 }
