@@ -243,19 +243,20 @@ CREATE FUNCTION agent_tasks_internal.lock_task_in(account text, task uuid)
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	ancestors uuid[];
+	ancestors uuid[] := '{}';
+	parent uuid;
 	t agent_tasks_internal.tasks;
 BEGIN
-	WITH RECURSIVE up(id, parent_id, depth) AS (
-		SELECT x.id, x.parent_id, 0 FROM agent_tasks_internal.tasks x
-		 WHERE x.account = lock_task_in.account AND x.id = task
-		UNION ALL
-		SELECT p.id, p.parent_id, up.depth + 1
-		  FROM up JOIN agent_tasks_internal.tasks p ON p.account = lock_task_in.account AND p.id = up.parent_id
-		 WHERE up.depth < 100
-	)
-	SELECT array_agg(up.id ORDER BY up.depth DESC) INTO ancestors FROM up WHERE up.depth > 0;
-	IF ancestors IS NOT NULL THEN
+	-- Walk up by key, one row per level (a recursive query could be
+	-- planned as a scan of every task): the ancestors, root first.
+	SELECT x.parent_id INTO parent FROM agent_tasks_internal.tasks x
+	 WHERE x.account = lock_task_in.account AND x.id = task;
+	WHILE parent IS NOT NULL AND cardinality(ancestors) < 100 LOOP
+		ancestors := parent || ancestors;
+		SELECT x.parent_id INTO parent FROM agent_tasks_internal.tasks x
+		 WHERE x.account = lock_task_in.account AND x.id = parent;
+	END LOOP;
+	IF cardinality(ancestors) > 0 THEN
 		PERFORM 1 FROM agent_tasks_internal.tasks x
 		 WHERE x.account = lock_task_in.account AND x.id = ANY (ancestors)
 		 ORDER BY array_position(ancestors, x.id)

@@ -1624,6 +1624,40 @@ GRANT EXECUTE ON FUNCTION
 	agent_tasks.drop_hook(text)
 TO agent_tasks_admin;
 
+-- Engine core, step 9 (issue 9): the hot path without scans ------------------
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.lock_task_in(account text, task uuid)
+	RETURNS agent_tasks_internal.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ancestors uuid[] := '{}';
+	parent uuid;
+	t agent_tasks_internal.tasks;
+BEGIN
+	-- Walk up by key, one row per level (a recursive query could be
+	-- planned as a scan of every task): the ancestors, root first.
+	SELECT x.parent_id INTO parent FROM agent_tasks_internal.tasks x
+	 WHERE x.account = lock_task_in.account AND x.id = task;
+	WHILE parent IS NOT NULL AND cardinality(ancestors) < 100 LOOP
+		ancestors := parent || ancestors;
+		SELECT x.parent_id INTO parent FROM agent_tasks_internal.tasks x
+		 WHERE x.account = lock_task_in.account AND x.id = parent;
+	END LOOP;
+	IF cardinality(ancestors) > 0 THEN
+		PERFORM 1 FROM agent_tasks_internal.tasks x
+		 WHERE x.account = lock_task_in.account AND x.id = ANY (ancestors)
+		 ORDER BY array_position(ancestors, x.id)
+		   FOR UPDATE;
+	END IF;
+	SELECT * INTO t FROM agent_tasks_internal.tasks x
+	 WHERE x.account = lock_task_in.account AND x.id = task
+	   FOR UPDATE;
+	RETURN t;
+END
+$$;
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal TO agent_tasks_reader;
