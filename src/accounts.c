@@ -35,6 +35,13 @@
 #include "agent_tasks.h"
 
 PG_FUNCTION_INFO_V1(at_current_account);
+PG_FUNCTION_INFO_V1(at_caller);
+
+/*
+ * The role an sql agent's function runs as while the executor calls it
+ * (src/executor.c), else InvalidOid.
+ */
+Oid			at_executing_as = InvalidOid;
 
 /* The last claims string seen and the account it names (NULL: none). */
 static char *claims_seen = NULL;
@@ -132,4 +139,30 @@ at_current_account(PG_FUNCTION_ARGS)
 				 errhint("The DBA binds the role to its account with agent_tasks.bind_account(), or lets it "
 						 "choose with agent_tasks.allow_account_choice().")));
 	PG_RETURN_TEXT_P(cstring_to_text(chosen));
+}
+
+/*
+ * The role on whose behalf the API is called.  The API's functions are
+ * SECURITY DEFINER (their owner, agent_tasks_engine, holds the privileges
+ * on the private tables), so current_user inside them is that owner: the
+ * caller is the role of SET ROLE (which is how PostgREST and authenticate()
+ * switch to a request's role), else the session's user; while the executor
+ * runs an sql agent's function, the agent's role.
+ */
+Oid
+at_caller_role(void)
+{
+	Oid			role;
+
+	if (OidIsValid(at_executing_as))
+		return at_executing_as;
+	role = GetCurrentRoleId();
+	return OidIsValid(role) ? role : GetSessionUserId();
+}
+
+Datum
+at_caller(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(DirectFunctionCall1(namein,
+										CStringGetDatum(GetUserNameFromId(at_caller_role(), false))));
 }
