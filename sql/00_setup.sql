@@ -181,11 +181,19 @@ SELECT p.oid::regprocedure AS function_without_search_path FROM pg_proc p
  WHERE p.pronamespace IN ('agent_tasks'::regnamespace, 'agent_tasks_internal'::regnamespace)
    AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%');
--- ... and every view runs with the caller's rights (so RLS applies), except
--- status_transitions, which reads no table.
-SELECT c.oid::regclass AS view_without_security_invoker FROM pg_class c
+-- ... and every view belongs to agent_tasks_engine, which alone may read
+-- the private tables and is subject to row-level security (issue 10).
+SELECT c.oid::regclass AS view_not_owned_by_engine FROM pg_class c
  WHERE c.relnamespace = 'agent_tasks'::regnamespace AND c.relkind = 'v'
-   AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)
+   AND (c.relowner <> 'agent_tasks_engine'::regrole
+		OR coalesce('security_invoker=true' = ANY (c.reloptions), false))
+ ORDER BY 1;
+-- ... and no API role holds any privilege on a private table.
+SELECT c.oid::regclass AS table_with_api_privileges FROM pg_class c
+ WHERE c.relnamespace = 'agent_tasks_internal'::regnamespace AND c.relkind = 'r'
+   AND EXISTS (SELECT 1 FROM unnest(ARRAY['agent_tasks_reader', 'agent_tasks_writer', 'agent_tasks_worker', 'agent_tasks_admin']) r
+				WHERE has_table_privilege(r, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
+				   OR has_any_column_privilege(r, c.oid, 'SELECT, INSERT, UPDATE'))
  ORDER BY 1;
 -- SECURITY DEFINER functions pin their search_path to pg_catalog, pg_temp.
 SELECT p.oid::regprocedure AS unsafe_security_definer FROM pg_proc p

@@ -8,8 +8,12 @@ SET agent_tasks.account = 'acme';
 SET agent_tasks."user" = 'alice@example.com';
 
 -- An agent to name (create_agent belongs to the engine; admins may insert).
+RESET ROLE;	-- setup: the tables are private (issue 10)
 INSERT INTO agent_tasks_internal.agents (account, name, kind) VALUES ('acme', 'builder', 'external');
+SET ROLE regress_app;
+RESET ROLE;	-- setup: the tables are private (issue 10)
 INSERT INTO agent_tasks_internal.agents (account, name, kind) VALUES ('acme', 'writer', 'external');
+SET ROLE regress_app;
 
 -- The smallest task: pending, owned by the session's user, origin sql.
 SELECT (agent_tasks.create_task('Minimal')).id AS minimal \gset
@@ -51,8 +55,10 @@ SELECT title, prompt, type, command, item, context, repository, agent, priority,
 SELECT email FROM agent_tasks.users ORDER BY email;
 -- The stored row: created_by is the actor, the request hash is kept for
 -- idempotency, the search document covers title and prompt.
+RESET ROLE;
 SELECT created_by, request_hash IS NOT NULL AS has_hash, search
   FROM agent_tasks_internal.tasks WHERE id = :'full';
+SET ROLE regress_app;
 
 -- A child task (parent) and auto_process (queued at once).
 SELECT (agent_tasks.create_task('Child', parent => :'minimal')).parent_id = :'minimal' AS child_has_parent;

@@ -16,7 +16,9 @@ AS $$
 					FROM jsonb_array_elements(r -> 'results') WITH ORDINALITY AS e(x, n)), '-'))
 $$;
 
+RESET ROLE;	-- setup: the tables are private (issue 10)
 INSERT INTO agent_tasks_internal.agents (account, name, kind) VALUES ('reading', 'builder', 'external');
+SET ROLE regress_app;
 SELECT (agent_tasks.create_task('Add an About page', prompt => 'with a team section', type => 'website',
 	agent => 'builder', assignees => ARRAY['bob@example.com'], context => '{"repository": "acme/site"}',
 	origin => 'api', external_id => 'E1', auto_process => true)).id AS t1 \gset

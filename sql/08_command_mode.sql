@@ -21,7 +21,9 @@ AS $$
 	SELECT t.title, t.status, t.status_reason FROM agent_tasks.tasks t WHERE t.parent_id = children.parent ORDER BY t.id
 $$;
 
+RESET ROLE;	-- setup: the tables are private (issue 10)
 INSERT INTO agent_tasks_internal.agents (account, name, kind) VALUES ('cmd', 'pages', 'external');
+SET ROLE regress_app;
 SELECT (agent_tasks.create_task('Generate the site', prompt => 'Write each page',
 	command => 'generate_pages', agent => 'pages', labels => ARRAY['site'], priority => 3,
 	context => '{"site": "acme.dev", "ref": "main"}', idempotency_key => 'site-1',

@@ -24,7 +24,9 @@ $$;
 SET ROLE regress_app;
 SET agent_tasks.account = 'rls-a';
 SET agent_tasks."user" = 'amy@a.example';
+RESET ROLE;	-- setup: the tables are private (issue 10)
 INSERT INTO agent_tasks_internal.agents (account, name, kind) VALUES ('rls-a', 'a-agent', 'external');
+SET ROLE regress_app;
 SELECT (agent_tasks.create_task('A secret', prompt => 'secret plans', agent => 'a-agent',
 	assignees => ARRAY['amy@a.example'], followers => ARRAY['al@a.example'], idempotency_key => 'shared-key',
 	external_id => 'shared-ext', context => '{"repository": "a/repo"}', auto_process => true)).id AS a1 \gset

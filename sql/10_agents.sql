@@ -221,11 +221,67 @@ SELECT run_as = current_user AS runs_as_its_creator FROM agent_tasks_internal.ag
 SET ROLE regress_engine;
 -- changing the target makes the agent run as the role that changed it
 SELECT name FROM agent_tasks.alter_agent('su-made', '{"target": "engine_fns.other_answer"}');
+RESET ROLE;
 SELECT run_as FROM agent_tasks_internal.agents WHERE name = 'su-made';
+SET ROLE regress_engine;
+-- the tables are private (issue 10): no direct write at all
 SELECT expect_error($$UPDATE agent_tasks_internal.agents SET run_as = 'postgres' WHERE name = 'su-made'$$);
-INSERT INTO agent_tasks_internal.agents (account, name, kind, target, run_as)
-VALUES ('eng', 'chosen-role', 'external', NULL, 'postgres');
-SELECT run_as FROM agent_tasks_internal.agents WHERE name = 'chosen-role';
+SELECT expect_error($$INSERT INTO agent_tasks_internal.agents (account, name, kind, target, run_as)
+VALUES ('eng', 'chosen-role', 'external', NULL, 'postgres')$$);
+
+-- An sql agent's function must be owned by the role the agent runs as (or
+-- by a role that already has its rights): a superuser pointing an agent at
+-- mallory's function would let mallory run code as the superuser.
+RESET ROLE;
+CREATE ROLE regress_mallory NOLOGIN;
+CREATE TABLE engine_fns.pwned (who text);
+GRANT INSERT ON engine_fns.pwned TO PUBLIC;
+CREATE FUNCTION engine_fns.mallory_fn(task agent_tasks.tasks, run agent_tasks.runs) RETURNS jsonb
+	LANGUAGE sql AS $$ INSERT INTO engine_fns.pwned VALUES (current_user) RETURNING '{}'::jsonb $$;
+ALTER FUNCTION engine_fns.mallory_fn(agent_tasks.tasks, agent_tasks.runs) OWNER TO regress_mallory;
+SELECT expect_error($$SELECT agent_tasks.create_agent('escalate', 'sql', 'engine_fns.mallory_fn')$$);
+SELECT name FROM agent_tasks.create_agent('escalate', 'sql', 'engine_fns.answer', max_attempts => 1);
+SELECT expect_error($$SELECT agent_tasks.alter_agent('escalate', '{"target": "engine_fns.mallory_fn"}')$$);
+-- ownership changed after creation: the run fails and the function never runs
+CREATE FUNCTION engine_fns.later_mallory(task agent_tasks.tasks, run agent_tasks.runs) RETURNS jsonb
+	LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+SELECT name FROM agent_tasks.alter_agent('escalate', '{"target": "engine_fns.later_mallory"}');
+ALTER FUNCTION engine_fns.later_mallory(agent_tasks.tasks, agent_tasks.runs) OWNER TO regress_mallory;
+CREATE OR REPLACE FUNCTION engine_fns.later_mallory(task agent_tasks.tasks, run agent_tasks.runs) RETURNS jsonb
+	LANGUAGE sql AS $$ INSERT INTO engine_fns.pwned VALUES (current_user) RETURNING '{}'::jsonb $$;
+SELECT id AS esc_task FROM agent_tasks.create_task('escalate me', agent => 'escalate', auto_process => true) \gset
+SELECT count(*) AS claimed FROM agent_tasks_internal.claim_sql_runs('regress', 16);
+SELECT t.status, r.status AS run_status, r.status_reason, r.error ->> 'sqlstate' AS sqlstate, r.error ->> 'message' AS message
+  FROM agent_tasks.tasks t JOIN agent_tasks.runs r ON r.id = t.latest_run_id WHERE t.id = :'esc_task';
+SELECT count(*) AS executed FROM engine_fns.pwned;
+SELECT agent_tasks.drop_agent('escalate') AS dropped;
+DROP FUNCTION engine_fns.mallory_fn(agent_tasks.tasks, agent_tasks.runs), engine_fns.later_mallory(agent_tasks.tasks, agent_tasks.runs);
+DROP TABLE engine_fns.pwned;
+DROP ROLE regress_mallory;
+SET ROLE regress_engine;
 -- a timeout longer than a day is refused
 SELECT expect_error($$SELECT agent_tasks.create_agent('forever', 'external', timeout => '2 days')$$);
-SELECT agent_tasks.drop_agent('su-made') AND agent_tasks.drop_agent('chosen-role') AS dropped;
+SELECT agent_tasks.drop_agent('su-made') AS dropped;
+
+-- Usage reported by an external worker (agent_tasks_worker, not admin)
+-- is recorded and counted against the agent's budget (issue 10).
+RESET ROLE;
+CREATE ROLE regress_usage_worker NOLOGIN IN ROLE agent_tasks_worker;
+SET ROLE regress_engine;
+SELECT name FROM agent_tasks.create_agent('metered', 'external', budget_tokens => 15);
+SELECT id AS metered_task FROM agent_tasks.create_task('metered', agent => 'metered', auto_process => true) \gset
+SET ROLE regress_usage_worker;
+SELECT run_id AS metered_run FROM agent_tasks.claim_runs('meter-w', '{metered}') \gset
+SELECT phase FROM agent_tasks.report_progress(:'metered_run', 'thinking', data => '{"usage": {"total_tokens": 4}}');
+SELECT status, tokens FROM agent_tasks.complete_run(:'metered_run', '{}', usage => '{"total_tokens": 10}');
+RESET ROLE;
+SELECT used_tokens FROM agent_tasks_internal.agents WHERE name = 'metered';
+-- 14 of 15 tokens used: not over budget yet; 2 more and it is
+SELECT agent_tasks_internal.over_budget('eng', :'metered_task') AS over_budget_yet;
+UPDATE agent_tasks_internal.agents SET used_tokens = used_tokens + 2 WHERE name = 'metered';
+SELECT agent_tasks_internal.over_budget('eng', :'metered_task') AS over_budget_now;
+SET ROLE regress_engine;
+SELECT agent_tasks.drop_agent('metered') IS NOT NULL AS dropped;
+RESET ROLE;
+DROP ROLE regress_usage_worker;
+SET ROLE regress_engine;

@@ -33,6 +33,6 @@ SELECT jsonb_array_length(messages) AS messages_given,
 	   (SELECT sum(octet_length(m ->> 'body')) FROM jsonb_array_elements(messages) m) <= 1048576 AS within_1mb
   FROM agent_tasks.claim_runs('talk-w', '{talker}', 1);
 SELECT count(*) AS whole_conversation FROM agent_tasks.messages WHERE task_id = :'task';
-SELECT length(agent_tasks_internal.task_messages('talk', :'task')::text) < 2000000 AS http_request_bounded;
 RESET ROLE;
+SELECT length(agent_tasks_internal.task_messages('talk', :'task')::text) < 2000000 AS http_request_bounded;
 DELETE FROM agent_tasks_internal.messages WHERE account = 'talk';

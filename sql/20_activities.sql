@@ -7,7 +7,9 @@ SET ROLE regress_app;
 SET agent_tasks.account = 'trail';
 SET agent_tasks."user" = 'tom@example.com';
 
+RESET ROLE;	-- setup: the tables are private (issue 10)
 INSERT INTO agent_tasks_internal.agents (account, name, kind) VALUES ('trail', 'helper', 'external');
+SET ROLE regress_app;
 SELECT (agent_tasks.create_task('Trail', prompt => 'p', origin => 'api')).id AS t \gset
 SELECT (agent_tasks.create_task('Blocker')).id AS b \gset
 SELECT (agent_tasks.create_task('Child', parent => :'t')).id AS c \gset

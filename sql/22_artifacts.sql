@@ -131,9 +131,13 @@ UPDATE agent_tasks_internal.presence SET expires_at = now() - interval '1 second
  WHERE account = 'files-a' AND watcher = 'fay@a.example' AND device_id = 'phone';
 SET ROLE regress_reader;
 SELECT "user", device_id FROM agent_tasks.watchers(:'w');
+RESET ROLE;
 SELECT count(*) AS rows_before_touch FROM agent_tasks_internal.presence WHERE task_id = :'w';
+SET ROLE regress_reader;
 SELECT count(*) AS watchers FROM agent_tasks.touch_presence(:'w', 'tablet');
+RESET ROLE;
 SELECT count(*) AS rows_after_touch FROM agent_tasks_internal.presence WHERE task_id = :'w';
+SET ROLE regress_reader;
 -- leaving
 SELECT agent_tasks.leave_presence(:'w', 'tablet') AS left, agent_tasks.leave_presence(:'w', 'tablet') AS again;
 SELECT "user", device_id FROM agent_tasks.presence WHERE task_id = :'w' ORDER BY 1, 2;

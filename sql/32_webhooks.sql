@@ -321,9 +321,9 @@ SELECT :'mid' = 'msg_' || :'rotated_delivery' AS webhook_id,
 -- a given secret can replace it as well
 SET ROLE regress_app;
 SELECT agent_tasks.rotate_webhook_secret(:'hook_all', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw') = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' AS given;
+RESET ROLE;
 SELECT count(*) AS secrets, count(*) FILTER (WHERE expires_at IS NULL) AS current
   FROM agent_tasks_internal.webhook_secrets WHERE endpoint_id = :'hook_all';
-RESET ROLE;
 
 --
 -- update_webhook / delete_webhook

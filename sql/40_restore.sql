@@ -13,7 +13,7 @@ SET agent_tasks.account = 'restore';
 SELECT agent_tasks_internal.restoring() AS superuser_default;
 SET ROLE regress_writer;
 SET row_security = off;
-SELECT agent_tasks_internal.restoring() AS writer_without_row_security;
+SELECT expect_error('SELECT agent_tasks_internal.restoring()') AS writer_calls_no_internal_function;
 SELECT expect_error($$SELECT count(*) FROM agent_tasks_internal.tasks$$);
 RESET row_security;
 RESET ROLE;

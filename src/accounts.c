@@ -35,6 +35,14 @@
 #include "agent_tasks.h"
 
 PG_FUNCTION_INFO_V1(at_current_account);
+PG_FUNCTION_INFO_V1(at_caller);
+PG_FUNCTION_INFO_V1(at_caller_regprocedure);
+
+/*
+ * The role an sql agent's function runs as while the executor calls it
+ * (src/executor.c), else InvalidOid.
+ */
+Oid			at_executing_as = InvalidOid;
 
 /* The last claims string seen and the account it names (NULL: none). */
 static char *claims_seen = NULL;
@@ -132,4 +140,69 @@ at_current_account(PG_FUNCTION_ARGS)
 				 errhint("The DBA binds the role to its account with agent_tasks.bind_account(), or lets it "
 						 "choose with agent_tasks.allow_account_choice().")));
 	PG_RETURN_TEXT_P(cstring_to_text(chosen));
+}
+
+/*
+ * The role on whose behalf the API is called.  The API's functions are
+ * SECURITY DEFINER (their owner, agent_tasks_engine, holds the privileges
+ * on the private tables), so current_user inside them is that owner: the
+ * caller is the role of SET ROLE (which is how PostgREST and authenticate()
+ * switch to a request's role), else the session's user; while the executor
+ * runs an sql agent's function, the agent's role.
+ */
+Oid
+at_caller_role(void)
+{
+	Oid			role;
+
+	if (OidIsValid(at_executing_as))
+		return at_executing_as;
+	role = GetCurrentRoleId();
+	return OidIsValid(role) ? role : GetSessionUserId();
+}
+
+Datum
+at_caller(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(DirectFunctionCall1(namein,
+										CStringGetDatum(GetUserNameFromId(at_caller_role(), false))));
+}
+
+/*
+ * The function a signature names, as to_regprocedure() finds it with the
+ * current user's rights; InvalidOid when there is none (or the name does
+ * not parse).
+ */
+Oid
+at_lookup_function(const char *signature)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = CStringGetTextDatum(signature);
+	fcinfo->args[0].isnull = false;
+	result = to_regprocedure(fcinfo);
+	return fcinfo->isnull ? InvalidOid : DatumGetObjectId(result);
+}
+
+/*
+ * caller_regprocedure(signature): the function as the caller sees it, so
+ * that an application names its own functions without granting the
+ * engine anything on its schemas.
+ */
+Datum
+at_caller_regprocedure(PG_FUNCTION_ARGS)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			fn;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(at_caller_role(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	fn = at_lookup_function(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (!OidIsValid(fn))
+		PG_RETURN_NULL();
+	PG_RETURN_OID(fn);
 }

@@ -37,6 +37,9 @@ extern char *agent_tasks_account;
 extern char *agent_tasks_bound_account;
 extern bool agent_tasks_account_choice;
 extern const char *at_session_account(void);
+extern Oid	at_executing_as;
+extern Oid	at_caller_role(void);
+extern Oid	at_lookup_function(const char *signature);
 
 /* What stays out of the server log (log_filter.c). */
 extern bool at_log_hide_missing_database;

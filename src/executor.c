@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -30,7 +31,10 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/acl.h"
 #include "utils/timeout.h"
 #include "utils/uuid.h"
 #include "utils/wait_event.h"
@@ -50,6 +54,7 @@ typedef struct ClaimedRun
 	char	   *call;			/* SELECT agent_function(task, run) ... */
 	Oid			run_as;
 	int			timeout_ms;
+	Oid			function;		/* the agent function, checked again at the call */
 } ClaimedRun;
 
 static AtWorkerSlot *my_slot;
@@ -67,7 +72,7 @@ claim_runs(ClaimedRun *runs, MemoryContext loop_context)
 	if (at_extension_installed())
 	{
 		int			ret = SPI_execute_with_args(
-											   "SELECT account, run_id, call, run_as, timeout_ms "
+											   "SELECT account, run_id, call, run_as, timeout_ms, function "
 											   "FROM agent_tasks_internal.claim_sql_runs($1, $2)",
 											   2, argtypes, args, NULL, false, 0);
 
@@ -87,6 +92,7 @@ claim_runs(ClaimedRun *runs, MemoryContext loop_context)
 			runs[n].call = SPI_getvalue(tuple, desc, 3);
 			runs[n].run_as = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
 			runs[n].timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull));
+			runs[n].function = DatumGetObjectId(SPI_getbinval(tuple, desc, 6, &isnull));
 			MemoryContextSwitchTo(spi);
 		}
 	}
@@ -103,6 +109,37 @@ set_local(const char *name, const char *value)
 	if (SPI_execute_with_args("SELECT pg_catalog.set_config($1, $2, true)",
 							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not set %s", name);
+}
+
+/*
+ * The agent function may run as the agent's role only while its owner could
+ * already act as that role (the role itself, a member of it, a superuser):
+ * otherwise the owner could replace the body and run code with the rights
+ * of another.  claim_sql_runs() checked this when it claimed the run; look
+ * again just before the call, since ownership may have changed since.
+ */
+static void
+check_agent_function(ClaimedRun *run)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(run->function));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_NOT_FOUND),
+				 errmsg("the agent function no longer exists"),
+				 errdetail("function %u", run->function)));
+	owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+	ReleaseSysCache(tuple);
+	if (!has_privs_of_role(owner, run->run_as))
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_FORBIDDEN),
+				 errmsg("the agent function is not owned by the role the agent runs as"),
+				 errdetail("Function %s is owned by role \"%s\"; the agent runs as role \"%s\". The function was not executed.",
+						   format_procedure(run->function),
+						   GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "?",
+						   GetUserNameFromId(run->run_as, true) ? GetUserNameFromId(run->run_as, true) : "?"),
+				 errhint("ALTER FUNCTION ... OWNER TO the agent's role, or have the function's owner alter the agent's target.")));
 }
 
 /* Call the agent function and record its result; errors propagate. */
@@ -127,7 +164,9 @@ execute_run(ClaimedRun *run)
 	args[0] = CStringGetTextDatum(run->account);
 	args[1] = UUIDPGetDatum(&run->run_id);
 
+	check_agent_function(run);
 	GetUserIdAndSecContext(&saved_user, &saved_context);
+	at_executing_as = run->run_as;
 	SetUserIdAndSecContext(run->run_as,
 						   saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	if (run->timeout_ms > 0)
@@ -136,6 +175,7 @@ execute_run(ClaimedRun *run)
 	ret = SPI_execute_with_args(run->call, 2, argtypes, args, NULL, false, 1);
 
 	disable_timeout(STATEMENT_TIMEOUT, false);
+	at_executing_as = InvalidOid;
 	SetUserIdAndSecContext(saved_user, saved_context);
 	AtEOXact_GUC(false, guc_nest_level);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
@@ -218,6 +258,7 @@ in_subtransaction(void (*fn) (ClaimedRun *), ClaimedRun *run, MemoryContext loop
 	PG_CATCH();
 	{
 		disable_timeout(STATEMENT_TIMEOUT, false);
+		at_executing_as = InvalidOid;
 		MemoryContextSwitchTo(loop_context);
 		edata = CopyErrorData();
 		FlushErrorState();

@@ -133,8 +133,7 @@ copy_result(int column, bool *isnull)
 static Oid
 hook_function(const char *hook, const char *signature, Oid role)
 {
-	Oid			fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure,
-														  CStringGetTextDatum(signature)));
+	Oid			fn = at_lookup_function(signature);
 	HeapTuple	tuple;
 	Oid			owner;
 

@@ -206,6 +206,8 @@ CREATE ROLE peers_admin LOGIN IN ROLE agent_tasks_admin;
 CREATE ROLE peers_app LOGIN IN ROLE agent_tasks_writer;
 CREATE ROLE peers_worker LOGIN IN ROLE agent_tasks_worker;
 CREATE SCHEMA peers AUTHORIZATION peers_admin;
+-- the engine resolves and checks an sql agent's function (not its rights to run it)
+GRANT USAGE ON SCHEMA peers TO agent_tasks_engine;
 SQL
 q -U peers_admin -d "$AT_DB" <<SQL >/dev/null
 CREATE FUNCTION peers.noop(task agent_tasks.tasks, run agent_tasks.runs) RETURNS jsonb

@@ -18,6 +18,17 @@ BEGIN
 	END LOOP;
 END
 $$;
+-- agent_tasks_engine owns the views and the API functions (SECURITY
+-- DEFINER) and alone holds privileges on the private tables; it logs in
+-- never, is a member of no API role and bypasses no row-level security, so
+-- that every read and write still sees only the caller's account.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'agent_tasks_engine') THEN
+		CREATE ROLE agent_tasks_engine NOLOGIN NOINHERIT;
+	END IF;
+END
+$$;
 GRANT agent_tasks_reader TO agent_tasks_writer;
 GRANT agent_tasks_writer TO agent_tasks_worker;
 GRANT agent_tasks_worker TO agent_tasks_admin;
@@ -29,6 +40,7 @@ COMMENT ON SCHEMA agent_tasks IS 'agent_tasks: AI-agent tasks with a checked sta
 
 GRANT USAGE ON SCHEMA agent_tasks TO agent_tasks_reader;
 GRANT USAGE ON SCHEMA agent_tasks_internal TO agent_tasks_reader;
+GRANT USAGE ON SCHEMA agent_tasks, agent_tasks_internal TO agent_tasks_engine;
 
 -- Functions are not executable by PUBLIC: each is granted to a role below.
 ALTER DEFAULT PRIVILEGES IN SCHEMA agent_tasks REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
@@ -73,6 +85,12 @@ CREATE FUNCTION agent_tasks.current_account() RETURNS text
 	AS 'MODULE_PATHNAME', 'at_current_account'
 	LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION agent_tasks.current_account() IS 'The account (tenant) of this session: the account its role is bound to (bind_account), else the JWT claim "account", else the setting agent_tasks.account; PT403 when none is set, when a bound role names another account, or when the session may not choose (agent_tasks.account_choice = off).';
+
+-- The role on whose behalf the API is called (src/accounts.c): inside the
+-- API's SECURITY DEFINER functions current_user is their owner.
+CREATE FUNCTION agent_tasks_internal.caller() RETURNS name
+	AS 'MODULE_PATHNAME', 'at_caller'
+	LANGUAGE C STABLE PARALLEL SAFE;
 
 CREATE FUNCTION agent_tasks.current_user_email() RETURNS text
 	LANGUAGE plpgsql STABLE PARALLEL SAFE

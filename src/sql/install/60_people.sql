@@ -81,9 +81,9 @@ BEGIN
 			format('role = %s', coalesce(quote_literal(role), 'null')),
 			'Use user, agent or system.');
 	END IF;
-	IF role <> 'user' AND NOT pg_has_role(current_user, 'agent_tasks_worker', 'MEMBER') THEN
+	IF role <> 'user' AND NOT pg_has_role(agent_tasks_internal.caller(), 'agent_tasks_worker', 'MEMBER') THEN
 		PERFORM agent_tasks_internal.raise('PT403', format('only agents may send %s messages', role),
-			format('role %s is not a member of agent_tasks_worker', current_user),
+			format('role %s is not a member of agent_tasks_worker', agent_tasks_internal.caller()),
 			'Send the message with role => ''user''.');
 	END IF;
 	PERFORM agent_tasks_internal.check_text('body', body, 100000, true);

@@ -47,28 +47,45 @@ CREATE TRIGGER run_progressed
 -- Agents -------------------------------------------------------------------
 
 -- An sql agent's function runs as the role that created the agent or last
--- changed its target: that role vouches for the function.  Nobody else sets
--- run_as, so an admin cannot borrow another role's rights (a superuser's
--- above all) by pointing an agent at a function of their own.
+-- changed its target (the caller: the API functions are SECURITY DEFINER):
+-- that role vouches for the function.  Nobody else sets run_as, so an admin
+-- cannot borrow another role's rights (a superuser's above all) by pointing
+-- an agent at a function of their own.  And the function's owner must
+-- already have the rights of that role (be it, a member of it, or a
+-- superuser): otherwise the owner could replace the body and have it run
+-- as the agent's role (claim_sql_runs and the executor check again).
 CREATE FUNCTION agent_tasks_internal.bind_agent_role() RETURNS trigger
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	fn regprocedure;
+	owner name;
 BEGIN
 	IF TG_OP = 'UPDATE' AND NEW.run_as IS DISTINCT FROM OLD.run_as
-		AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+		AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = agent_tasks_internal.caller()) THEN
 		PERFORM agent_tasks_internal.raise('PT403', 'the role of an agent cannot be chosen',
 			format('agent %s runs as %s', quote_literal(NEW.name), OLD.run_as),
 			'Change the agent''s target: it then runs as you.');
 	END IF;
 	IF TG_OP = 'INSERT' OR NEW.target IS DISTINCT FROM OLD.target OR NEW.kind IS DISTINCT FROM OLD.kind THEN
-		NEW.run_as := current_user;
+		NEW.run_as := agent_tasks_internal.caller();
 	END IF;
-	IF NEW.kind = 'sql'
-		AND NOT has_function_privilege(NEW.run_as, to_regprocedure(NEW.target || '(agent_tasks.tasks, agent_tasks.runs)'), 'EXECUTE') THEN
-		PERFORM agent_tasks_internal.raise('PT403', 'the agent''s role may not execute its function',
-			format('role %s lacks EXECUTE on %s', NEW.run_as, NEW.target),
-			format('GRANT EXECUTE ON FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) TO %I.', NEW.target, NEW.run_as));
+	IF NEW.kind = 'sql' THEN
+		fn := to_regprocedure(NEW.target || '(agent_tasks.tasks, agent_tasks.runs)');
+		SELECT r.rolname INTO owner FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = fn;
+		IF NOT pg_has_role(owner, NEW.run_as, 'USAGE') THEN
+			PERFORM agent_tasks_internal.raise('PT403', 'the function of an sql agent must be owned by the role the agent runs as',
+				format('function %s is owned by %s; agent %s would run as %s', NEW.target, owner,
+					   quote_literal(NEW.name), NEW.run_as),
+				format('ALTER FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) OWNER TO %I, or let %I create the agent.',
+					   NEW.target, NEW.run_as, owner));
+		END IF;
+		IF NOT has_function_privilege(NEW.run_as, fn, 'EXECUTE') THEN
+			PERFORM agent_tasks_internal.raise('PT403', 'the agent''s role may not execute its function',
+				format('role %s lacks EXECUTE on %s', NEW.run_as, NEW.target),
+				format('GRANT EXECUTE ON FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) TO %I.', NEW.target, NEW.run_as));
+		END IF;
 	END IF;
 	RETURN NEW;
 END
@@ -171,7 +188,8 @@ BEGIN
 			(account, id, name, kind, target, config, concurrency, timeout, max_attempts,
 			 backoff_base, backoff_max, budget_tokens, budget_cost, run_as)
 		VALUES (a.account, a.id, a.name, a.kind, a.target, a.config, a.concurrency, a.timeout,
-				a.max_attempts, a.backoff_base, a.backoff_max, a.budget_tokens, a.budget_cost, current_user);
+				a.max_attempts, a.backoff_base, a.backoff_max, a.budget_tokens, a.budget_cost,
+				agent_tasks_internal.caller());
 	EXCEPTION WHEN unique_violation THEN
 		PERFORM agent_tasks_internal.raise('PT409', 'an agent with this name exists',
 			format('agent %s', quote_literal(a.name)), 'Use agent_tasks.alter_agent() to change it.');
@@ -607,7 +625,8 @@ CREATE FUNCTION agent_tasks_internal.claim_batch(kinds text[], account text, age
 
 -- For the executors: up to max runs of sql agents, and how to call each.
 CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
-	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer)
+	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer,
+	OUT function oid)
 	RETURNS SETOF record
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -616,11 +635,12 @@ DECLARE
 	r agent_tasks_internal.runs;
 	a agent_tasks_internal.agents;
 	fn text;
+	owner oid;
 BEGIN
 	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, worker, NULL, max)
 	LOOP
 		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
-		SELECT format('%I.%I', n.nspname, p.proname) INTO fn
+		SELECT format('%I.%I', n.nspname, p.proname), p.oid, p.proowner INTO fn, function, owner
 		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
 		run_as := (SELECT oid FROM pg_roles WHERE rolname = a.run_as);
@@ -628,6 +648,16 @@ BEGIN
 			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message',
 				CASE WHEN fn IS NULL THEN format('agent function %s does not exist', a.target)
 					 ELSE format('role %s of the agent does not exist', a.run_as) END), 'error', false);
+			CONTINUE;
+		END IF;
+		-- the owner could make the function do anything as run_as (bind_agent_role)
+		IF NOT pg_has_role(owner, run_as, 'USAGE') THEN
+			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object(
+				'message', 'the agent function is not owned by the role the agent runs as; it was not executed',
+				'sqlstate', 'PT403',
+				'detail', format('function %s is owned by %s; the agent runs as %s', a.target, owner::regrole, a.run_as),
+				'hint', format('ALTER FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) OWNER TO %I, or have its owner alter the agent''s target.',
+							   a.target, a.run_as)), 'rejected', false);
 			CONTINUE;
 		END IF;
 		account := r.account;

@@ -237,18 +237,12 @@ BEGIN
 		 WHERE p.pronamespace = 'agent_tasks'::regnamespace AND p.proname = substr(object, 5);
 		RETURN coalesce(level, 1);		-- no such function: PostgREST answers 404
 	END IF;
-	-- A view: the least role that may read it and what it reads (the
-	-- tables behind api_keys are for admins only, for instance).
+	-- A view: the least role that may read it (api_keys and the webhook
+	-- views are for admins only, for instance; 90_grants.sql).
 	SELECT coalesce(min(l), 4) INTO level
 	  FROM pg_class c, generate_series(1, 4) l
 	 WHERE c.relnamespace = 'agent_tasks'::regnamespace AND c.relname = object
-	   AND has_table_privilege(agent_tasks_internal.level_role(l), c.oid, 'SELECT')
-	   AND NOT EXISTS (
-			SELECT 1 FROM pg_rewrite rw
-			  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
-							  AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> c.oid
-			 WHERE rw.ev_class = c.oid
-			   AND NOT has_any_column_privilege(agent_tasks_internal.level_role(l), d.refobjid, 'SELECT'));
+	   AND has_table_privilege(agent_tasks_internal.level_role(l), c.oid, 'SELECT');
 	IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = 'agent_tasks'::regnamespace AND c.relname = object) THEN
 		level := NULL;
 	END IF;
@@ -504,7 +498,7 @@ CREATE FUNCTION agent_tasks_internal.task_rate_limit() RETURNS trigger
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user) THEN
+	IF NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = agent_tasks_internal.caller()) THEN
 		PERFORM agent_tasks_internal.count_task_creation();
 	END IF;
 	RETURN NEW;

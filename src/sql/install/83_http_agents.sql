@@ -240,9 +240,9 @@ CREATE FUNCTION agent_tasks_internal.require_superuser(what text)
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF NOT coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user), false) THEN
+	IF NOT coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = agent_tasks_internal.caller()), false) THEN
 		PERFORM agent_tasks_internal.raise('PT403', format('%s is for the dispatcher', what),
-			format('role %s is not a superuser', current_user), NULL);
+			format('role %s is not a superuser', agent_tasks_internal.caller()), NULL);
 	END IF;
 END
 $$;

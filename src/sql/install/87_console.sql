@@ -69,13 +69,13 @@ AS $$
 	SELECT jsonb_build_object(
 		'account', agent_tasks.current_account(),
 		'email', agent_tasks.current_user_email(),
-		'role', current_user,
+		'role', agent_tasks_internal.caller(),
 		'key_name', nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'key_name',
 		'scopes', to_jsonb(ARRAY(
 			SELECT s.scope
 			  FROM (VALUES (1, 'task:read', 'agent_tasks_reader'), (2, 'task:write', 'agent_tasks_writer'),
 						   (3, 'worker', 'agent_tasks_worker'), (4, 'admin', 'agent_tasks_admin')) s(level, scope, role)
-			 WHERE pg_has_role(current_user, s.role, 'USAGE')
+			 WHERE pg_has_role(agent_tasks_internal.caller(), s.role, 'USAGE')
 			 ORDER BY s.level)))
 $$;
 COMMENT ON FUNCTION agent_tasks.whoami() IS 'The caller: account, e-mail, database role, API key name (for key requests) and scopes (task:read, task:write, worker, admin) that the role has. PT403 when no account is set.';

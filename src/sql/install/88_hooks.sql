@@ -20,8 +20,6 @@ CREATE TABLE agent_tasks_internal.hooks (
 	PRIMARY KEY (account, id),
 	UNIQUE (account, name)
 );
-GRANT SELECT ON agent_tasks_internal.hooks TO agent_tasks_reader;
-GRANT INSERT, UPDATE, DELETE ON agent_tasks_internal.hooks TO agent_tasks_admin;
 
 CREATE FUNCTION agent_tasks_internal.fire_hooks(account text, task uuid, event text,
 	previous_status text, extra jsonb)
@@ -73,9 +71,17 @@ BEGIN
 END
 $$;
 
+-- A function named by the caller, found with the caller's rights (the
+-- API's functions run as agent_tasks_engine, which needs nothing on the
+-- caller's schemas); NULL when there is none.
+CREATE FUNCTION agent_tasks_internal.caller_regprocedure(signature text) RETURNS regprocedure
+	AS 'MODULE_PATHNAME', 'at_caller_regprocedure'
+	LANGUAGE C STABLE STRICT;
+
 -- The function a hook calls, by name or full signature: it takes (event
 -- text, task agent_tasks.tasks, previous_status text, data jsonb) and is
--- owned by the calling role, the role the hook will run as.
+-- owned by the calling role (caller(): these functions run as the engine),
+-- the role the hook will run as.
 CREATE FUNCTION agent_tasks_internal.check_hook_function(function text)
 	RETURNS text
 	LANGUAGE plpgsql STABLE
@@ -91,7 +97,7 @@ BEGIN
 			'Pass the schema-qualified name of a function (event text, task agent_tasks.tasks, previous_status text, data jsonb).');
 	END IF;
 	BEGIN
-		fn := to_regprocedure(CASE WHEN function LIKE '%(%' THEN function
+		fn := agent_tasks_internal.caller_regprocedure(CASE WHEN function LIKE '%(%' THEN function
 								  ELSE function || '(text, agent_tasks.tasks, text, jsonb)' END);
 	EXCEPTION WHEN syntax_error OR invalid_name OR undefined_object THEN
 		fn := NULL;
@@ -110,9 +116,9 @@ BEGIN
 			'A hook function takes (event text, task agent_tasks.tasks, previous_status text, data jsonb).');
 	END IF;
 	SELECT r.rolname INTO owner FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = fn;
-	IF owner <> current_user THEN
+	IF owner <> agent_tasks_internal.caller() THEN
 		PERFORM agent_tasks_internal.raise('PT403', 'a hook runs only a function of its own role',
-			format('%s is owned by %s; the hook would run as %s.', fn, owner, current_user),
+			format('%s is owned by %s; the hook would run as %s.', fn, owner, agent_tasks_internal.caller()),
 			'Register the hook as the function''s owner, so that nobody can make it run someone else''s code.');
 	END IF;
 	RETURN fn::text;
@@ -159,7 +165,7 @@ BEGIN
 	BEGIN
 		INSERT INTO agent_tasks_internal.hooks (account, name, events, function, run_as, created_by)
 		VALUES (caller_account, create_hook.name, agent_tasks_internal.check_hook_events(events),
-				agent_tasks_internal.check_hook_function(function), current_user,
+				agent_tasks_internal.check_hook_function(function), agent_tasks_internal.caller(),
 				agent_tasks_internal.current_actor());
 	EXCEPTION WHEN unique_violation THEN
 		PERFORM agent_tasks_internal.raise('PT409', 'hook already exists',
@@ -186,7 +192,7 @@ BEGIN
 						 ELSE agent_tasks_internal.check_hook_events(alter_hook.events) END,
 		   function = CASE WHEN alter_hook.function IS NULL THEN h.function
 						   ELSE agent_tasks_internal.check_hook_function(alter_hook.function) END,
-		   run_as = CASE WHEN alter_hook.function IS NULL THEN h.run_as ELSE current_user END,
+		   run_as = CASE WHEN alter_hook.function IS NULL THEN h.run_as ELSE agent_tasks_internal.caller() END,
 		   enabled = coalesce(alter_hook.enabled, h.enabled),
 		   updated_at = now()
 	 WHERE h.account = caller_account AND h.name = alter_hook.name;

@@ -1378,6 +1378,276 @@ BEGIN
 END
 $$;
 
+-- Trust boundaries, part 2 (issue 10) ---------------------------------------
+-- Private tables: agent_tasks_engine owns the views and API functions
+-- (see the end of this script and 90_grants.sql); checks that depend on
+-- who calls use caller(); sql agents run only functions their role owns.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'agent_tasks_engine') THEN
+		CREATE ROLE agent_tasks_engine NOLOGIN NOINHERIT;
+	END IF;
+END
+$$;
+
+GRANT USAGE ON SCHEMA agent_tasks, agent_tasks_internal TO agent_tasks_engine;
+
+CREATE FUNCTION agent_tasks_internal.caller() RETURNS name
+	AS 'MODULE_PATHNAME', 'at_caller'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.bind_agent_role() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	fn regprocedure;
+	owner name;
+BEGIN
+	IF TG_OP = 'UPDATE' AND NEW.run_as IS DISTINCT FROM OLD.run_as
+		AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = agent_tasks_internal.caller()) THEN
+		PERFORM agent_tasks_internal.raise('PT403', 'the role of an agent cannot be chosen',
+			format('agent %s runs as %s', quote_literal(NEW.name), OLD.run_as),
+			'Change the agent''s target: it then runs as you.');
+	END IF;
+	IF TG_OP = 'INSERT' OR NEW.target IS DISTINCT FROM OLD.target OR NEW.kind IS DISTINCT FROM OLD.kind THEN
+		NEW.run_as := agent_tasks_internal.caller();
+	END IF;
+	IF NEW.kind = 'sql' THEN
+		fn := to_regprocedure(NEW.target || '(agent_tasks.tasks, agent_tasks.runs)');
+		SELECT r.rolname INTO owner FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = fn;
+		IF NOT pg_has_role(owner, NEW.run_as, 'USAGE') THEN
+			PERFORM agent_tasks_internal.raise('PT403', 'the function of an sql agent must be owned by the role the agent runs as',
+				format('function %s is owned by %s; agent %s would run as %s', NEW.target, owner,
+					   quote_literal(NEW.name), NEW.run_as),
+				format('ALTER FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) OWNER TO %I, or let %I create the agent.',
+					   NEW.target, NEW.run_as, owner));
+		END IF;
+		IF NOT has_function_privilege(NEW.run_as, fn, 'EXECUTE') THEN
+			PERFORM agent_tasks_internal.raise('PT403', 'the agent''s role may not execute its function',
+				format('role %s lacks EXECUTE on %s', NEW.run_as, NEW.target),
+				format('GRANT EXECUTE ON FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) TO %I.', NEW.target, NEW.run_as));
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks.create_agent(
+	name text,
+	kind text,
+	target text DEFAULT NULL,
+	config jsonb DEFAULT '{}',
+	concurrency integer DEFAULT 4,
+	timeout interval DEFAULT '5 minutes',
+	max_attempts integer DEFAULT 3,
+	backoff_base interval DEFAULT '1 second',
+	backoff_max interval DEFAULT '5 minutes',
+	budget_tokens bigint DEFAULT NULL,
+	budget_cost numeric DEFAULT NULL)
+	RETURNS agent_tasks.agents
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	a agent_tasks_internal.agents;
+	result agent_tasks.agents;
+BEGIN
+	a.account := agent_tasks.current_account();
+	a.id := agent_tasks.uuid_v7();
+	a.name := create_agent.name;
+	a.kind := create_agent.kind;
+	a.target := create_agent.target;
+	a.config := coalesce(create_agent.config, '{}');
+	a.concurrency := create_agent.concurrency;
+	a.timeout := create_agent.timeout;
+	a.max_attempts := create_agent.max_attempts;
+	a.backoff_base := create_agent.backoff_base;
+	a.backoff_max := create_agent.backoff_max;
+	a.budget_tokens := create_agent.budget_tokens;
+	a.budget_cost := create_agent.budget_cost;
+	a := agent_tasks_internal.check_agent(a);
+	BEGIN
+		INSERT INTO agent_tasks_internal.agents
+			(account, id, name, kind, target, config, concurrency, timeout, max_attempts,
+			 backoff_base, backoff_max, budget_tokens, budget_cost, run_as)
+		VALUES (a.account, a.id, a.name, a.kind, a.target, a.config, a.concurrency, a.timeout,
+				a.max_attempts, a.backoff_base, a.backoff_max, a.budget_tokens, a.budget_cost,
+				agent_tasks_internal.caller());
+	EXCEPTION WHEN unique_violation THEN
+		PERFORM agent_tasks_internal.raise('PT409', 'an agent with this name exists',
+			format('agent %s', quote_literal(a.name)), 'Use agent_tasks.alter_agent() to change it.');
+	END;
+	SELECT * INTO result FROM agent_tasks.agents v WHERE v.account = a.account AND v.id = a.id;
+	RETURN result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks.send_message(task uuid, body text, role text DEFAULT 'user',
+	data jsonb DEFAULT '{}')
+	RETURNS agent_tasks.messages
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+	message_id uuid := agent_tasks.uuid_v7();
+	result agent_tasks.messages;
+BEGIN
+	IF role IS NULL OR role NOT IN ('user', 'agent', 'system') THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid message role',
+			format('role = %s', coalesce(quote_literal(role), 'null')),
+			'Use user, agent or system.');
+	END IF;
+	IF role <> 'user' AND NOT pg_has_role(agent_tasks_internal.caller(), 'agent_tasks_worker', 'MEMBER') THEN
+		PERFORM agent_tasks_internal.raise('PT403', format('only agents may send %s messages', role),
+			format('role %s is not a member of agent_tasks_worker', agent_tasks_internal.caller()),
+			'Send the message with role => ''user''.');
+	END IF;
+	PERFORM agent_tasks_internal.check_text('body', body, 100000, true);
+	INSERT INTO agent_tasks_internal.messages (account, id, task_id, run_id, role, author, body, data)
+	VALUES (t.account, message_id, t.id, t.latest_run_id, role, agent_tasks_internal.current_actor(), body,
+			coalesce(agent_tasks_internal.check_json('data', data, 'object'), '{}'));
+
+	-- A person's answer to a clarification question re-queues the run.
+	IF role = 'user' AND t.status = 'needs_clarification' THEN
+		PERFORM agent_tasks_internal.move_task(t, 'queued', 'clarified');
+	END IF;
+
+	SELECT * INTO result FROM agent_tasks.messages m WHERE m.account = t.account AND m.id = message_id;
+	RETURN result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.require_superuser(what text)
+	RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = agent_tasks_internal.caller()), false) THEN
+		PERFORM agent_tasks_internal.raise('PT403', format('%s is for the dispatcher', what),
+			format('role %s is not a superuser', agent_tasks_internal.caller()), NULL);
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.task_rate_limit() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = agent_tasks_internal.caller()) THEN
+		PERFORM agent_tasks_internal.count_task_creation();
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.required_level(method text, path text)
+	RETURNS integer
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	object text := btrim(coalesce(path, '/'), '/');
+	level integer;
+	is_read boolean := upper(coalesce(method, 'GET')) IN ('GET', 'HEAD', 'OPTIONS');
+BEGIN
+	IF object = '' THEN
+		RETURN 1;			-- the OpenAPI document
+	END IF;
+	IF object LIKE 'rpc/%' THEN
+		SELECT min(CASE WHEN has_function_privilege('agent_tasks_reader', p.oid, 'EXECUTE') THEN 1
+						WHEN has_function_privilege('agent_tasks_writer', p.oid, 'EXECUTE') THEN 2
+						WHEN has_function_privilege('agent_tasks_worker', p.oid, 'EXECUTE') THEN 3
+						ELSE 4 END)
+		  INTO level
+		  FROM pg_proc p
+		 WHERE p.pronamespace = 'agent_tasks'::regnamespace AND p.proname = substr(object, 5);
+		RETURN coalesce(level, 1);		-- no such function: PostgREST answers 404
+	END IF;
+	-- A view: the least role that may read it (api_keys and the webhook
+	-- views are for admins only, for instance; 90_grants.sql).
+	SELECT coalesce(min(l), 4) INTO level
+	  FROM pg_class c, generate_series(1, 4) l
+	 WHERE c.relnamespace = 'agent_tasks'::regnamespace AND c.relname = object
+	   AND has_table_privilege(agent_tasks_internal.level_role(l), c.oid, 'SELECT');
+	IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = 'agent_tasks'::regnamespace AND c.relname = object) THEN
+		level := NULL;
+	END IF;
+	level := coalesce(level, 1);
+	RETURN CASE WHEN is_read THEN level ELSE greatest(level, 2) END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks.whoami()
+	RETURNS jsonb
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT jsonb_build_object(
+		'account', agent_tasks.current_account(),
+		'email', agent_tasks.current_user_email(),
+		'role', agent_tasks_internal.caller(),
+		'key_name', nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'key_name',
+		'scopes', to_jsonb(ARRAY(
+			SELECT s.scope
+			  FROM (VALUES (1, 'task:read', 'agent_tasks_reader'), (2, 'task:write', 'agent_tasks_writer'),
+						   (3, 'worker', 'agent_tasks_worker'), (4, 'admin', 'agent_tasks_admin')) s(level, scope, role)
+			 WHERE pg_has_role(agent_tasks_internal.caller(), s.role, 'USAGE')
+			 ORDER BY s.level)))
+$$;
+
+DROP FUNCTION agent_tasks_internal.claim_sql_runs(text, integer);
+
+CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
+	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer,
+	OUT function oid)
+	RETURNS SETOF record
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r agent_tasks_internal.runs;
+	a agent_tasks_internal.agents;
+	fn text;
+	owner oid;
+BEGIN
+	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, worker, NULL, max)
+	LOOP
+		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
+		SELECT format('%I.%I', n.nspname, p.proname), p.oid, p.proowner INTO fn, function, owner
+		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
+		run_as := (SELECT oid FROM pg_roles WHERE rolname = a.run_as);
+		IF fn IS NULL OR run_as IS NULL THEN
+			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message',
+				CASE WHEN fn IS NULL THEN format('agent function %s does not exist', a.target)
+					 ELSE format('role %s of the agent does not exist', a.run_as) END), 'error', false);
+			CONTINUE;
+		END IF;
+		-- the owner could make the function do anything as run_as (bind_agent_role)
+		IF NOT pg_has_role(owner, run_as, 'USAGE') THEN
+			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object(
+				'message', 'the agent function is not owned by the role the agent runs as; it was not executed',
+				'sqlstate', 'PT403',
+				'detail', format('function %s is owned by %s; the agent runs as %s', a.target, owner::regrole, a.run_as),
+				'hint', format('ALTER FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) OWNER TO %I, or have its owner alter the agent''s target.',
+							   a.target, a.run_as)), 'rejected', false);
+			CONTINUE;
+		END IF;
+		account := r.account;
+		run_id := r.id;
+		call := format('SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r'
+					   ' ON r.account = t.account AND r.task_id = t.id WHERE r.account = $1 AND r.id = $2', fn);
+		timeout_ms := (extract(epoch FROM a.timeout) * 1000)::integer;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+
+
 -- Task hooks (issue 13) -------------------------------------------------------
 
 -- An application's own functions, called inside the transaction of a task
@@ -1398,8 +1668,6 @@ CREATE TABLE agent_tasks_internal.hooks (
 	PRIMARY KEY (account, id),
 	UNIQUE (account, name)
 );
-GRANT SELECT ON agent_tasks_internal.hooks TO agent_tasks_reader;
-GRANT INSERT, UPDATE, DELETE ON agent_tasks_internal.hooks TO agent_tasks_admin;
 
 CREATE FUNCTION agent_tasks_internal.fire_hooks(account text, task uuid, event text,
 	previous_status text, extra jsonb)
@@ -1451,9 +1719,17 @@ BEGIN
 END
 $$;
 
+-- A function named by the caller, found with the caller's rights (the
+-- API's functions run as agent_tasks_engine, which needs nothing on the
+-- caller's schemas); NULL when there is none.
+CREATE FUNCTION agent_tasks_internal.caller_regprocedure(signature text) RETURNS regprocedure
+	AS 'MODULE_PATHNAME', 'at_caller_regprocedure'
+	LANGUAGE C STABLE STRICT;
+
 -- The function a hook calls, by name or full signature: it takes (event
 -- text, task agent_tasks.tasks, previous_status text, data jsonb) and is
--- owned by the calling role, the role the hook will run as.
+-- owned by the calling role (caller(): these functions run as the engine),
+-- the role the hook will run as.
 CREATE FUNCTION agent_tasks_internal.check_hook_function(function text)
 	RETURNS text
 	LANGUAGE plpgsql STABLE
@@ -1469,7 +1745,7 @@ BEGIN
 			'Pass the schema-qualified name of a function (event text, task agent_tasks.tasks, previous_status text, data jsonb).');
 	END IF;
 	BEGIN
-		fn := to_regprocedure(CASE WHEN function LIKE '%(%' THEN function
+		fn := agent_tasks_internal.caller_regprocedure(CASE WHEN function LIKE '%(%' THEN function
 								  ELSE function || '(text, agent_tasks.tasks, text, jsonb)' END);
 	EXCEPTION WHEN syntax_error OR invalid_name OR undefined_object THEN
 		fn := NULL;
@@ -1488,9 +1764,9 @@ BEGIN
 			'A hook function takes (event text, task agent_tasks.tasks, previous_status text, data jsonb).');
 	END IF;
 	SELECT r.rolname INTO owner FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = fn;
-	IF owner <> current_user THEN
+	IF owner <> agent_tasks_internal.caller() THEN
 		PERFORM agent_tasks_internal.raise('PT403', 'a hook runs only a function of its own role',
-			format('%s is owned by %s; the hook would run as %s.', fn, owner, current_user),
+			format('%s is owned by %s; the hook would run as %s.', fn, owner, agent_tasks_internal.caller()),
 			'Register the hook as the function''s owner, so that nobody can make it run someone else''s code.');
 	END IF;
 	RETURN fn::text;
@@ -1537,7 +1813,7 @@ BEGIN
 	BEGIN
 		INSERT INTO agent_tasks_internal.hooks (account, name, events, function, run_as, created_by)
 		VALUES (caller_account, create_hook.name, agent_tasks_internal.check_hook_events(events),
-				agent_tasks_internal.check_hook_function(function), current_user,
+				agent_tasks_internal.check_hook_function(function), agent_tasks_internal.caller(),
 				agent_tasks_internal.current_actor());
 	EXCEPTION WHEN unique_violation THEN
 		PERFORM agent_tasks_internal.raise('PT409', 'hook already exists',
@@ -1564,7 +1840,7 @@ BEGIN
 						 ELSE agent_tasks_internal.check_hook_events(alter_hook.events) END,
 		   function = CASE WHEN alter_hook.function IS NULL THEN h.function
 						   ELSE agent_tasks_internal.check_hook_function(alter_hook.function) END,
-		   run_as = CASE WHEN alter_hook.function IS NULL THEN h.run_as ELSE current_user END,
+		   run_as = CASE WHEN alter_hook.function IS NULL THEN h.run_as ELSE agent_tasks_internal.caller() END,
 		   enabled = coalesce(alter_hook.enabled, h.enabled),
 		   updated_at = now()
 	 WHERE h.account = caller_account AND h.name = alter_hook.name;
@@ -1591,7 +1867,6 @@ CREATE POLICY account_isolation ON agent_tasks_internal.hooks
 	USING (account = (SELECT agent_tasks.current_account()))
 	WITH CHECK (account = (SELECT agent_tasks.current_account()));
 SELECT pg_catalog.pg_extension_config_dump('agent_tasks_internal.hooks', '');
-GRANT SELECT ON agent_tasks.hooks TO agent_tasks_reader;
 
 -- Messages fire the task.message hooks.
 CREATE OR REPLACE FUNCTION agent_tasks_internal.message_added() RETURNS trigger
@@ -1660,4 +1935,114 @@ $$;
 
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal TO agent_tasks_reader;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks FROM PUBLIC;
+-- Private tables (issue 10).  The API roles have no privilege on the
+-- tables of agent_tasks_internal, nor on its functions: they read through
+-- the views of agent_tasks and write through its functions.  Both belong to
+-- agent_tasks_engine (00_base.sql), which alone holds the table privileges
+-- and is subject to row-level security like any caller, so every read and
+-- write sees only the caller's account (defence in depth: the functions
+-- name the account too).  The functions are SECURITY DEFINER with
+-- search_path pinned; which role may call which is their EXECUTE grant,
+-- checked against the caller before the function takes its owner's rights,
+-- so a reader cannot call a writer's function; inside, checks that depend
+-- on who calls use agent_tasks_internal.caller(), not current_user.
+-- Kept in step with the end of the upgrade script, which applies the same
+-- blocks: a CREATE OR REPLACE FUNCTION makes a function SECURITY INVOKER
+-- again, so every upgrade script ends with them.
+REVOKE ALL ON ALL TABLES IN SCHEMA agent_tasks_internal
+	FROM agent_tasks_reader, agent_tasks_writer, agent_tasks_worker, agent_tasks_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA agent_tasks_internal TO agent_tasks_engine;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal
+	FROM agent_tasks_reader, agent_tasks_writer, agent_tasks_worker, agent_tasks_admin;
+-- (the readers' grants of the identity functions after the engine's, in
+-- the same order whether installed or upgraded)
+REVOKE EXECUTE ON FUNCTION agent_tasks.current_account(), agent_tasks.current_user_email(), agent_tasks.status_kind(text),
+	agent_tasks.uuid_v7(), agent_tasks.uuid_v7_time(uuid) FROM agent_tasks_reader;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks, agent_tasks_internal TO agent_tasks_engine;
+GRANT EXECUTE ON FUNCTION agent_tasks.current_account(), agent_tasks.current_user_email(), agent_tasks.status_kind(text),
+	agent_tasks.uuid_v7(), agent_tasks.uuid_v7_time(uuid) TO agent_tasks_reader;
+-- The helpers of the functions that keep the caller's rights (above).
+GRANT EXECUTE ON FUNCTION agent_tasks_internal.raise(text, text, text, text),
+	agent_tasks_internal.check_api_key(text, text, text) TO agent_tasks_reader;
+GRANT EXECUTE ON FUNCTION agent_tasks_internal.check_binding(name) TO agent_tasks_admin;
+-- A pg_cron tick creates its task as agent_tasks_writer (fire_schedule):
+-- what create_task() would do, with the engine's rights.
+GRANT EXECUTE ON FUNCTION agent_tasks_internal.create_from_template(jsonb, boolean) TO agent_tasks_writer;
+ALTER FUNCTION agent_tasks_internal.create_from_template(jsonb, boolean) SECURITY DEFINER;
+ALTER FUNCTION agent_tasks_internal.create_from_template(jsonb, boolean) OWNER TO agent_tasks_engine;
+-- The views run with their owner's rights (not security_invoker) and row-
+-- level security applies to their owner: each caller sees its account.
+-- Nobody reads a view without the privilege to: admins only for keys and
+-- webhooks.
+DO $$
+DECLARE
+	v regclass;
+BEGIN
+	FOR v IN SELECT c.oid FROM pg_class c
+			  WHERE c.relnamespace = 'agent_tasks'::regnamespace AND c.relkind = 'v'
+			  ORDER BY c.relname
+	LOOP
+		EXECUTE format('ALTER VIEW %s RESET (security_invoker)', v);
+		EXECUTE format('ALTER VIEW %s OWNER TO agent_tasks_engine', v);
+	END LOOP;
+END
+$$;
+GRANT SELECT ON ALL TABLES IN SCHEMA agent_tasks TO agent_tasks_reader;
+-- A function a view calls is executed with the reader's EXECUTE privilege
+-- and rights (PostgreSQL checks tables against the view's owner, functions
+-- against the caller).
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT DISTINCT d.refobjid::regprocedure FROM pg_depend d
+			   JOIN pg_rewrite rw ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+			   JOIN pg_class c ON c.oid = rw.ev_class
+			   JOIN pg_proc p ON p.oid = d.refobjid
+			  WHERE d.refclassid = 'pg_proc'::regclass
+				AND c.relnamespace = 'agent_tasks'::regnamespace
+				AND p.pronamespace = 'agent_tasks_internal'::regnamespace
+			  ORDER BY 1
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO agent_tasks_reader', f);
+		-- and runs as the caller: it needs the owner's rights to read
+		IF (SELECT l.lanname IN ('sql', 'plpgsql') AND NOT p.prosecdef
+			  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = f) THEN
+			EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f);
+			EXECUTE format('ALTER FUNCTION %s OWNER TO agent_tasks_engine', f);
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE SELECT ON agent_tasks.api_keys, agent_tasks.webhook_endpoints, agent_tasks.webhook_deliveries,
+	agent_tasks.webhook_attempts FROM agent_tasks_reader;
+GRANT SELECT ON agent_tasks.api_keys, agent_tasks.webhook_endpoints, agent_tasks.webhook_deliveries,
+	agent_tasks.webhook_attempts TO agent_tasks_admin;
+
+-- The API functions in SQL that API roles may call take the rights of
+-- agent_tasks_engine, except those that act on roles (authenticate() sets
+-- the request's role, the account bindings alter roles) and
+-- current_user_email(), which reads only settings.  Those in C read no
+-- table (worker_status() reads shared memory as the caller); those for the
+-- DBA alone (grant_api, run_maintenance, ...) keep the DBA's rights.
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+			  WHERE p.pronamespace = 'agent_tasks'::regnamespace
+				AND l.lanname IN ('sql', 'plpgsql') AND NOT p.prosecdef
+				AND has_function_privilege('agent_tasks_admin', p.oid, 'EXECUTE')
+				AND p.proname NOT IN ('authenticate', 'bind_account', 'unbind_account',
+									  'allow_account_choice', 'current_user_email')
+			  ORDER BY p.oid::regprocedure::text
+	LOOP
+		IF NOT 'search_path=pg_catalog, pg_temp' = ANY (coalesce((SELECT proconfig FROM pg_proc WHERE oid = f), '{}')) THEN
+			RAISE EXCEPTION 'function % does not pin search_path = pg_catalog, pg_temp', f;
+		END IF;
+		EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f);
+		EXECUTE format('ALTER FUNCTION %s OWNER TO agent_tasks_engine', f);
+	END LOOP;
+END
+$$;
