@@ -1,6 +1,7 @@
 --
 -- 21_notify: every transaction that changes a task sends one compact
--- NOTIFY per task on channel agent_tasks at commit (never for a rollback).  psql would print the notifying
+-- NOTIFY per task at commit (never for a rollback), on its account's own
+-- channel, a random name that notify_channel() gives the account's members.  psql would print the notifying
 -- backend's pid, so a second session (dblink) listens and the payloads are
 -- read from it; ids are compared, not printed.
 --
@@ -10,7 +11,6 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT dblink_connect('listener', format('host=%s port=%s dbname=%s user=%s',
 	coalesce(nullif(split_part(current_setting('unix_socket_directories'), ',', 1), ''), '127.0.0.1'),
 	current_setting('port'), current_database(), current_user));
-SELECT dblink_exec('listener', 'LISTEN agent_tasks');
 
 -- Everything the listener received up to the sentinel (which this session
 -- sends after the changes, so that all of them arrive before it).
@@ -37,6 +37,19 @@ END
 $$;
 GRANT EXECUTE ON FUNCTION pg_temp.received() TO PUBLIC;
 
+SET ROLE regress_reader;
+SET agent_tasks.account = 'news';
+SELECT agent_tasks.notify_channel() AS channel \gset
+SELECT :'channel' ~ '^agent_tasks_[0-9a-f]{32}$' AS random_name, agent_tasks.notify_channel() = :'channel' AS stable;
+-- another account has another channel; a role outside the API gets none
+SET agent_tasks.account = 'other-news';
+SELECT agent_tasks.notify_channel() <> :'channel' AS own_channel;
+SET ROLE regress_nobody;
+SELECT expect_error('SELECT agent_tasks.notify_channel()');
+RESET ROLE;
+SELECT dblink_exec('listener', format('LISTEN %I', :'channel'));
+-- the channel of 0.1.0, shared by every account, says nothing any more
+SELECT dblink_exec('listener', 'LISTEN agent_tasks');
 SET ROLE regress_app;
 SET agent_tasks.account = 'news';
 SET agent_tasks."user" = 'nia@example.com';
@@ -69,7 +82,11 @@ SELECT (agent_tasks.send_feedback(:'t', 'like')).feedback;
 SELECT (agent_tasks.archive_task(:'t')).archived;
 SELECT (agent_tasks.set_task_status(:'t', 'completed')).status;
 SELECT agent_tasks.delete_task(:'o');
-NOTIFY agent_tasks, 'sentinel';
+-- the other account's changes are not on this channel
+SET agent_tasks.account = 'other-news';
+SELECT status FROM agent_tasks.create_task('Elsewhere', auto_process => true);
+SET agent_tasks.account = 'news';
+SELECT pg_notify(:'channel', 'sentinel');
 
 RESET ROLE;
 SELECT n, CASE payload ->> 'id' WHEN :'t' THEN 'Noisy' WHEN :'o' THEN 'Other' ELSE payload ->> 'id' END AS task,

@@ -7,7 +7,13 @@
  *	  nothing at all if it (or the savepoint that asked) aborts.  At commit
  *	  an idle worker's latch is set (no polling on the hot path), sessions in
  *	  wait_task() are woken, a worker executing a stopped or cancelled run
- *	  gets a query cancel, and each task changed sends one NOTIFY.
+ *	  gets a query cancel, and each task changed sends one NOTIFY on its
+ *	  account's channel.
+ *
+ *	  An account's channel is a random name handed out by
+ *	  agent_tasks.notify_channel() (table account_channels): LISTEN needs no
+ *	  privilege, so the name is what keeps another tenant from listening.  An
+ *	  account nobody asked a channel for sends nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +23,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
@@ -31,12 +38,14 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
 #include "utils/wait_event.h"
 
 #include "agent_tasks.h"
 #include "shared_state.h"
 #include "wakeup.h"
+#include "worker.h"
 
 /*
  * What this transaction asks for at commit; lives in TopTransactionContext.
@@ -53,6 +62,7 @@ typedef struct PendingNotify
 {
 	int			nest_level;
 	pg_uuid_t	task;
+	char	   *channel;
 	char	   *account;
 	char	   *status;
 	char	   *event;
@@ -80,6 +90,7 @@ static AtWaiterSlot *my_waiter = NULL;
 
 PG_FUNCTION_INFO_V1(at_wake_workers);
 PG_FUNCTION_INFO_V1(at_notify_change);
+PG_FUNCTION_INFO_V1(at_notify_account);
 PG_FUNCTION_INFO_V1(at_run_signals);
 PG_FUNCTION_INFO_V1(at_task_signals);
 PG_FUNCTION_INFO_V1(at_watch_task);
@@ -225,7 +236,7 @@ send_notifies(void)
 		appendStringInfoString(&payload, ",\"event\":");
 		escape_json(&payload, n->event);
 		appendStringInfoChar(&payload, '}');
-		Async_Notify("agent_tasks", payload.data);
+		Async_Notify(n->channel, payload.data);
 	}
 	hash_destroy(latest);
 	pending_notifies = NIL;
@@ -424,18 +435,80 @@ at_signal_dispatcher(void)
 }
 
 /*
- * Tell listeners of channel "agent_tasks" that a task changed; sent at
- * commit, once per task (send_notifies), never with agent_tasks.notify off.
+ * The channel of an account, or NULL when nobody asked for one.  Names are
+ * kept for the session; an account without one is asked again in the next
+ * statement (a listener may ask for it meanwhile).
+ */
+typedef struct ChannelEntry
+{
+	char		account[NAMEDATALEN * 4];
+	char		channel[NAMEDATALEN];
+	bool		exists;
+	LocalTransactionId lxid;
+	TimestampTz statement;
+} ChannelEntry;
+
+static HTAB *channels = NULL;
+static SPIPlanPtr channel_plan = NULL;
+
+static const char *
+channel_of(const char *account)
+{
+	ChannelEntry *entry;
+	bool		found;
+	TimestampTz statement = GetCurrentStatementStartTimestamp();
+	Oid			types[] = {TEXTOID};
+	Datum		values[1];
+
+	if (strlen(account) >= sizeof(entry->account))
+		return NULL;			/* longer than any account a key can carry */
+	if (channels == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(entry->account);
+		ctl.entrysize = sizeof(ChannelEntry);
+		channels = hash_create("agent_tasks channels", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	entry = hash_search(channels, account, HASH_ENTER, &found);
+	if (found && (entry->exists ||
+				  (entry->lxid == MyProc->lxid && entry->statement == statement)))
+		return entry->exists ? entry->channel : NULL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (channel_plan == NULL)
+		channel_plan = at_keep_plan("SELECT c.channel FROM agent_tasks_internal.account_channels c"
+									" WHERE c.account = $1", 1, types);
+	values[0] = CStringGetTextDatum(account);
+	if (SPI_execute_plan(channel_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the account's channel");
+	entry->exists = SPI_processed > 0;
+	if (entry->exists)
+		strlcpy(entry->channel, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+				sizeof(entry->channel));
+	entry->lxid = MyProc->lxid;
+	entry->statement = statement;
+	SPI_finish();
+	return entry->exists ? entry->channel : NULL;
+}
+
+/*
+ * Tell the account's listeners that a task changed; sent at commit, once
+ * per task (send_notifies), never with agent_tasks.notify off.
  */
 void
 at_notify_task(const char *account, const pg_uuid_t *task, const char *status,
 			   const char *event)
 {
 	const char *setting = GetConfigOption("agent_tasks.notify", true, false);
+	const char *channel;
 	MemoryContext old;
 	PendingNotify *n;
 
 	if (setting != NULL && strcmp(setting, "off") == 0)
+		return;
+	if ((channel = channel_of(account)) == NULL)
 		return;
 	ensure_callback();
 	old = MemoryContextSwitchTo(TopTransactionContext);
@@ -443,6 +516,7 @@ at_notify_task(const char *account, const pg_uuid_t *task, const char *status,
 	n->nest_level = GetCurrentTransactionNestLevel();
 	note_level(n->nest_level);
 	n->task = *task;
+	n->channel = pstrdup(channel);
 	n->account = pstrdup(account);
 	n->status = pstrdup(status);
 	n->event = pstrdup(event);
@@ -455,6 +529,24 @@ Datum
 at_wake_workers(PG_FUNCTION_ARGS)
 {
 	request_worker_wakeup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+/*
+ * notify_account(account, payload): a NOTIFY on the account's channel now
+ * (a run's progress: each report is news of its own).
+ */
+Datum
+at_notify_account(PG_FUNCTION_ARGS)
+{
+	const char *setting = GetConfigOption("agent_tasks.notify", true, false);
+	const char *channel;
+
+	if (setting != NULL && strcmp(setting, "off") == 0)
+		PG_RETURN_VOID();
+	channel = channel_of(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	if (channel != NULL)
+		Async_Notify(channel, text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	PG_RETURN_VOID();
 }
 

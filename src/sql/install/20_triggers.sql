@@ -15,12 +15,49 @@ CREATE TRIGGER enforce_status_transition
 	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
 	EXECUTE FUNCTION agent_tasks_internal.enforce_status_transition('run');
 
--- A compact message on channel "agent_tasks"; sent at commit, once per
+-- Realtime: each account has its own NOTIFY channel, a random name given
+-- to the account's members by notify_channel().  LISTEN needs no privilege,
+-- so only the name keeps another tenant from listening; an account nobody
+-- asked a channel for sends nothing.
+CREATE TABLE agent_tasks_internal.account_channels (
+	account		text NOT NULL,
+	channel		text NOT NULL UNIQUE CHECK (channel ~ '^agent_tasks_[0-9a-f]{32}$'),
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account)
+);
+
+CREATE FUNCTION agent_tasks.notify_channel() RETURNS text
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	acct text := agent_tasks.current_account();
+	name text;
+BEGIN
+	SELECT c.channel INTO name FROM agent_tasks_internal.account_channels c WHERE c.account = acct;
+	IF NOT FOUND THEN
+		INSERT INTO agent_tasks_internal.account_channels (account, channel)
+		VALUES (acct, 'agent_tasks_' || encode(agent_tasks_internal.random_bytes(16), 'hex'))
+		ON CONFLICT (account) DO NOTHING;
+		SELECT c.channel INTO name FROM agent_tasks_internal.account_channels c WHERE c.account = acct;
+	END IF;
+	RETURN name;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.notify_channel() IS 'The NOTIFY channel of the current account (made on first call): LISTEN on it to hear of every task change, {"id", "account", "status", "event"} once per transaction and task, and of progress reports. Keep it as private as a key: anyone who knows the name can listen.';
+
+-- A compact message on the account's channel; sent at commit, once per
 -- task changed in the transaction, never for a transaction that rolls
 -- back; not at all with agent_tasks.notify off (src/wakeup.c).
 CREATE FUNCTION agent_tasks_internal.notify_change(account text, task_id uuid, status text, event text)
 	RETURNS void
 	AS 'MODULE_PATHNAME', 'at_notify_change'
+	LANGUAGE C VOLATILE STRICT;
+
+-- A message on the account's channel now (progress reports).
+CREATE FUNCTION agent_tasks_internal.notify_account(account text, payload text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'at_notify_account'
 	LANGUAGE C VOLATILE STRICT;
 
 CREATE FUNCTION agent_tasks_internal.log_activity(account text, task_id uuid, event text,

@@ -156,11 +156,10 @@ BEGIN
 	END IF;
 	SELECT * INTO t FROM agent_tasks_internal.tasks x WHERE x.account = NEW.account AND x.id = NEW.task_id;
 	-- A NOTIFY payload must stay under 8000 bytes: the message is cut.
-	PERFORM pg_notify('agent_tasks', jsonb_strip_nulls(jsonb_build_object(
+	PERFORM agent_tasks_internal.notify_account(NEW.account, jsonb_strip_nulls(jsonb_build_object(
 			'id', NEW.task_id, 'account', NEW.account, 'status', t.status, 'event', 'progress',
 			'run', NEW.id, 'phase', NEW.phase, 'progress', left(NEW.progress, 200),
-			'percent', percent))::text)
-	 WHERE current_setting('agent_tasks.notify', true) IS DISTINCT FROM 'off';
+			'percent', percent))::text);
 	PERFORM agent_tasks_internal.enqueue_webhook_event(t, 'task.progress', jsonb_strip_nulls(jsonb_build_object(
 		'run_id', NEW.id, 'attempt', NEW.attempt, 'phase', NEW.phase, 'progress', NEW.progress,
 		'percent', percent)));

@@ -135,7 +135,8 @@ GRANT EXECUTE ON FUNCTION
 	agent_tasks.current_account(),
 	agent_tasks.current_user_email(),
 	agent_tasks.get_task(uuid),
-	agent_tasks.list_tasks(text, text, text, text, boolean, text, text, text, text, text, text, text, uuid, integer, integer)
+	agent_tasks.list_tasks(text, text, text, text, boolean, text, text, text, text, text, text, text, uuid, integer, integer),
+	agent_tasks.notify_channel()
 TO agent_tasks_reader;
 
 GRANT EXECUTE ON FUNCTION

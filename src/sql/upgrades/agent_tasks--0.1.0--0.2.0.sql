@@ -1933,6 +1933,86 @@ BEGIN
 END
 $$;
 
+-- Realtime without leaking (issue 10) ----------------------------------------
+
+-- Realtime: each account has its own NOTIFY channel, a random name given
+-- to the account's members by notify_channel().  LISTEN needs no privilege,
+-- so only the name keeps another tenant from listening; an account nobody
+-- asked a channel for sends nothing.
+CREATE TABLE agent_tasks_internal.account_channels (
+	account		text NOT NULL,
+	channel		text NOT NULL UNIQUE CHECK (channel ~ '^agent_tasks_[0-9a-f]{32}$'),
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account)
+);
+
+CREATE FUNCTION agent_tasks.notify_channel() RETURNS text
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	acct text := agent_tasks.current_account();
+	name text;
+BEGIN
+	SELECT c.channel INTO name FROM agent_tasks_internal.account_channels c WHERE c.account = acct;
+	IF NOT FOUND THEN
+		INSERT INTO agent_tasks_internal.account_channels (account, channel)
+		VALUES (acct, 'agent_tasks_' || encode(agent_tasks_internal.random_bytes(16), 'hex'))
+		ON CONFLICT (account) DO NOTHING;
+		SELECT c.channel INTO name FROM agent_tasks_internal.account_channels c WHERE c.account = acct;
+	END IF;
+	RETURN name;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.notify_channel() IS 'The NOTIFY channel of the current account (made on first call): LISTEN on it to hear of every task change, {"id", "account", "status", "event"} once per transaction and task, and of progress reports. Keep it as private as a key: anyone who knows the name can listen.';
+
+-- A compact message on the account's channel; sent at commit, once per
+-- task changed in the transaction, never for a transaction that rolls
+-- back; not at all with agent_tasks.notify off (src/wakeup.c).
+CREATE OR REPLACE FUNCTION agent_tasks_internal.notify_change(account text, task_id uuid, status text, event text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'at_notify_change'
+	LANGUAGE C VOLATILE STRICT;
+
+-- A message on the account's channel now (progress reports).
+CREATE FUNCTION agent_tasks_internal.notify_account(account text, payload text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'at_notify_account'
+	LANGUAGE C VOLATILE STRICT;
+
+ALTER TABLE agent_tasks_internal.account_channels ENABLE ROW LEVEL SECURITY;
+CREATE POLICY account_isolation ON agent_tasks_internal.account_channels
+	USING (account = (SELECT agent_tasks.current_account()))
+	WITH CHECK (account = (SELECT agent_tasks.current_account()));
+SELECT pg_catalog.pg_extension_config_dump('agent_tasks_internal.account_channels', '');
+REVOKE ALL ON FUNCTION agent_tasks.notify_channel() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agent_tasks.notify_channel() TO agent_tasks_reader;
+
+-- Progress reports go to the account's channel.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.run_progress_announced() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	percent numeric;
+	t agent_tasks_internal.tasks;
+BEGIN
+	IF jsonb_typeof(NEW.progress_data -> 'percent') = 'number' THEN
+		percent := (NEW.progress_data ->> 'percent')::numeric;
+	END IF;
+	SELECT * INTO t FROM agent_tasks_internal.tasks x WHERE x.account = NEW.account AND x.id = NEW.task_id;
+	-- A NOTIFY payload must stay under 8000 bytes: the message is cut.
+	PERFORM agent_tasks_internal.notify_account(NEW.account, jsonb_strip_nulls(jsonb_build_object(
+			'id', NEW.task_id, 'account', NEW.account, 'status', t.status, 'event', 'progress',
+			'run', NEW.id, 'phase', NEW.phase, 'progress', left(NEW.progress, 200),
+			'percent', percent))::text);
+	PERFORM agent_tasks_internal.enqueue_webhook_event(t, 'task.progress', jsonb_strip_nulls(jsonb_build_object(
+		'run_id', NEW.id, 'attempt', NEW.attempt, 'phase', NEW.phase, 'progress', NEW.progress,
+		'percent', percent)));
+	RETURN NULL;
+END
+$$;
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks FROM PUBLIC;
