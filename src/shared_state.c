@@ -61,6 +61,9 @@ at_shmem_startup(void)
 		memset(at_shared, 0, sizeof(AtSharedState));
 		at_shared->lock = &(GetNamedLWLockTranche("agent_tasks"))->lock;
 		at_shared->life_started_at = GetCurrentTimestamp();
+		ConditionVariableInit(&at_shared->overflow_cv);
+		pg_atomic_init_u32(&at_shared->overflow_waiters, 0);
+		pg_atomic_init_u64(&at_shared->task_generation, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -12,6 +12,8 @@
 
 #include "postgres.h"
 
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
@@ -91,6 +93,14 @@ typedef struct AtSharedState
 	bool		life_marked;	/* the launcher has set life_started_at */
 	AtWorkerSlot workers[AT_MAX_WORKERS];
 	AtWaiterSlot waiters[AT_MAX_WAITERS];
+	/*
+	 * wait_task() callers beyond the slots sleep on this condition variable;
+	 * each commit that changes tasks bumps the generation and, when any
+	 * sleeps there, wakes them all to look again.
+	 */
+	ConditionVariable overflow_cv;
+	pg_atomic_uint32 overflow_waiters;
+	pg_atomic_uint64 task_generation;
 	/* The launcher's connection to agent_tasks.database (launcher.c). */
 	AtLauncherDb launcher_db;
 } AtSharedState;

@@ -87,6 +87,9 @@ static LocalTransactionId notice_lxid = InvalidLocalTransactionId;
 
 /* The waiter slot of this session while it is inside wait_task(). */
 static AtWaiterSlot *my_waiter = NULL;
+/* Or, when every slot was taken, the generation of task changes it saw. */
+static bool my_overflow = false;
+static uint64 my_generation = 0;
 
 PG_FUNCTION_INFO_V1(at_wake_workers);
 PG_FUNCTION_INFO_V1(at_notify_change);
@@ -99,6 +102,9 @@ PG_FUNCTION_INFO_V1(at_await_wakeup);
 static void
 release_waiter(void)
 {
+	if (my_overflow && at_shared != NULL)
+		pg_atomic_fetch_sub_u32(&at_shared->overflow_waiters, 1);
+	my_overflow = false;
 	if (my_waiter == NULL || at_shared == NULL)
 		return;
 	LWLockAcquire(at_shared->lock, LW_EXCLUSIVE);
@@ -147,6 +153,12 @@ deliver(void)
 	if (pending_dispatcher_wakeups > 0)
 		wake_idle(AT_WORKER_DISPATCHER, 1);
 
+	if (pending_tasks != NIL)
+	{
+		pg_atomic_fetch_add_u64(&at_shared->task_generation, 1);
+		if (pg_atomic_read_u32(&at_shared->overflow_waiters) > 0)
+			ConditionVariableBroadcast(&at_shared->overflow_cv);
+	}
 	foreach(lc, pending_tasks)
 	{
 		pg_uuid_t  *task = &((PendingId *) lfirst(lc))->id;
@@ -623,8 +635,10 @@ at_task_signals(PG_FUNCTION_ARGS)
 
 /*
  * watch_task(task): from now until the end of the transaction, commits that
- * change this task set our latch.  Returns false when there is no shared
- * memory (library not preloaded) or no free slot; callers then poll.
+ * change this task set our latch; when every slot is taken, commits that
+ * change any task wake us through the overflow condition variable.
+ * Returns false only when there is no shared memory (library not
+ * preloaded); callers then poll.
  */
 Datum
 at_watch_task(PG_FUNCTION_ARGS)
@@ -652,15 +666,40 @@ at_watch_task(PG_FUNCTION_ARGS)
 		}
 	}
 	LWLockRelease(at_shared->lock);
-	PG_RETURN_BOOL(my_waiter != NULL);
+	if (my_waiter == NULL)
+	{
+		my_overflow = true;
+		pg_atomic_fetch_add_u32(&at_shared->overflow_waiters, 1);
+		my_generation = pg_atomic_read_u64(&at_shared->task_generation);
+	}
+	PG_RETURN_BOOL(true);
 }
 
-/* await_wakeup(timeout_ms): sleep until our latch is set or the time is up. */
+/*
+ * await_wakeup(timeout_ms): sleep until our latch is set (or, beyond the
+ * slots, until some task changed since we last looked) or the time is up.
+ */
 Datum
 at_await_wakeup(PG_FUNCTION_ARGS)
 {
 	int32		timeout_ms = PG_GETARG_INT32(0);
 
+	if (my_overflow)
+	{
+		uint64		seen = my_generation;
+
+		if (timeout_ms > 0)
+		{
+			ConditionVariablePrepareToSleep(&at_shared->overflow_cv);
+			while (pg_atomic_read_u64(&at_shared->task_generation) == seen)
+				if (ConditionVariableTimedSleep(&at_shared->overflow_cv, timeout_ms, PG_WAIT_EXTENSION))
+					break;		/* timed out */
+			ConditionVariableCancelSleep();
+		}
+		my_generation = pg_atomic_read_u64(&at_shared->task_generation);
+		CHECK_FOR_INTERRUPTS();
+		PG_RETURN_VOID();
+	}
 	if (timeout_ms > 0)
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
