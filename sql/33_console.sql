@@ -97,13 +97,14 @@ SELECT agent_tasks.create_webhook('https://hooks.example.com/console', '{task.pr
 SELECT (agent_tasks.create_task('Console progress', agent => 'console-ext', auto_process => true)).status;
 SELECT run_id AS run FROM agent_tasks.claim_runs('console-worker', '{console-ext}') \gset
 
--- a second session listens, as in 21_notify
+-- a second session listens on the account's channel, as in 21_notify
+SELECT agent_tasks.notify_channel() AS channel \gset
 RESET ROLE;
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT dblink_connect('listener', format('host=%s port=%s dbname=%s user=%s',
 	coalesce(nullif(split_part(current_setting('unix_socket_directories'), ',', 1), ''), '127.0.0.1'),
 	current_setting('port'), current_database(), current_user)) AS connected;
-SELECT dblink_exec('listener', 'LISTEN agent_tasks');
+SELECT dblink_exec('listener', format('LISTEN %I', :'channel'));
 -- What the listener received up to the sentinel, which this session sends
 -- after the reports, so that all of them arrive before it.
 CREATE FUNCTION pg_temp.received() RETURNS SETOF jsonb
@@ -129,7 +130,7 @@ SELECT phase, progress FROM agent_tasks.report_progress(:'run', 'build', 'compil
 SELECT phase FROM agent_tasks.report_progress(:'run', 'build', 'compiling', '{"percent": 40}', 'console-worker');
 SELECT phase FROM agent_tasks.report_progress(:'run', 'deploy', repeat('x', 500), NULL, 'console-worker');
 SELECT agent_tasks.heartbeat_run(:'run', 'console-worker') IS NOT NULL AS heartbeat_is_no_progress;
-NOTIFY agent_tasks, 'sentinel';
+SELECT pg_notify(:'channel', 'sentinel') AS sentinel;
 RESET ROLE;
 SELECT p - 'id' - 'run' - 'progress' AS payload, length(p ->> 'progress') AS progress_length,
 	   p ->> 'id' = (SELECT task_id::text FROM agent_tasks.runs WHERE id = :'run') AS task_id,
