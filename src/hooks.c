@@ -206,6 +206,7 @@ at_fire_hooks(const char *account, const pg_uuid_t *task, const char *event,
 	Datum		task_row;
 	Datum		data;
 	bool		isnull;
+	int			account_nestlevel;
 	int			i;
 
 	/* the common case, no hook in the account, decided without SPI */
@@ -266,6 +267,15 @@ at_fire_hooks(const char *account, const pg_uuid_t *task, const char *event,
 							 names[i])));
 	}
 
+	/*
+	 * The task's account is the session's for the hooks (an executor or the
+	 * dispatcher has none): the view reads through it, and so do the API
+	 * calls a hook makes.
+	 */
+	account_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("agent_tasks.account", account, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
 	/* the task as the API shows it, and the event's webhook payload */
 	if (task_row_plan == NULL)
 		task_row_plan = at_keep_plan("SELECT v FROM agent_tasks.tasks v WHERE v.account = $1 AND v.id = $2",
@@ -298,6 +308,7 @@ at_fire_hooks(const char *account, const pg_uuid_t *task, const char *event,
 		hook_depth--;
 	}
 	PG_END_TRY();
+	AtEOXact_GUC(true, account_nestlevel);
 	SPI_finish();
 }
 
