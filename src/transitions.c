@@ -213,8 +213,7 @@ execute(SPIPlanPtr p, Datum *values, const char *nulls, bool read_only)
 static void
 check_task_plans(Oid rowtype)
 {
-	SPIPlanPtr *plans[] = {&move_parent, &enqueue_event, &enqueue_callback, &updated_fields,
-	&release_dependents, &cancel_dependents};
+	SPIPlanPtr *plans[] = {&enqueue_event, &enqueue_callback, &updated_fields};
 	int			i;
 
 	if (rowtype == task_plans_rowtype)
@@ -461,34 +460,16 @@ webhook_event_of(const char *status)
  * ---------------------------------------------------------------------------
  */
 
+/* A savepoint ends: its consequences go with it, or pass to its parent. */
 static void
 forget_consequences(SubXactEvent event, SubTransactionId subid,
 					SubTransactionId parent_subid, void *arg)
 {
-	List	   *kept = NIL;
-	ListCell   *lc;
-	int			level = GetCurrentTransactionNestLevel();
-	MemoryContext old;
-
 	if ((event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) ||
 		consequences == NIL)
 		return;
-	old = MemoryContextSwitchTo(TopTransactionContext);
-	foreach(lc, consequences)
-	{
-		Consequence *c = lfirst(lc);
-
-		if (c->nest_level < level)
-			kept = lappend(kept, c);
-		else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		{
-			c->nest_level = level - 1;
-			kept = lappend(kept, c);
-		}
-	}
-	list_free(consequences);
-	consequences = kept;
-	MemoryContextSwitchTo(old);
+	consequences = at_after_subxact(consequences, GetCurrentTransactionNestLevel(),
+									event == SUBXACT_EVENT_ABORT_SUB);
 }
 
 static void

@@ -303,8 +303,8 @@ note_level(int nest_level)
 		deepest_level = nest_level;
 }
 
-static List *
-after_subxact(List *items, int nest_level, bool aborted)
+List *
+at_after_subxact(List *items, int nest_level, bool aborted)
 {
 	ListCell   *lc;
 
@@ -332,9 +332,9 @@ at_subxact_callback(SubXactEvent event, SubTransactionId subid,
 	if ((event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) ||
 		deepest_level < level)
 		return;
-	pending_tasks = after_subxact(pending_tasks, level, aborted);
-	pending_interrupts = after_subxact(pending_interrupts, level, aborted);
-	pending_notifies = after_subxact(pending_notifies, level, aborted);
+	pending_tasks = at_after_subxact(pending_tasks, level, aborted);
+	pending_interrupts = at_after_subxact(pending_interrupts, level, aborted);
+	pending_notifies = at_after_subxact(pending_notifies, level, aborted);
 	deepest_level = level - 1;
 }
 
