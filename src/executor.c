@@ -28,6 +28,7 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -59,6 +60,24 @@ typedef struct ClaimedRun
 
 static AtWorkerSlot *my_slot;
 static char *my_name;
+
+/*
+ * Plans kept for the session: an agent's call joins two wide views, and
+ * planning it cost more than running a no-op agent.  One plan per agent
+ * function; a renamed function gets a new call text and so a new plan.
+ * Plan invalidation (the views or the function replaced) is the plan
+ * cache's business.
+ */
+typedef struct CallPlan
+{
+	Oid			function;		/* hash key */
+	char	   *call;
+	SPIPlanPtr	plan;
+} CallPlan;
+
+static HTAB *call_plans;
+static SPIPlanPtr finish_plan;
+static SPIPlanPtr errored_plan;
 
 /* Claim up to EXECUTOR_BATCH_SIZE runnable runs of `sql` agents. */
 static int
@@ -100,15 +119,39 @@ claim_runs(ClaimedRun *runs, MemoryContext loop_context)
 	return n;
 }
 
-static void
-set_local(const char *name, const char *value)
+/* The kept plan of a run's call, prepared as the role the agent runs as. */
+static SPIPlanPtr
+call_plan(ClaimedRun *run)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2] = {CStringGetTextDatum(name), CStringGetTextDatum(value)};
+	static Oid	argtypes[2] = {TEXTOID, UUIDOID};
+	CallPlan   *entry;
+	SPIPlanPtr	plan;
 
-	if (SPI_execute_with_args("SELECT pg_catalog.set_config($1, $2, true)",
-							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not set %s", name);
+	if (call_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CallPlan);
+		call_plans = hash_create("agent_tasks executor call plans", 16, &ctl,
+								 HASH_ELEM | HASH_BLOBS);
+	}
+	entry = hash_search(call_plans, &run->function, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		if (strcmp(entry->call, run->call) == 0)
+			return entry->plan;
+		SPI_freeplan(entry->plan);
+		pfree(entry->call);
+		hash_search(call_plans, &run->function, HASH_REMOVE, NULL);
+	}
+
+	/* prepared before it is entered: an error leaves no half-made entry */
+	plan = at_keep_plan(run->call, 2, argtypes);
+	entry = hash_search(call_plans, &run->function, HASH_ENTER, NULL);
+	entry->plan = plan;
+	entry->call = MemoryContextStrdup(TopMemoryContext, run->call);
+	return plan;
 }
 
 /*
@@ -146,7 +189,7 @@ check_agent_function(ClaimedRun *run)
 static void
 execute_run(ClaimedRun *run)
 {
-	Oid			argtypes[3] = {TEXTOID, UUIDOID, JSONBOID};
+	static Oid	argtypes[3] = {TEXTOID, UUIDOID, JSONBOID};
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	Oid			saved_user;
@@ -160,7 +203,8 @@ execute_run(ClaimedRun *run)
 	 * the batch's next run may belong to another account.
 	 */
 	guc_nest_level = NewGUCNestLevel();
-	set_local("agent_tasks.account", run->account);
+	(void) set_config_option("agent_tasks.account", run->account, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	args[0] = CStringGetTextDatum(run->account);
 	args[1] = UUIDPGetDatum(&run->run_id);
 
@@ -172,7 +216,7 @@ execute_run(ClaimedRun *run)
 	if (run->timeout_ms > 0)
 		enable_timeout_after(STATEMENT_TIMEOUT, run->timeout_ms);
 
-	ret = SPI_execute_with_args(run->call, 2, argtypes, args, NULL, false, 1);
+	ret = SPI_execute_plan(call_plan(run), args, NULL, false, 1);
 
 	disable_timeout(STATEMENT_TIMEOUT, false);
 	at_executing_as = InvalidOid;
@@ -189,8 +233,10 @@ execute_run(ClaimedRun *run)
 		nulls[2] = 'n';
 
 	at_worker_set_state(my_slot, AT_STATE_RECORDING, &run->run_id);
-	ret = SPI_execute_with_args("SELECT agent_tasks_internal.finish_sql_run($1, $2, $3)",
-								3, argtypes, args, nulls, false, 1);
+	if (finish_plan == NULL)
+		finish_plan = at_keep_plan("SELECT agent_tasks_internal.finish_sql_run($1, $2, $3)",
+								   3, argtypes);
+	ret = SPI_execute_plan(finish_plan, args, nulls, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "finish_sql_run failed: %s", SPI_result_code_string(ret));
 }
@@ -199,7 +245,7 @@ execute_run(ClaimedRun *run)
 static void
 record_failure(ClaimedRun *run, ErrorData *edata, bool cancel_requested)
 {
-	Oid			argtypes[4] = {TEXTOID, UUIDOID, JSONBOID, TEXTOID};
+	static Oid	argtypes[4] = {TEXTOID, UUIDOID, JSONBOID, TEXTOID};
 	Datum		args[4];
 	const char *reason;
 	StringInfoData error;
@@ -232,8 +278,10 @@ record_failure(ClaimedRun *run, ErrorData *edata, bool cancel_requested)
 	args[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(error.data));
 	args[3] = CStringGetTextDatum(reason);
 
-	if (SPI_execute_with_args("SELECT agent_tasks_internal.run_errored($1, $2, $3, $4)",
-							  4, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (errored_plan == NULL)
+		errored_plan = at_keep_plan("SELECT agent_tasks_internal.run_errored($1, $2, $3, $4)",
+									4, argtypes);
+	if (SPI_execute_plan(errored_plan, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "run_errored failed");
 }
 

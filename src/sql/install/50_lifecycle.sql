@@ -56,16 +56,20 @@ BEGIN
 END
 $$;
 
+-- PL/pgSQL, not SQL: its plan is kept (a SQL function with SET is planned
+-- at every call, and every process_task() calls this).
 CREATE FUNCTION agent_tasks_internal.unfinished_blockers(account text, task uuid)
 	RETURNS uuid[]
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT coalesce(array_agg(d.depends_on ORDER BY d.depends_on), '{}')
-	  FROM agent_tasks_internal.task_dependencies d
-	  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on
-	 WHERE d.account = unfinished_blockers.account AND d.task_id = unfinished_blockers.task
-	   AND b.status <> 'completed'
+BEGIN
+	RETURN (SELECT coalesce(array_agg(d.depends_on ORDER BY d.depends_on), '{}')
+			  FROM agent_tasks_internal.task_dependencies d
+			  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on
+			 WHERE d.account = unfinished_blockers.account AND d.task_id = unfinished_blockers.task
+			   AND b.status <> 'completed');
+END
 $$;
 
 -- Process the children of a command-mode parent (locked by the caller) that

@@ -2013,6 +2013,22 @@ BEGIN
 END
 $$;
 
+-- Engine core, step 10 (issue 9): hot-path helpers keep their plans -----------
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.unfinished_blockers(account text, task uuid)
+	RETURNS uuid[]
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN (SELECT coalesce(array_agg(d.depends_on ORDER BY d.depends_on), '{}')
+			  FROM agent_tasks_internal.task_dependencies d
+			  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on
+			 WHERE d.account = unfinished_blockers.account AND d.task_id = unfinished_blockers.task
+			   AND b.status <> 'completed');
+END
+$$;
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks FROM PUBLIC;
