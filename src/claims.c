@@ -24,6 +24,11 @@
  *	  other left.  Agents met later are only tried, and passed over when
  *	  busy.
  *
+ *	  For the executors, claim_sql_runs() adds to each claimed run how to
+ *	  call its agent's function, resolved from the agent's target without
+ *	  ever raising: a run whose function or role is gone, or whose function
+ *	  is owned by a role that could not act as the agent's, fails instead.
+ *
  *	  Locks are taken in the extension's one order, ancestors -> task ->
  *	  run, all with SKIP LOCKED, so a claim never waits for a lock nor
  *	  deadlocks with a stop or cancel.  Every statement is planned once per
@@ -35,20 +40,28 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
+#include "utils/varlena.h"
 #include "utils/uuid.h"
 
 #include "agent_tasks.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(at_claim_batch);
+PG_FUNCTION_INFO_V1(at_claim_sql_runs);
 
 /*
  * Candidates: for each agent of the wanted kinds (of one account and one
@@ -493,6 +506,187 @@ at_claim_batch(PG_FUNCTION_ARGS)
 			tuple.t_data = started[i];
 			tuplestore_puttuple(rsinfo->setResult, &tuple);
 		}
+	}
+
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* What claim_sql_runs() reads besides claim_batch(). */
+static const char *claim_sql_batch_sql =
+"SELECT r.account, r.id, a.target, a.run_as,"
+"       (EXTRACT(epoch FROM a.timeout) * 1000)::integer"
+"  FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, $1, NULL, $2) r"
+"  LEFT JOIN agent_tasks_internal.agents a ON a.account = r.account AND a.id = r.agent_id";
+
+static const char *fail_claimed_run_sql =
+"SELECT agent_tasks_internal.fail_attempt(r,"
+"         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+"           'message', $3::text, 'sqlstate', $4::text, 'detail', $5::text, 'hint', $6::text)),"
+"         $7, false)"
+"  FROM agent_tasks_internal.runs r WHERE r.account = $1 AND r.id = $2";
+
+static SPIPlanPtr claim_sql_batch_plan;
+static SPIPlanPtr fail_claimed_run_plan;
+
+/*
+ * The function an sql agent's target names, taking the rows of the views
+ * agent_tasks.tasks and agent_tasks.runs; InvalidOid when there is none.
+ * Never raises: the target is split here, not parsed as SQL.
+ */
+static Oid
+agent_function(const char *target)
+{
+	Oid			nsp = get_namespace_oid("agent_tasks", true);
+	Oid			argtypes[2];
+	char	   *copy = pstrdup(target);
+	List	   *parts = NIL;
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	argtypes[0] = get_rel_type_id(get_relname_relid("tasks", nsp));
+	argtypes[1] = get_rel_type_id(get_relname_relid("runs", nsp));
+	if (!OidIsValid(argtypes[0]) || !OidIsValid(argtypes[1]))
+		return InvalidOid;
+	if (!SplitIdentifierString(copy, '.', &parts) || list_length(parts) != 2)
+		return InvalidOid;
+	foreach(lc, parts)
+		names = lappend(names, makeString((char *) lfirst(lc)));
+	return LookupFuncName(names, 2, argtypes, true);
+}
+
+/* Fail a claimed run that cannot be executed, with the error it gets. */
+static void
+fail_claimed_run(Datum account, Datum run_id, const char *message, const char *sqlstate,
+				 const char *detail, const char *hint, const char *reason)
+{
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = account;
+	args[1] = run_id;
+	args[2] = CStringGetTextDatum(message);
+	args[3] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
+	nulls[3] = sqlstate ? ' ' : 'n';
+	args[4] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
+	nulls[4] = detail ? ' ' : 'n';
+	args[5] = hint ? CStringGetTextDatum(hint) : (Datum) 0;
+	nulls[5] = hint ? ' ' : 'n';
+	args[6] = CStringGetTextDatum(reason);
+	if (SPI_execute_plan(fail_claimed_run_plan, args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "agent_tasks: failing a claimed run failed");
+}
+
+/*
+ * agent_tasks_internal.claim_sql_runs(worker text, max integer,
+ *	   OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid,
+ *	   OUT timeout_ms integer, OUT function oid) RETURNS SETOF record
+ *
+ * For the executors: up to max runs of sql agents, and how to call each.
+ * The call reads the task and the run through the views, as the agent's
+ * function takes them.
+ */
+Datum
+at_claim_sql_runs(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		args[2];
+	uint64		n;
+	uint64		i;
+	SPITupleTable *claimed;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_BAD_INPUT),
+				 errmsg("claim_sql_runs needs a worker and a maximum")));
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "agent_tasks: SPI_connect failed");
+	if (fail_claimed_run_plan == NULL)
+	{
+		Oid			batch_args[] = {TEXTOID, INT4OID};
+		Oid			fail_args[] = {TEXTOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+		claim_sql_batch_plan = at_keep_plan(claim_sql_batch_sql, 2, batch_args);
+		fail_claimed_run_plan = at_keep_plan(fail_claimed_run_sql, 7, fail_args);
+	}
+
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	if (SPI_execute_plan(claim_sql_batch_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "agent_tasks: claiming runs of sql agents failed");
+	claimed = SPI_tuptable;
+	n = SPI_processed;
+
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	row = claimed->vals[i];
+		TupleDesc	desc = claimed->tupdesc;
+		bool		isnull;
+		Datum		account = SPI_getbinval(row, desc, 1, &isnull);
+		Datum		run_id = SPI_getbinval(row, desc, 2, &isnull);
+		char	   *target = SPI_getvalue(row, desc, 3);
+		char	   *run_as_name = SPI_getvalue(row, desc, 4);
+		bool		no_timeout;
+		Datum		timeout_ms = SPI_getbinval(row, desc, 5, &no_timeout);
+		Oid			function = target ? agent_function(target) : InvalidOid;
+		Oid			run_as = run_as_name ? get_role_oid(run_as_name, true) : InvalidOid;
+		HeapTuple	proc;
+		Form_pg_proc form;
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		CHECK_FOR_INTERRUPTS();
+		proc = OidIsValid(function) ? SearchSysCache1(PROCOID, ObjectIdGetDatum(function)) : NULL;
+		if (proc == NULL || !HeapTupleIsValid(proc))
+		{
+			fail_claimed_run(account, run_id,
+							 psprintf("agent function %s does not exist", target ? target : "(none)"),
+							 NULL, NULL, NULL, "error");
+			continue;
+		}
+		form = (Form_pg_proc) GETSTRUCT(proc);
+		if (!OidIsValid(run_as))
+		{
+			ReleaseSysCache(proc);
+			fail_claimed_run(account, run_id,
+							 psprintf("role %s of the agent does not exist", run_as_name ? run_as_name : "(none)"),
+							 NULL, NULL, NULL, "error");
+			continue;
+		}
+		/* the owner could make the function do anything as run_as (bind_agent_role) */
+		if (!has_privs_of_role(form->proowner, run_as))
+		{
+			const char *owner = GetUserNameFromId(form->proowner, true);
+
+			ReleaseSysCache(proc);
+			fail_claimed_run(account, run_id,
+							 "the agent function is not owned by the role the agent runs as; it was not executed",
+							 "PT403",
+							 psprintf("function %s is owned by %s; the agent runs as %s", target,
+									  owner ? quote_identifier(owner) : "?", run_as_name),
+							 psprintf("ALTER FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) OWNER TO %s, or have its owner alter the agent's target.",
+									  target, quote_identifier(run_as_name)),
+							 "rejected");
+			continue;
+		}
+
+		values[0] = account;
+		values[1] = run_id;
+		values[2] = CStringGetTextDatum(psprintf("SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r"
+												 " ON r.account = t.account AND r.task_id = t.id"
+												 " WHERE r.account = $1 AND r.id = $2",
+												 quote_qualified_identifier(get_namespace_name(form->pronamespace),
+																			NameStr(form->proname))));
+		values[3] = ObjectIdGetDatum(run_as);
+		values[4] = timeout_ms;
+		nulls[4] = no_timeout;
+		values[5] = ObjectIdGetDatum(function);
+		ReleaseSysCache(proc);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 
 	SPI_finish();

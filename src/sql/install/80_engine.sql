@@ -623,52 +623,17 @@ CREATE FUNCTION agent_tasks_internal.claim_batch(kinds text[], account text, age
 	LANGUAGE C VOLATILE
 	SET search_path = pg_catalog, pg_temp;
 
--- For the executors: up to max runs of sql agents, and how to call each.
+-- For the executors: up to max runs of sql agents, and how to call each
+-- (the function resolved from the agent's target without ever raising;
+-- a run whose function or role is gone, or whose function's owner could
+-- not act as the agent's role, fails instead).
 CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
 	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer,
 	OUT function oid)
 	RETURNS SETOF record
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	r agent_tasks_internal.runs;
-	a agent_tasks_internal.agents;
-	fn text;
-	owner oid;
-BEGIN
-	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, worker, NULL, max)
-	LOOP
-		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
-		SELECT format('%I.%I', n.nspname, p.proname), p.oid, p.proowner INTO fn, function, owner
-		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
-		run_as := (SELECT oid FROM pg_roles WHERE rolname = a.run_as);
-		IF fn IS NULL OR run_as IS NULL THEN
-			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message',
-				CASE WHEN fn IS NULL THEN format('agent function %s does not exist', a.target)
-					 ELSE format('role %s of the agent does not exist', a.run_as) END), 'error', false);
-			CONTINUE;
-		END IF;
-		-- the owner could make the function do anything as run_as (bind_agent_role)
-		IF NOT pg_has_role(owner, run_as, 'USAGE') THEN
-			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object(
-				'message', 'the agent function is not owned by the role the agent runs as; it was not executed',
-				'sqlstate', 'PT403',
-				'detail', format('function %s is owned by %s; the agent runs as %s', a.target, owner::regrole, a.run_as),
-				'hint', format('ALTER FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) OWNER TO %I, or have its owner alter the agent''s target.',
-							   a.target, a.run_as)), 'rejected', false);
-			CONTINUE;
-		END IF;
-		account := r.account;
-		run_id := r.id;
-		call := format('SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r'
-					   ' ON r.account = t.account AND r.task_id = t.id WHERE r.account = $1 AND r.id = $2', fn);
-		timeout_ms := (extract(epoch FROM a.timeout) * 1000)::integer;
-		RETURN NEXT;
-	END LOOP;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_claim_sql_runs'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
 	"limit" integer DEFAULT 1, lease interval DEFAULT NULL)

@@ -2029,6 +2029,14 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
+	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer,
+	OUT function oid)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'at_claim_sql_runs'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks FROM PUBLIC;
