@@ -2589,6 +2589,39 @@ $$;
 COMMENT ON FUNCTION agent_tasks.openapi() IS 'The OpenAPI 3.0 document of the REST API, made from the catalog: the views the caller may read (GET with PostgREST''s filters; POST, PATCH, DELETE where the view accepts them and the caller may), the functions it may execute (POST; GET too for those that change nothing), request and response schemas with the columns'' descriptions, and the X-Api-Key and Bearer security schemes. Over REST: GET /rpc/openapi.';
 GRANT EXECUTE ON FUNCTION agent_tasks.openapi() TO agent_tasks_reader;
 
+-- Plain http to the private ranges and host names of agent_tasks.http_plain_allowed
+-- (src/url_policy.c): the hint of a refused URL names the setting.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.check_url(field text, url text)
+	RETURNS text
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	reason text;
+BEGIN
+	IF url IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF url !~ '^https?://[^\s/]+' OR length(url) > 2000 THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s is not a valid URL', field),
+			format('%s = %s', field, quote_literal(left(url, 200))),
+			'Use an absolute https:// URL of at most 2000 characters.');
+	END IF;
+	-- the outbound URL policy (SSRF protection), src/url_policy.c
+	reason := agent_tasks_internal.url_policy_violation(url);
+	IF reason IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('%s is not allowed: %s', field, reason),
+			format('%s = %s', field, quote_literal(left(url, 200))),
+			'Use a public https:// URL without user information. A superuser can allow private ranges '
+			'(agent_tasks.http_allowed_cidrs), plain http to private ranges and host names '
+			'(agent_tasks.http_plain_allowed) and, for local development, loopback (agent_tasks.allow_insecure_loopback).');
+	END IF;
+	RETURN url;
+END
+$$;
+
+COMMENT ON FUNCTION agent_tasks_internal.url_policy_violation(text) IS 'NULL when the dispatcher may call the URL, else why not: https only, no user information, no literal address in a blocked range (any spelling), no localhost; agent_tasks.allow_insecure_loopback, agent_tasks.http_allowed_cidrs and agent_tasks.http_plain_allowed make exceptions.';
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks FROM PUBLIC;
