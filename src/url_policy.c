@@ -485,6 +485,7 @@ at_url_violation(const char *url, AtUrlInfo *info, char *buf, size_t buflen)
 		if (numeric && parse_inet_aton(host, &a4))
 		{
 			char		canon[INET_ADDRSTRLEN];
+			uint8		bytes[4];
 
 			info->loopback_ok = agent_tasks_allow_insecure_loopback && (a4 >> 24) == 127;
 			/* name the canonical form too when the URL spelt it differently */
@@ -493,11 +494,11 @@ at_url_violation(const char *url, AtUrlInfo *info, char *buf, size_t buflen)
 			if (check_v4(a4, info->loopback_ok, strcmp(canon, host) == 0 ? NULL : host,
 						 buf, buflen) != NULL)
 				return buf;
-			{
-				uint8		bytes[4] = {a4 >> 24, (a4 >> 16) & 0xff, (a4 >> 8) & 0xff, a4 & 0xff};
-
-				plain_ok = plain_cidr_allowed(AF_INET, bytes);
-			}
+			bytes[0] = a4 >> 24;
+			bytes[1] = a4 >> 16;
+			bytes[2] = a4 >> 8;
+			bytes[3] = a4;
+			plain_ok = plain_cidr_allowed(AF_INET, bytes);
 		}
 		else if (strspn(host, "0123456789.") == host_len)
 			return "invalid IPv4 address in the URL";
@@ -662,7 +663,7 @@ at_plain_allowed_check(char **newval, void **extra, GucSource source)
 	char	   *copy;
 	char	   *tok;
 	char	   *save = NULL;
-	int			n = 0;
+	int			n;
 	size_t		header;
 	PlainAllowed *list;
 	char	   *text;
@@ -672,7 +673,10 @@ at_plain_allowed_check(char **newval, void **extra, GucSource source)
 		*extra = NULL;
 		return true;
 	}
-	/* at most one entry per two characters: a header, the arrays, the text */
+	/*
+	 * One block: the header, the arrays (an entry takes two characters of
+	 * the value at least, with its separator) and the names' text.
+	 */
 	n = strlen(*newval) / 2 + 1;
 	header = MAXALIGN(sizeof(PlainAllowed)) + MAXALIGN(sizeof(Cidr) * n) + MAXALIGN(sizeof(char *) * n);
 	list = malloc(header + strlen(*newval) + 1);
