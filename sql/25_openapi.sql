@@ -89,6 +89,10 @@ SELECT d #> '{paths,/webhook_endpoints,get,operationId}' AS webhooks,
 	   d #> '{paths,/rpc/claim_runs,post,responses,200,content,application/json,schema,items,properties,run_id}' AS run_id,
 	   d #> '{paths,/rpc/claim_runs,post,requestBody,content,application/json,schema,required}' AS claim_required
   FROM (SELECT agent_tasks.openapi() AS d) x;
+-- operation ids are unique (generated clients name their calls by them)
+SELECT count(*) > 100 AS many, count(*) = count(DISTINCT op) AS unique_operation_ids
+  FROM (SELECT agent_tasks.openapi() AS d) x,
+	   jsonb_path_query(d, '$.paths.*.*.operationId') op;
 RESET ROLE;
 
 -- The write verbs of a view come from the catalog: the privilege and a view
