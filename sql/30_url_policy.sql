@@ -1,15 +1,17 @@
 --
 -- 30_url_policy: the outbound URL policy (SSRF protection) at registration:
 -- every blocked range, every spelling of an address, user information,
--- schemes, localhost; the superuser settings allow_insecure_loopback and
--- http_allowed_cidrs; the PT400 errors of create_task, create_agent and
--- alter_agent.  (Connect-time refusals need the dispatcher: test/http/run.sh.)
+-- schemes, localhost; the superuser settings allow_insecure_loopback,
+-- http_allowed_cidrs and http_plain_allowed; the PT400 errors of
+-- create_task, create_agent and alter_agent.  (Connect-time refusals need
+-- the dispatcher: test/http/run.sh.)
 --
 \set SHOW_CONTEXT never
 RESET ROLE;
 -- (superuser settings; pinned here whatever the server's configuration says)
 SET agent_tasks.allow_insecure_loopback = off;
 SET agent_tasks.http_allowed_cidrs = '';
+SET agent_tasks.http_plain_allowed = '';
 
 SELECT u AS url, coalesce(agent_tasks_internal.url_policy_violation(u), 'allowed') AS verdict
   FROM unnest(ARRAY[
@@ -94,11 +96,47 @@ SELECT expect_error($$SET agent_tasks.http_allowed_cidrs = 'intranet'$$);
 SET agent_tasks.http_allowed_cidrs = '';
 SELECT agent_tasks_internal.url_policy_violation('https://10.1.2.3/');
 
+-- Plain http on named private networks (agents on a compose network): the
+-- private ranges and host names an operator lists; everything else https.
+SET agent_tasks.http_plain_allowed = '172.16.0.0/12, agent,Ollama., *.internal, fd00:7::/48';
+SHOW agent_tasks.http_plain_allowed;
+SELECT u AS url, coalesce(agent_tasks_internal.url_policy_violation(u), 'allowed') AS verdict
+  FROM unnest(ARRAY['http://172.18.0.5:8080/run', 'https://172.18.0.5/run', 'http://[::ffff:172.18.0.5]/',
+					'http://2886860805/', 'http://agent:8080/run', 'http://AGENT./run', 'https://agent/',
+					'http://ollama:11434/v1', 'http://vllm.internal/v1', 'http://a.b.internal/',
+					'http://internal/', 'http://notagent/', 'http://agent.example.com/', 'http://[fd00:7::1]/',
+					'http://[fd00:8::1]/', 'http://10.0.0.5/', 'http://192.168.1.1/', 'http://example.com/',
+					'http://8.8.8.8/', 'http://172.15.0.1/', 'http://169.254.169.254/', 'http://localhost/',
+					'http://user@agent/']) AS u;
+SET ROLE regress_app;
+SELECT name, target FROM agent_tasks.create_agent('p3', 'http', 'http://agent:8080/run');
+RESET ROLE;
+-- only private and loopback ranges; a name needs a range to resolve into
+SELECT expect_error($$SET agent_tasks.http_plain_allowed = '0.0.0.0/0'$$);
+SELECT expect_error($$SET agent_tasks.http_plain_allowed = '8.8.8.0/24, agent'$$);
+SELECT expect_error($$SET agent_tasks.http_plain_allowed = '169.254.0.0/16'$$);
+SELECT expect_error($$SET agent_tasks.http_plain_allowed = '172.0.0.0/8'$$);
+SELECT expect_error($$SET agent_tasks.http_plain_allowed = '::/0'$$);
+SELECT expect_error($$SET agent_tasks.http_plain_allowed = '10.0.0.0/8, 1.2.3'$$);
+SELECT expect_error($$SET agent_tasks.http_plain_allowed = '10.0.0.0/8, bad!host'$$);
+SELECT expect_error($$SET agent_tasks.http_plain_allowed = 'agent, ollama'$$);
+SET agent_tasks.http_plain_allowed = '127.0.0.0/8';
+SELECT agent_tasks_internal.url_policy_violation('http://127.0.0.1:8080/') AS loopback_listed;
+-- without it, plain http is refused, with a reason and a hint that name the
+-- setting (issue 11: a range in http_allowed_cidrs is for https only)
+SET agent_tasks.http_plain_allowed = '';
+SET agent_tasks.http_allowed_cidrs = '172.16.0.0/12';
+SELECT expect_error($$SELECT agent_tasks_internal.check_url('url', 'http://172.18.0.5:8080/run')$$);
+SET agent_tasks.http_allowed_cidrs = '';
+SET ROLE regress_app;
+SELECT expect_error($$SET agent_tasks.http_plain_allowed = '10.0.0.0/8'$$);
+RESET ROLE;
+
 -- check_url keeps its shape checks, then applies the policy.
 SELECT expect_error($$SELECT agent_tasks_internal.check_url('url', 'gopher://x')$$);
 SELECT expect_error($$SELECT agent_tasks_internal.check_url('url', 'https://10.0.0.1/')$$);
 SELECT agent_tasks_internal.check_url('url', 'https://example.com/ok'), agent_tasks_internal.check_url('url', NULL);
 
 SET ROLE regress_app;
-SELECT agent_tasks.drop_agent('p1'), agent_tasks.drop_agent('p2');
+SELECT agent_tasks.drop_agent('p1'), agent_tasks.drop_agent('p2'), agent_tasks.drop_agent('p3');
 RESET ROLE;

@@ -32,6 +32,7 @@ static int	agent_tasks_default_lease = 300;
 static char *agent_tasks_worker = NULL;
 static bool agent_tasks_notify = true;
 static char *agent_tasks_http_allowed_cidrs = NULL;
+static char *agent_tasks_http_plain_allowed = NULL;
 static double agent_tasks_webhook_retry_scale = 1.0;
 
 /* Identity (src/accounts.c). */
@@ -248,6 +249,19 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   at_allowed_cidrs_check, at_allowed_cidrs_assign, NULL);
+
+	DefineCustomStringVariable("agent_tasks.http_plain_allowed",
+							   "Private address ranges and host names that outbound requests may reach over plain http.",
+							   "Comma-separated CIDRs inside 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 172.16.0.0/12, "
+							   "192.168.0.0/16, fc00::/7 or ::1, and host names (a leading \"*.\" matches the names "
+							   "under a domain), e.g. '172.18.0.0/16, agent, ollama'.  The ranges are reachable over "
+							   "https too; a listed name is connected to only at an address in a listed range.  "
+							   "Superuser only.",
+							   &agent_tasks_http_plain_allowed,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   at_plain_allowed_check, at_plain_allowed_assign, NULL);
 
 	DefineCustomStringVariable("agent_tasks.http_resolve",
 							   "Fixed name resolutions for the dispatcher, like curl --resolve.",

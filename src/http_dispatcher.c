@@ -32,8 +32,9 @@
  *	  Each request's handle, header list and buffers are freed when it ends;
  *	  the multi handle at process exit.  SSRF: every address libcurl is
  *	  about to connect to passes through CURLOPT_OPENSOCKETFUNCTION and the
- *	  URL policy (src/url_policy.c); only https (http for allowed loopback),
- *	  no redirects, no proxy from the environment, TLS verification on.
+ *	  URL policy (src/url_policy.c); only https (http for allowed loopback
+ *	  and agent_tasks.http_plain_allowed), no redirects, no proxy from the
+ *	  environment, TLS verification on.
  *
  *	  File descriptors: at start the process raises its soft RLIMIT_NOFILE
  *	  to the hard limit and keeps the requests in flight within what that
@@ -168,6 +169,15 @@ static int	shortage_ceiling = -1;
 static TimestampTz shortage_at = 0;
 static bool shortage_logged = false;
 
+/*
+ * The URL policy's settings (allow_insecure_loopback, http_allowed_cidrs,
+ * http_plain_allowed) as last seen, and when they last changed: libcurl
+ * reuses cached connections without opening a socket, so a connection
+ * checked under an earlier policy must not be reused (request_start).
+ */
+static char *policy_seen = NULL;	/* malloc'd */
+static TimestampTz policy_changed_at = 0;	/* 0: not since start */
+
 static long curl_timer_ms = -1; /* -1: no timer */
 static TimestampTz curl_timer_at = 0;
 
@@ -276,7 +286,7 @@ opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address
 
 	if (purpose != CURLSOCKTYPE_IPCXN)
 		return CURL_SOCKET_BAD;
-	if (at_address_violation(&address->addr, req->url_info.loopback_ok, req->host,
+	if (at_address_violation(&address->addr, &req->url_info, req->host,
 							 req->policy_error, sizeof(req->policy_error)) != NULL)
 		return CURL_SOCKET_BAD;
 	fd = socket(address->family, address->socktype, address->protocol);
@@ -449,6 +459,24 @@ resolve_list(void)
 	return list;
 }
 
+/* Note when the URL policy's settings change (after a configuration reload). */
+static void
+note_policy(void)
+{
+	char	   *policy = psprintf("%d|%s|%s", agent_tasks_allow_insecure_loopback,
+								  GetConfigOption("agent_tasks.http_allowed_cidrs", true, false),
+								  GetConfigOption("agent_tasks.http_plain_allowed", true, false));
+
+	if (policy_seen == NULL || strcmp(policy_seen, policy) != 0)
+	{
+		if (policy_seen != NULL)
+			policy_changed_at = GetCurrentTimestamp();
+		free(policy_seen);
+		policy_seen = strdup(policy);
+	}
+	pfree(policy);
+}
+
 /* Hand a claimed request to libcurl, or end it at once with the reason. */
 static void
 request_start(Request *req)
@@ -495,6 +523,18 @@ request_start(Request *req)
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(req->timeout_ms, CONNECT_TIMEOUT_MS));
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, req);
+	if (policy_changed_at != 0)
+	{
+		/*
+		 * No connection made before the policy changed is reused: within a
+		 * second of the change none at all, later none older than the time
+		 * since (libcurl counts whole seconds; 0 would mean no limit).
+		 */
+		long		since = (long) ((req->started - policy_changed_at) / USECS_PER_SEC);
+
+		curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, since < 1 ? 1L : 0L);
+		curl_easy_setopt(easy, CURLOPT_MAXLIFETIME_CONN, since < 1 ? 0L : since);
+	}
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
@@ -1644,6 +1684,7 @@ at_dispatcher_main(Datum main_arg)
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	raise_open_file_limit();
 	set_max_in_flight();
+	note_policy();
 
 	MemoryContextSwitchTo(loop_context);
 	recover_own_runs(loop_context);
@@ -1667,6 +1708,7 @@ at_dispatcher_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			set_max_in_flight();
+			note_policy();
 		}
 
 		if (take_cancel_flag())

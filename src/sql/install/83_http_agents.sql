@@ -7,7 +7,7 @@
 
 CREATE FUNCTION agent_tasks_internal.url_policy_violation(url text) RETURNS text
 	AS 'MODULE_PATHNAME', 'at_url_policy_violation' LANGUAGE C STABLE STRICT;
-COMMENT ON FUNCTION agent_tasks_internal.url_policy_violation(text) IS 'NULL when the dispatcher may call the URL, else why not: https only, no user information, no literal address in a blocked range (any spelling), no localhost; agent_tasks.allow_insecure_loopback and agent_tasks.http_allowed_cidrs make exceptions.';
+COMMENT ON FUNCTION agent_tasks_internal.url_policy_violation(text) IS 'NULL when the dispatcher may call the URL, else why not: https only, no user information, no literal address in a blocked range (any spelling), no localhost; agent_tasks.allow_insecure_loopback, agent_tasks.http_allowed_cidrs and agent_tasks.http_plain_allowed make exceptions.';
 
 -- Secrets -------------------------------------------------------------------
 
