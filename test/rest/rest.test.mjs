@@ -68,7 +68,7 @@ function expectError(r, status, code, what) {
 
 // --- fixtures: keys made in SQL, as an administrator would --------------------
 function makeKey(account, name, scopes, extra = '') {
-	return sql(`SET agent_tasks."user" = 'owner@${account}.example';
+	return sql(`SET agent_tasks.email = 'owner@${account}.example';
 		SELECT agent_tasks.create_api_key(${lit(name)}, ${lit(scopes)}${extra}) ->> 'token'`, account);
 }
 process.on('uncaughtException', (e) => {
