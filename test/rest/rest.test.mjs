@@ -134,6 +134,8 @@ await test('API keys as "Authorization: Bearer <key>", for every scope', async (
 	assert.equal(made.json.account, A);
 	assert.equal(made.json.created_by, `owner@${A}.example`);
 	assert.equal(made.json.origin, 'rest');
+	const named = await rpc('create_task', { title: 'made by a connector', origin: 'zapier' }, { token: keys.write });
+	assert.equal(named.json?.origin, 'zapier', named.text);
 	expectError(await req('GET', '/api_keys', { token: keys.write }), 403, 'PT403', 'a write key listing keys');
 	const claimed = await rpc('claim_runs', { worker: 'bearer-worker' }, { token: keys.worker });
 	assert.equal(claimed.status, 200, claimed.text);
