@@ -2280,6 +2280,7 @@ COMMENT ON FUNCTION agent_tasks.authenticate() IS 'PostgREST db-pre-request: acc
 -- The default rate limit is for REST requests; SQL sessions are limited
 -- only by a limit set for their account.  Tasks created through PostgREST
 -- have origin 'rest'.
+
 -- Where a call comes from: 'rest' through PostgREST (which publishes the
 -- request's method for db-pre-request and the call), else 'sql'.
 CREATE FUNCTION agent_tasks_internal.request_origin()
