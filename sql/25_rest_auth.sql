@@ -102,6 +102,14 @@ SELECT agent_tasks.authenticate();
 SELECT current_user, current_setting('request.jwt.claims')::jsonb - 'key_id' AS claims;
 SELECT title, owner, origin FROM agent_tasks.create_task('Made with a Bearer key');
 COMMIT;
+-- a PostgREST whose jwt-role-claim-key finds no role in it runs the request
+-- as the anonymous role: authenticate() switches to the key's role itself
+BEGIN;
+SELECT pg_temp.request('GET', '/tasks', pg_temp.bearer(:'write_token'), pg_temp.claims(:'write_token') - 'role');
+SELECT current_user AS before;
+SELECT agent_tasks.authenticate();
+SELECT current_user AS after, agent_tasks.current_account();
+ROLLBACK;
 -- every scope: the role is the key's, the scope is checked per request
 BEGIN;
 SELECT pg_temp.request('GET', '/tasks', pg_temp.bearer(:'read_token'), pg_temp.claims(:'read_token'));
