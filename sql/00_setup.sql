@@ -209,7 +209,7 @@ SELECT p.oid::regprocedure AS security_definer FROM pg_proc p
 
 -- The settings of the extension (GUCs), all under the reserved prefix.
 SELECT name, setting, context FROM pg_settings
- WHERE name IN ('agent_tasks.account', 'agent_tasks.user', 'agent_tasks.max_items')
+ WHERE name IN ('agent_tasks.account', 'agent_tasks.email', 'agent_tasks.user', 'agent_tasks.max_items')
  ORDER BY 1;
 SET agent_tasks.no_such_setting = 1;
 
@@ -218,14 +218,22 @@ SET agent_tasks.no_such_setting = 1;
 --
 SET ROLE regress_app;
 RESET agent_tasks.account;
-RESET agent_tasks."user";
+RESET agent_tasks.email;
 SELECT expect_error('SELECT agent_tasks.current_account()');
 SELECT expect_error($$SELECT agent_tasks.create_task('no account')$$);
 SELECT agent_tasks.current_user_email() IS NULL AS no_user;
 SELECT agent_tasks_internal.current_actor() AS actor_without_user;
 SET agent_tasks.account = 'acme';
-SET agent_tasks."user" = 'Alice@Example.COM';
+SET agent_tasks.email = 'Alice@Example.COM';
 SELECT agent_tasks.current_account(), agent_tasks.current_user_email();
+-- agent_tasks.user, the setting's name in 0.1.0, is still read when
+-- agent_tasks.email is empty (the actor of activities, in C, too)
+RESET agent_tasks.email;
+SET agent_tasks."user" = 'Old.Name@Example.com';
+SELECT agent_tasks.current_user_email() AS from_former_name;
+SET agent_tasks.email = 'alice@example.com';
+SELECT agent_tasks.current_user_email() AS new_name_first;
+RESET agent_tasks."user";
 -- PostgREST's JWT claims win over the settings.
 SET request.jwt.claims = '{"account": "jwt-account", "email": "Jwt@Example.com", "role": "x"}';
 SELECT agent_tasks.current_account(), agent_tasks.current_user_email();

@@ -4,7 +4,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'acme';
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 
 -- 10000 ids from one session are strictly increasing, all distinct, all
 -- version 7 with the RFC 9562 variant.

@@ -5,7 +5,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'acme';
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 
 -- The whole table, for tasks and for runs.
 SELECT * FROM agent_tasks.status_transitions ORDER BY

@@ -5,7 +5,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'acme';
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 
 -- An agent to name (create_agent belongs to the engine; admins may insert).
 RESET ROLE;	-- setup: the tables are private (issue 10)
@@ -65,9 +65,9 @@ SELECT (agent_tasks.create_task('Child', parent => :'minimal')).parent_id = :'mi
 SELECT status, status_reason, latest_run_id IS NOT NULL AS has_run
   FROM agent_tasks.create_task('Right away', auto_process => true);
 -- An actor without an e-mail address: no owner, created_by names the role.
-RESET agent_tasks."user";
+RESET agent_tasks.email;
 SELECT owner, created_by, mine FROM agent_tasks.create_task('Anonymous');
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 
 --
 -- Refusals of create_task
@@ -119,9 +119,9 @@ SELECT expect_error($$SELECT agent_tasks.create_task('x', agent => 'nobody')$$);
 SELECT expect_error($$SELECT agent_tasks.create_task('x', owner => 'not-an-email')$$);
 SELECT expect_error($$SELECT agent_tasks.create_task('x', assignees => ARRAY['ok@example.com', 'a@b'])$$);
 SELECT expect_error($$SELECT agent_tasks.create_task('x', followers => ARRAY['two@@example.com'])$$);
-SET agent_tasks."user" = 'no email';
+SET agent_tasks.email = 'no email';
 SELECT expect_error($$SELECT agent_tasks.create_task('x')$$);
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 -- command mode refusals: items without a command, too many items, wrong items
 SELECT expect_error($$SELECT agent_tasks.create_task('x', items => '["a"]')$$);
 SELECT expect_error($$SELECT agent_tasks.create_task('x', command => 'c', items => '{"a": 1}')$$);

@@ -7,7 +7,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'acme';
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 
 -- The runs of a task, oldest first.
 CREATE FUNCTION pg_temp.runs_of(task uuid)

@@ -4,7 +4,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'people';
-SET agent_tasks."user" = 'pat@example.com';
+SET agent_tasks.email = 'pat@example.com';
 
 SELECT (agent_tasks.create_task('People')).id AS t \gset
 
@@ -50,9 +50,9 @@ SELECT expect_error($$SELECT agent_tasks.remove_followers('00000000-0000-7000-80
 
 -- "mine": owner or assignee
 SELECT mine FROM agent_tasks.get_task(:'t');
-SET agent_tasks."user" = 'frank@example.com';		-- only a follower
+SET agent_tasks.email = 'frank@example.com';		-- only a follower
 SELECT mine FROM agent_tasks.get_task(:'t');
-SET agent_tasks."user" = 'pat@example.com';
+SET agent_tasks.email = 'pat@example.com';
 
 -- messages: role user (anyone), agent / system (agent_tasks_worker)
 SELECT role, author, body, data, run_id FROM agent_tasks.send_message(:'t', 'Hello');

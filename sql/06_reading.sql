@@ -5,7 +5,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'reading';
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 
 -- One page as: count | titles of the page, in page order.
 CREATE FUNCTION pg_temp.page(r jsonb) RETURNS text
@@ -22,16 +22,16 @@ SET ROLE regress_app;
 SELECT (agent_tasks.create_task('Add an About page', prompt => 'with a team section', type => 'website',
 	agent => 'builder', assignees => ARRAY['bob@example.com'], context => '{"repository": "acme/site"}',
 	origin => 'api', external_id => 'E1', auto_process => true)).id AS t1 \gset
-SET agent_tasks."user" = 'bob@example.com';
+SET agent_tasks.email = 'bob@example.com';
 SELECT (agent_tasks.create_task('Fix the login bug', prompt => 'Users cannot log in', type => 'bugfix',
 	assignees => ARRAY['alice@example.com'], context => '{"repository": "acme/api"}',
 	external_id => 'E2', auto_process => true)).id AS t2 \gset
 SELECT (agent_tasks.set_task_status(:'t2', 'in_progress')).status;
 SELECT (agent_tasks.set_task_status(:'t2', 'completed')).status;
-RESET agent_tasks."user";
+RESET agent_tasks.email;
 SELECT (agent_tasks.create_task('Write the release notes', type => 'docs', origin => 'cron')).id AS t3 \gset
 SELECT (agent_tasks.archive_task(:'t3')).archived;
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 SELECT (agent_tasks.create_task('Schedule the Q2 planning meeting', prompt => 'with the whole team',
 	type => 'meeting')).id AS t4 \gset
 SELECT (agent_tasks.create_task('Invite the team', parent => :'t4', type => 'meeting')).id AS t5 \gset
@@ -57,11 +57,11 @@ SELECT pg_temp.page(agent_tasks.list_tasks(agent => 'nobody'));
 SELECT pg_temp.page(agent_tasks.list_tasks(owner => 'BOB@example.com'));
 SELECT pg_temp.page(agent_tasks.list_tasks(mine => true));
 SELECT pg_temp.page(agent_tasks.list_tasks(mine => false));
-SET agent_tasks."user" = 'bob@example.com';
+SET agent_tasks.email = 'bob@example.com';
 SELECT pg_temp.page(agent_tasks.list_tasks(mine => true));
-RESET agent_tasks."user";			-- nobody: nothing is mine
+RESET agent_tasks.email;			-- nobody: nothing is mine
 SELECT pg_temp.page(agent_tasks.list_tasks(mine => true));
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 SELECT pg_temp.page(agent_tasks.list_tasks(assignee => 'Bob@Example.com'));
 SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'true'));
 SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all'));

@@ -5,7 +5,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'deps';
-SET agent_tasks."user" = 'dana@example.com';
+SET agent_tasks.email = 'dana@example.com';
 
 -- Drive a task to the end, as an external agent would.
 CREATE FUNCTION pg_temp.finish(task uuid, status text) RETURNS text

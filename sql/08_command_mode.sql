@@ -6,7 +6,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'cmd';
-SET agent_tasks."user" = 'cora@example.com';
+SET agent_tasks.email = 'cora@example.com';
 
 CREATE FUNCTION pg_temp.st(task uuid) RETURNS text
 	LANGUAGE sql

@@ -23,7 +23,7 @@ $$;
 
 SET ROLE regress_app;
 SET agent_tasks.account = 'rls-a';
-SET agent_tasks."user" = 'amy@a.example';
+SET agent_tasks.email = 'amy@a.example';
 RESET ROLE;	-- setup: the tables are private (issue 10)
 INSERT INTO agent_tasks_internal.agents (account, name, kind) VALUES ('rls-a', 'a-agent', 'external');
 SET ROLE regress_app;
@@ -47,7 +47,7 @@ SELECT fingerprint('rls-a') AS a_before \gset
 --
 SET ROLE regress_app;
 SET agent_tasks.account = 'rls-b';
-SET agent_tasks."user" = 'bea@b.example';
+SET agent_tasks.email = 'bea@b.example';
 SELECT (agent_tasks.create_task('B own task')).id AS b1 \gset
 -- Every view shows B's rows only.
 SELECT 'tasks' AS view, count(*) AS rows, count(*) FILTER (WHERE account <> 'rls-b') AS foreign_rows FROM agent_tasks.tasks

@@ -29,7 +29,7 @@ CREATE FUNCTION engine_fns.returns_text(task agent_tasks.tasks, run agent_tasks.
 
 SET ROLE regress_engine;
 SET agent_tasks.account = 'eng';
-SET agent_tasks."user" = 'erin@example.com';
+SET agent_tasks.email = 'erin@example.com';
 
 -- The agent as the view shows it, without ids and timestamps.
 CREATE FUNCTION pg_temp.agent(n text)

@@ -7,7 +7,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_engine;
 SET agent_tasks.account = 'eng-claim';
-SET agent_tasks."user" = 'claire@example.com';
+SET agent_tasks.email = 'claire@example.com';
 
 -- Titles of the tasks a claim got, in claim order.
 CREATE FUNCTION pg_temp.claim(worker text, agents text[] DEFAULT NULL, n integer DEFAULT 1)

@@ -8,7 +8,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_engine;
 SET agent_tasks.account = 'eng-out';
-SET agent_tasks."user" = 'oscar@example.com';
+SET agent_tasks.email = 'oscar@example.com';
 
 CREATE FUNCTION pg_temp.task(title text) RETURNS uuid
 	LANGUAGE sql
@@ -197,14 +197,14 @@ SELECT count(*) AS runs FROM agent_tasks.runs WHERE task_id = :'ct2';
 SELECT (agent_tasks.create_task('lost', agent => 'fast', auto_process => true)).id AS lt \gset
 SELECT pg_temp.claim('lost', 'w-dead', '1 minute') AS lr \gset
 RESET ROLE;
-RESET agent_tasks."user";
+RESET agent_tasks.email;
 -- a lease still valid is left alone
 SELECT agent_tasks_internal.recover_runs() IS NOT NULL AS ran;
 SELECT status FROM agent_tasks_internal.runs WHERE id = :'lr';
 UPDATE agent_tasks_internal.runs SET lease_expires_at = now() - interval '1 second' WHERE id = :'lr';
 SELECT agent_tasks_internal.recover_runs() >= 1 AS recovered;
 SET ROLE regress_engine;
-SET agent_tasks."user" = 'oscar@example.com';
+SET agent_tasks.email = 'oscar@example.com';
 SELECT * FROM pg_temp.runs('lost');
 SELECT error FROM agent_tasks.runs WHERE id = :'lr';
 SELECT pg_temp.st('lost') AS task;
@@ -215,12 +215,12 @@ SELECT expect_error(format('SELECT agent_tasks.heartbeat_run(%L, %L)', :'lr', 'w
 SELECT pg_temp.claim('lost', 'w-dead-2') AS lr2 \gset
 SELECT attempt, status FROM agent_tasks.runs WHERE id = :'lr2';
 RESET ROLE;
-RESET agent_tasks."user";
+RESET agent_tasks.email;
 UPDATE agent_tasks_internal.runs SET lease_expires_at = now() - interval '1 second'
  WHERE task_id = :'lt' AND status = 'in_progress';
 SELECT agent_tasks_internal.recover_runs() >= 1 AS recovered;
 SET ROLE regress_engine;
-SET agent_tasks."user" = 'oscar@example.com';
+SET agent_tasks.email = 'oscar@example.com';
 SELECT * FROM pg_temp.runs('lost');
 SELECT status, status_reason, error ->> 'message' AS error FROM agent_tasks.get_task(:'lt');
 SELECT event, from_status, to_status, reason, actor FROM trail(:'lt');

@@ -6,7 +6,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_engine;
 SET agent_tasks.account = 'eng-budget';
-SET agent_tasks."user" = 'bea@example.com';
+SET agent_tasks.email = 'bea@example.com';
 
 CREATE FUNCTION pg_temp.task(title text) RETURNS uuid
 	LANGUAGE sql

@@ -5,7 +5,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_engine;
 SET agent_tasks.account = 'eng-flow';
-SET agent_tasks."user" = 'flo@example.com';
+SET agent_tasks.email = 'flo@example.com';
 
 CREATE FUNCTION pg_temp.st(task uuid) RETURNS text
 	LANGUAGE sql

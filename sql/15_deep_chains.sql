@@ -7,7 +7,7 @@
 \set SHOW_CONTEXT never
 RESET ROLE;
 SET agent_tasks.account = 'chains';
-SET agent_tasks."user" = 'chris@example.com';
+SET agent_tasks.email = 'chris@example.com';
 
 -- Two chains of 10,000 blocked tasks each, built in bulk with the triggers
 -- off (creating them through the API would take most of the suite's time;

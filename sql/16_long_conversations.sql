@@ -7,7 +7,7 @@
 \set SHOW_CONTEXT never
 RESET ROLE;
 SET agent_tasks.account = 'talk';
-SET agent_tasks."user" = 'tess@example.com';
+SET agent_tasks.email = 'tess@example.com';
 SELECT name FROM agent_tasks.create_agent('talker', 'external');
 SELECT id AS task FROM agent_tasks.create_task('Long talk', agent => 'talker') \gset
 

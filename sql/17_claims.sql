@@ -8,7 +8,7 @@
 \set SHOW_CONTEXT never
 RESET ROLE;
 SET agent_tasks.account = 'claims';
-SET agent_tasks."user" = 'cleo@example.com';
+SET agent_tasks.email = 'cleo@example.com';
 SELECT name FROM agent_tasks.create_agent('busy', 'external', concurrency => 2);
 SELECT name FROM agent_tasks.create_agent('idle', 'external');
 

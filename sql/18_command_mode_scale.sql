@@ -8,7 +8,7 @@
 RESET ROLE;
 SET agent_tasks.max_items = 10000;
 SET agent_tasks.account = 'scale';
-SET agent_tasks."user" = 'sam@example.com';
+SET agent_tasks.email = 'sam@example.com';
 SELECT name FROM agent_tasks.create_agent('pager', 'external', concurrency => 10000);
 SET ROLE regress_writer;
 SELECT id AS parent FROM agent_tasks.create_task('Site', command => 'generate_pages', agent => 'pager',

@@ -6,7 +6,7 @@
 \set SHOW_CONTEXT never
 RESET ROLE;
 SET agent_tasks.account = 'writes';
-SET agent_tasks."user" = 'wes@example.com';
+SET agent_tasks.email = 'wes@example.com';
 SELECT name FROM agent_tasks.create_agent('counted', 'external');
 
 CREATE FUNCTION pg_temp.writes() RETURNS TABLE (table_name name, inserted bigint, updated bigint, hot boolean)

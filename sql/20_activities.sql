@@ -5,7 +5,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'trail';
-SET agent_tasks."user" = 'tom@example.com';
+SET agent_tasks.email = 'tom@example.com';
 
 RESET ROLE;	-- setup: the tables are private (issue 10)
 INSERT INTO agent_tasks_internal.agents (account, name, kind) VALUES ('trail', 'helper', 'external');
@@ -29,14 +29,14 @@ SELECT (agent_tasks.set_task_status(:'t', 'needs_clarification', 'question')).st
 SELECT (agent_tasks.send_message(:'t', 'An answer')).role;			-- re-queues
 SELECT (agent_tasks.stop_task(:'t', 'paused')).status;
 -- another actor: the role, when no person is known
-RESET agent_tasks."user";
+RESET agent_tasks.email;
 SELECT (agent_tasks.process_task(:'t')).status;
 -- another actor through PostgREST's claims
 SET request.jwt.claims = '{"account": "trail", "email": "Jay@Example.com"}';
 SELECT (agent_tasks.set_task_status(:'t', 'in_progress')).status;
 SELECT (agent_tasks.set_task_status(:'t', 'failed', 'agent_error', error => '{"message": "boom"}')).status;
 RESET request.jwt.claims;
-SET agent_tasks."user" = 'tom@example.com';
+SET agent_tasks.email = 'tom@example.com';
 SELECT (agent_tasks.retry_task(:'t')).status;
 SELECT (agent_tasks.set_task_status(:'t', 'in_progress')).status;
 SELECT (agent_tasks.set_task_status(:'t', 'completed', 'done', output => '{"ok": true}')).status;

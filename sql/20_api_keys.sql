@@ -28,7 +28,7 @@ SELECT expect_error($$SELECT agent_tasks.grant_api('regress_no_such_role', 'read
 --
 SET ROLE regress_app;
 SET agent_tasks.account = 'keys-a';
-SET agent_tasks."user" = 'kim@a.example';
+SET agent_tasks.email = 'kim@a.example';
 SELECT k ->> 'token' AS admin_token, k ->> 'id' AS admin_key FROM agent_tasks.create_api_key('ci admin', '{admin}') k \gset
 SELECT k ->> 'token' AS write_token, k ->> 'id' AS write_key FROM agent_tasks.create_api_key('writer', '{task:write}') k \gset
 SELECT k ->> 'token' AS read_token, k ->> 'id' AS read_key
@@ -83,11 +83,11 @@ AS $$
 		   set_config('request.headers', headers::text, true),
 		   set_config('request.jwt.claims', '{"role": "regress_api_anon"}', true),
 		   set_config('agent_tasks.account', '', true),
-		   set_config('agent_tasks.user', '', true);
+		   set_config('agent_tasks.email', '', true);
 $$;
 -- the session's own settings stay out of the way
 RESET agent_tasks.account;
-RESET agent_tasks."user";
+RESET agent_tasks.email;
 
 -- a write key creating a task: role and claims come from the key
 BEGIN;
@@ -206,7 +206,7 @@ SELECT error_code('SET agent_tasks.task_rate_limit = 0') AS writer_sets_limit;
 RESET ROLE;
 SET ROLE regress_app;
 SET agent_tasks.account = 'limits-a';
-SET agent_tasks."user" = 'lee@a.example';
+SET agent_tasks.email = 'lee@a.example';
 SELECT subject, max_count, period, used, custom FROM agent_tasks.rate_limits;
 SELECT subject, max_count, period, used, custom FROM agent_tasks.set_rate_limit(3, '1 hour');
 SELECT expect_error($$SELECT agent_tasks.set_rate_limit(-1)$$);
@@ -244,6 +244,7 @@ SELECT subject, max_count FROM agent_tasks.set_rate_limit(0);
 SET ROLE regress_writer;
 SELECT count(*) AS unlimited FROM generate_series(1, 5) i, agent_tasks.create_task('free ' || i) t;
 -- null removes the account's own limit: the server's default applies again
+-- (to REST requests; SQL sessions then have no limit)
 SET ROLE regress_app;
 SELECT subject, max_count, period, custom FROM agent_tasks.set_rate_limit(NULL);
 -- a key can have a limit of its own, counted besides the account's
@@ -252,7 +253,7 @@ SELECT count(*) AS limits FROM agent_tasks.set_rate_limit(1, NULL, :'lim_key');
 SELECT subject = :'lim_key' AS is_key, max_count, period, used FROM agent_tasks.rate_limits ORDER BY subject = 'account' DESC;
 RESET ROLE;
 RESET agent_tasks.account;
-RESET agent_tasks."user";
+RESET agent_tasks.email;
 BEGIN;
 SELECT pg_temp.request('POST', '/rpc/create_task', jsonb_build_object('x-api-key', :'lim_token'));
 SELECT agent_tasks.authenticate();

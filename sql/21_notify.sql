@@ -52,7 +52,7 @@ SELECT dblink_exec('listener', format('LISTEN %I', :'channel'));
 SELECT dblink_exec('listener', 'LISTEN agent_tasks');
 SET ROLE regress_app;
 SET agent_tasks.account = 'news';
-SET agent_tasks."user" = 'nia@example.com';
+SET agent_tasks.email = 'nia@example.com';
 SELECT (agent_tasks.create_task('Noisy')).id AS t \gset
 SELECT (agent_tasks.create_task('Other')).id AS o \gset
 -- a rolled back change sends nothing

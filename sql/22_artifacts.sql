@@ -6,7 +6,7 @@
 RESET ROLE;
 SET ROLE regress_writer;
 SET agent_tasks.account = 'files-a';
-SET agent_tasks."user" = 'fay@a.example';
+SET agent_tasks.email = 'fay@a.example';
 SELECT (agent_tasks.create_task('With files')).id AS t \gset
 
 --
@@ -118,11 +118,11 @@ SELECT "user", device_id, expires_at - seen_at AS ttl, since = seen_at AS first_
 -- touching again is idempotent: one row, kept alive
 SELECT "user", device_id, since < seen_at AS renewed FROM agent_tasks.touch_presence(:'w', 'laptop');
 SELECT "user", device_id FROM agent_tasks.touch_presence(:'w', 'phone');
-SET agent_tasks."user" = 'gus@a.example';
+SET agent_tasks.email = 'gus@a.example';
 SELECT "user", device_id FROM agent_tasks.touch_presence(:'w', 'laptop');
 -- readers watch too
 SET ROLE regress_reader;
-SET agent_tasks."user" = 'rita@a.example';
+SET agent_tasks.email = 'rita@a.example';
 SELECT count(*) AS watchers FROM agent_tasks.touch_presence(:'w', 'tablet');
 SELECT "user", device_id FROM agent_tasks.watchers(:'w');
 -- expired rows are not shown, and the next touch removes them

@@ -12,7 +12,7 @@ RESET ROLE;
 CREATE SCHEMA hook_app AUTHORIZATION regress_app;
 SET ROLE regress_app;
 SET agent_tasks.account = 'hooks';
-SET agent_tasks."user" = 'hana@example.com';
+SET agent_tasks.email = 'hana@example.com';
 
 -- The application's table and its hook, owned by the registering role.
 CREATE TABLE hook_app.seen (

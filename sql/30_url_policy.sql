@@ -56,7 +56,7 @@ SELECT u AS url, coalesce(agent_tasks_internal.url_policy_violation(u), 'allowed
 -- The error every registration gives: PT400 with the reason.
 SET ROLE regress_app;
 SET agent_tasks.account = 'policy';
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 SELECT expect_error($$SELECT agent_tasks.create_task('t', callback_url => 'https://169.254.169.254/latest/meta-data')$$);
 SELECT expect_error($$SELECT agent_tasks.create_task('t', callback_url => 'https://hooks.example.com@10.0.0.5/')$$);
 SELECT expect_error($$SELECT agent_tasks.create_agent('p1', 'http', 'https://[::ffff:192.168.1.1]/agent')$$);

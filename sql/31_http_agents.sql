@@ -9,7 +9,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_app;
 SET agent_tasks.account = 'httpacct';
-SET agent_tasks."user" = 'alice@example.com';
+SET agent_tasks.email = 'alice@example.com';
 
 -- Tasks here run at priority 1000 so that the claims below take them before
 -- any run other files left queued.

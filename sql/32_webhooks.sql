@@ -30,7 +30,7 @@ SET ROLE regress_writer;
 SET agent_tasks.account = 'hooks-a';
 SELECT error_code($$SELECT agent_tasks.create_webhook('https://hooks.example.com/a', '{*}')$$) AS writer_cannot_create;
 SET ROLE regress_app;
-SET agent_tasks."user" = 'hook-admin@a.example';
+SET agent_tasks.email = 'hook-admin@a.example';
 SELECT expect_error($$SELECT agent_tasks.create_webhook('https://hooks.example.com/a', '{}')$$);
 SELECT expect_error($$SELECT agent_tasks.create_webhook('https://hooks.example.com/a', NULL)$$);
 SELECT expect_error($$SELECT agent_tasks.create_webhook('https://hooks.example.com/a', '{task.created,task.exploded}')$$);

@@ -63,7 +63,7 @@ DROP ROLE regress_console_anon;
 -- whoami
 --
 SET agent_tasks.account = 'console-a';
-SET agent_tasks."user" = 'cora@example.com';
+SET agent_tasks.email = 'cora@example.com';
 SET ROLE regress_reader;
 SELECT agent_tasks.whoami();
 SET ROLE regress_app;
@@ -155,4 +155,4 @@ SELECT count(*) AS other_account FROM agent_tasks.queue_throughput;
 SELECT agent_tasks.count_tasks() -> 'pending' AS other_account_pending;
 RESET ROLE;
 RESET agent_tasks.account;
-RESET agent_tasks."user";
+RESET agent_tasks.email;

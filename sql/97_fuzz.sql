@@ -13,7 +13,7 @@
 \set SHOW_CONTEXT never
 RESET ROLE;
 SET agent_tasks.account = 'fuzz';
-SET agent_tasks."user" = 'fuzz@example.com';
+SET agent_tasks.email = 'fuzz@example.com';
 
 DO $$
 DECLARE

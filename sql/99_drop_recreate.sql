@@ -47,7 +47,7 @@ CREATE EXTENSION agent_tasks;
 SELECT extversion FROM pg_extension WHERE extname = 'agent_tasks';
 SET ROLE regress_app;
 SET agent_tasks.account = 'again';
-SET agent_tasks."user" = 'ada@example.com';
+SET agent_tasks.email = 'ada@example.com';
 SELECT (agent_tasks.create_task('After re-creation', assignees => ARRAY['ada@example.com'])).id AS t \gset
 SELECT status FROM agent_tasks.process_task(:'t');
 SELECT (agent_tasks.list_tasks()) ->> 'count' AS tasks;

@@ -20,6 +20,7 @@
 PG_MODULE_MAGIC;
 
 /* Settings read only through the GUC machinery or from SQL. */
+static char *agent_tasks_email = NULL;
 static char *agent_tasks_user = NULL;
 static int	agent_tasks_max_items = 10;
 static int	agent_tasks_task_rate_limit = 100;
@@ -85,14 +86,28 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
-	DefineCustomStringVariable("agent_tasks.user",
+	DefineCustomStringVariable("agent_tasks.email",
 							   "E-mail address of the person acting in SQL sessions.",
 							   "Used for \"mine\", owners, created_by and the actor of activities. "
 							   "PostgREST callers take it from the JWT claim \"email\" (or \"sub\").",
-							   &agent_tasks_user,
+							   &agent_tasks_email,
 							   NULL,
 							   PGC_USERSET,
 							   0,
+							   NULL, NULL, NULL);
+
+	/*
+	 * The name of agent_tasks.email in 0.1.0, which SET accepts only quoted
+	 * (user is a keyword).  Still read, when agent_tasks.email is empty, so
+	 * that sessions and scripts written for 0.1.0 keep their person.
+	 */
+	DefineCustomStringVariable("agent_tasks.user",
+							   "Deprecated: former name of agent_tasks.email.",
+							   "Read only when agent_tasks.email is empty.",
+							   &agent_tasks_user,
+							   NULL,
+							   PGC_USERSET,
+							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("agent_tasks.max_items",

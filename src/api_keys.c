@@ -3,9 +3,11 @@
  * api_keys.c
  *	  Randomness for API key tokens (src/sql/install/82_api_keys.sql).
  *
- *	  A token is "at_" followed by 32 bytes from the operating system's
+ *	  An opaque token (keys made while the extension has no JWT secret) is
+ *	  "at_" followed by 32 bytes from the operating system's
  *	  cryptographically strong generator (pg_strong_random), base64url
- *	  encoded in SQL.  Only its SHA-256 is stored.  PostgreSQL 15 has
+ *	  encoded in SQL; keys that are JWTs are signed with hmac_sha256()
+ *	  (webhook_signing.c).  Only its SHA-256 is stored.  PostgreSQL 15 has
  *	  sha256() but, without pgcrypto, no SQL function returning strong
  *	  random bytes, hence this one.
  *

@@ -261,7 +261,8 @@ nonempty_setting(const char *name)
 
 /*
  * Who an activity names as its actor (as current_actor() says): a worker,
- * else the person (JWT claim "email" or "sub", else agent_tasks.user), else
+ * else the person (JWT claim "email" or "sub", else agent_tasks.email or
+ * its former name agent_tasks.user), else
  * the session's role.
  */
 static char *
@@ -279,6 +280,8 @@ current_actor(void)
 		if (email == NULL)
 			email = json_member(claims, "sub");
 	}
+	if (email == NULL)
+		email = (char *) nonempty_setting("agent_tasks.email");
 	if (email == NULL)
 		email = (char *) nonempty_setting("agent_tasks.user");
 	if (email != NULL)

@@ -8,6 +8,9 @@
  *	  MAC is HMAC-SHA256(key, msg_id || '.' || ts || '.' || body) and key is
  *	  the base64-decoded part of the secret after "whsec_".
  *	  new_webhook_secret() returns "whsec_" + base64 of 24 random bytes.
+ *	  hmac_sha256(key, data) is the bare MAC, for the API keys that are
+ *	  JWTs signed with PostgREST's secret (82_api_keys.sql), so that neither
+ *	  needs pgcrypto.
  *
  *	  The outbox, schedule and delivery policy live in
  *	  src/sql/install/85_webhooks.sql; the HTTP side in the dispatcher.
@@ -33,6 +36,7 @@
 
 PG_FUNCTION_INFO_V1(at_sign_webhook);
 PG_FUNCTION_INFO_V1(at_new_webhook_secret);
+PG_FUNCTION_INFO_V1(at_hmac_sha256);
 
 /*
  * Decode the key of a "whsec_..." secret into key (WHSEC_MAX_KEY bytes);
@@ -81,7 +85,7 @@ hmac_fail(pg_hmac_ctx *ctx)
 	pg_hmac_free(ctx);
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
-			 errmsg("could not compute the webhook signature: %s", why)));
+			 errmsg("could not compute an HMAC-SHA256: %s", why)));
 }
 
 /* sign_webhook(secret text, msg_id text, ts bigint, body text) RETURNS text */
@@ -149,4 +153,25 @@ at_new_webhook_secret(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not base64-encode the webhook secret");
 	result[WHSEC_PREFIX_LEN + enclen] = '\0';
 	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+/* hmac_sha256(key bytea, data bytea) RETURNS bytea */
+Datum
+at_hmac_sha256(PG_FUNCTION_ARGS)
+{
+	bytea	   *key = PG_GETARG_BYTEA_PP(0);
+	bytea	   *data = PG_GETARG_BYTEA_PP(1);
+	bytea	   *result = (bytea *) palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	pg_hmac_ctx *ctx;
+
+	ctx = pg_hmac_create(PG_SHA256);
+	if (ctx == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (pg_hmac_init(ctx, (const uint8 *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data)) < 0 ||
+		pg_hmac_final(ctx, (uint8 *) VARDATA(result), PG_SHA256_DIGEST_LENGTH) < 0)
+		hmac_fail(ctx);
+	pg_hmac_free(ctx);
+	SET_VARSIZE(result, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	PG_RETURN_BYTEA_P(result);
 }

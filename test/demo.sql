@@ -27,7 +27,7 @@ GRANT EXECUTE ON FUNCTION public.site_agent(agent_tasks.tasks, agent_tasks.runs)
 
 SET ROLE demo_app;
 SET agent_tasks.account = 'acme';
-SET agent_tasks."user" = 'alice@acme.test';
+SET agent_tasks.email = 'alice@acme.test';
 SELECT name, kind, target, max_attempts, backoff_base
   FROM agent_tasks.create_agent('site', 'sql', 'public.site_agent',
 								max_attempts => 3, backoff_base => '200 milliseconds');

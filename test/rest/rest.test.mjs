@@ -1,15 +1,18 @@
 // REST end to end against a real PostgREST (started by run.sh).
-// Client: node's built-in fetch.  The database is checked (and prepared
-// where REST cannot, e.g. to age a rate-limit window) with psql as superuser.
+// Clients: node's built-in fetch, and supabase-js and postgrest-js as
+// applications use them.  The database is checked (and prepared where REST
+// cannot, e.g. to age a rate-limit window) with psql as superuser.
 // Prints one line per test and ends with "N passed, N failed".
 import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes, createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
+import { createClient } from '@supabase/supabase-js';
+import { PostgrestClient } from '@supabase/postgrest-js';
 
 const BASE = process.env.REST_URL;
 const JWT_SECRET = process.env.JWT_SECRET;
 const RUN = randomBytes(4).toString('hex');
-const A = `rest-a-${RUN}`, B = `rest-b-${RUN}`, RL = `rest-rl-${RUN}`;
+const A = `rest-a-${RUN}`, B = `rest-b-${RUN}`, RL = `rest-rl-${RUN}`, C = `rest-c-${RUN}`;
 
 let passed = 0, failed = 0;
 const responses = [];           // every response body and header block, for the secrets check
@@ -36,10 +39,10 @@ function sql(query, account) {
 }
 const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
 
-function jwt(claims) {
+function jwt(claims, secret = JWT_SECRET) {
 	const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
 	const head = b64({ alg: 'HS256', typ: 'JWT' }), body = b64(claims);
-	const sig = createHmac('sha256', JWT_SECRET).update(`${head}.${body}`).digest('base64url');
+	const sig = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
 	return `${head}.${body}.${sig}`;
 }
 
@@ -68,9 +71,20 @@ function expectError(r, status, code, what) {
 
 // --- fixtures: keys made in SQL, as an administrator would --------------------
 function makeKey(account, name, scopes, extra = '') {
-	return sql(`SET agent_tasks."user" = 'owner@${account}.example';
+	return sql(`SET agent_tasks.email = 'owner@${account}.example';
 		SELECT agent_tasks.create_api_key(${lit(name)}, ${lit(scopes)}${extra}) ->> 'token'`, account);
 }
+// A key as create_api_key makes it when the extension has no JWT secret:
+// opaque (at_...), for X-Api-Key only.
+function makeOpaqueKey(account, name, scopes) {
+	sql(`SELECT agent_tasks.set_jwt_secret(NULL)`);
+	try {
+		return makeKey(account, name, scopes);
+	} finally {
+		sql(`SELECT agent_tasks.set_jwt_secret(${lit(JWT_SECRET)})`);
+	}
+}
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/;
 process.on('uncaughtException', (e) => {
 	console.log(`# ${String(e && e.stack || e).split('\n').slice(0, 6).join('\n# ')}`);
 	console.log(`${passed} passed, ${failed + 1} failed`);
@@ -85,6 +99,8 @@ const keys = {
 	expired: makeKey(A, 'to expire', '{task:read}', `, now() + interval '1 day'`),
 	b: makeKey(B, 'b admin', '{admin}'),
 	rl: makeKey(RL, 'rate', '{task:write}'),
+	opaque: makeOpaqueKey(A, 'opaque', '{task:read}'),
+	cWrite: makeKey(C, 'client writer', '{task:write}'),
 };
 sql(`UPDATE agent_tasks_internal.api_keys SET expires_at = now() - interval '1 second' WHERE account = ${lit(A)} AND name = 'to expire'`);
 const ids = {};
@@ -99,9 +115,53 @@ await test('a wrong key: 401', async () => {
 	expectError(await req('GET', '/tasks', { key: 'at_' + randomBytes(32).toString('base64url') }), 401, 'PT401', 'wrong key');
 	expectError(await req('GET', '/tasks', { key: 'nonsense' }), 401, 'PT401', 'malformed key');
 });
-await test('a key as "Authorization: Bearer" is refused by PostgREST itself (401 PGRST301): keys go in X-Api-Key', async () => {
-	const r = await req('GET', '/tasks', { token: keys.read });
-	expectError(r, 401, 'PGRST301', 'bearer key');
+await test('keys are JWTs signed with PostgREST\'s secret; without the secret they are opaque at_ tokens', async () => {
+	for (const k of ['admin', 'write', 'read', 'worker']) assert.match(keys[k], JWT_SHAPE, k);
+	const [h, b, sig] = keys.read.split('.');
+	assert.equal(createHmac('sha256', JWT_SECRET).update(`${h}.${b}`).digest('base64url'), sig);
+	const claims = JSON.parse(Buffer.from(b, 'base64url').toString());
+	assert.equal(claims.role, 'agent_tasks_reader');
+	assert.equal(claims.account, A);
+	assert.match(claims.key_id, /^[0-9a-f-]{36}$/);
+	assert.match(keys.opaque, /^at_[A-Za-z0-9_-]{43}$/);
+});
+await test('API keys as "Authorization: Bearer <key>", for every scope', async () => {
+	const read = await req('GET', '/tasks?select=id', { token: keys.read });
+	assert.equal(read.status, 200, read.text);
+	expectError(await rpc('create_task', { title: 'x' }, { token: keys.read }), 403, 'PT403', 'a read key writing');
+	const made = await rpc('create_task', { title: 'made with a Bearer key' }, { token: keys.write });
+	assert.equal(made.status, 200, made.text);
+	assert.equal(made.json.account, A);
+	assert.equal(made.json.created_by, `owner@${A}.example`);
+	assert.equal(made.json.origin, 'rest');
+	const named = await rpc('create_task', { title: 'made by a connector', origin: 'zapier' }, { token: keys.write });
+	assert.equal(named.json?.origin, 'zapier', named.text);
+	expectError(await req('GET', '/api_keys', { token: keys.write }), 403, 'PT403', 'a write key listing keys');
+	const claimed = await rpc('claim_runs', { worker: 'bearer-worker' }, { token: keys.worker });
+	assert.equal(claimed.status, 200, claimed.text);
+	assert.deepEqual(claimed.json, [], 'nothing is queued yet');
+	const listed = await req('GET', '/api_keys?select=name,prefix', { token: keys.admin });
+	assert.equal(listed.status, 200, listed.text);
+	assert.ok(listed.json.some((k) => k.name === 'read' && k.prefix === `...${keys.read.slice(-8)}`), listed.text);
+});
+await test('an opaque key as "Authorization: Bearer" is refused by PostgREST itself (401 PGRST301); as X-Api-Key it works', async () => {
+	expectError(await req('GET', '/tasks', { token: keys.opaque }), 401, 'PGRST301', 'opaque bearer key');
+	assert.equal((await req('GET', '/tasks?select=id', { key: keys.opaque })).status, 200);
+	assert.equal((await req('GET', '/tasks?select=id', { key: keys.read })).status, 200, 'a JWT key as X-Api-Key');
+});
+await test('the apikey header: one of our keys is used, anything else (a project\'s anonymous JWT) ignored', async () => {
+	const anon = jwt({ role: 'anon', iss: 'another-service' }, 'the secret of another service, 32+ chars');
+	const viaApikey = await req('GET', '/tasks?select=id', { headers: { apikey: keys.read } });
+	assert.equal(viaApikey.status, 200, viaApikey.text);
+	const user = jwt({ role: 'agent_tasks_reader', account: A, email: 'reader@a.example', exp: Math.floor(Date.now() / 1000) + 300 });
+	const withJwt = await req('GET', '/tasks?select=id', { token: user, headers: { apikey: anon } });
+	assert.equal(withJwt.status, 200, withJwt.text);
+	const alone = await req('GET', '/tasks', { headers: { apikey: anon } });
+	expectError(alone, 401, 'PT401', 'a foreign JWT alone');
+	assert.match(alone.json.message, /authentication required/);
+	const wrong = await req('GET', '/tasks', { headers: { apikey: 'at_' + randomBytes(32).toString('base64url') } });
+	expectError(wrong, 401, 'PT401', 'a wrong at_ key in apikey');
+	assert.match(wrong.json.message, /invalid API key/);
 });
 await test('a revoked key is refused (401)', async () => {
 	assert.equal((await req('GET', '/tasks', { key: keys.revoked })).status, 200);
@@ -112,11 +172,18 @@ await test('a revoked key is refused (401)', async () => {
 	const after = await req('GET', '/tasks', { key: keys.revoked });
 	expectError(after, 401, 'PT401', 'revoked key');
 	assert.match(after.json.message, /revoked/);
+	// its signature is still valid: PostgREST lets it through, authenticate() does not
+	const bearer = await req('GET', '/tasks', { token: keys.revoked });
+	expectError(bearer, 401, 'PT401', 'revoked key as Bearer');
+	assert.match(bearer.json.message, /revoked/);
 });
 await test('an expired key is refused (401)', async () => {
 	const r = await req('GET', '/tasks', { key: keys.expired });
 	expectError(r, 401, 'PT401', 'expired key');
 	assert.match(r.json.message, /expired/);
+	const bearer = await req('GET', '/tasks', { token: keys.expired });
+	expectError(bearer, 401, 'PT401', 'expired key as Bearer');
+	assert.match(bearer.json.message, /expired/);
 });
 await test('a JWT verified by PostgREST passes (role and account from its claims)', async () => {
 	const token = jwt({ role: 'agent_tasks_writer', account: A, email: 'jwt@a.example', exp: Math.floor(Date.now() / 1000) + 300 });
@@ -127,6 +194,56 @@ await test('a JWT verified by PostgREST passes (role and account from its claims
 	const [h, b] = jwt({ role: 'agent_tasks_admin', account: A }).split('.');
 	const forged = `${h}.${b}.${createHmac('sha256', 'not the secret').update(`${h}.${b}`).digest('base64url')}`;
 	expectError(await req('GET', '/tasks', { token: forged }), 401, null, 'forged JWT');
+});
+
+// --- client libraries: supabase-js and postgrest-js ------------------------------
+// supabase-js talks to <project>/rest/v1, which Supabase's gateway forwards
+// to PostgREST; a fetch that drops the prefix stands in for the gateway.
+const gatewayFetch = (input, init) => fetch(String(input).replace(`${BASE}/rest/v1`, BASE), init);
+const supabase = (key, options = {}) => createClient(BASE, key, {
+	auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+	db: { schema: 'agent_tasks' }, global: { fetch: gatewayFetch }, ...options });
+const postgrest = (token) => new PostgrestClient(BASE, { headers: { Authorization: `Bearer ${token}` } });
+const userJwt = () => jwt({ role: 'agent_tasks_writer', account: C, email: 'dev@c.example', exp: Math.floor(Date.now() / 1000) + 300 });
+// create (rpc), list with count, filters, an embedded resource, a read rpc
+async function clientRoundTrip(db, label, createdBy) {
+	const ok = (r, what) => assert.equal(r.error, null, `${label}, ${what}: ${JSON.stringify(r.error)}`);
+	const created = await db.rpc('create_task', { title: `${label}: created`, prompt: 'from a client library', labels: [label] });
+	ok(created, 'create_task');
+	assert.equal(created.data.origin, 'rest');
+	assert.equal(created.data.created_by, createdBy);
+	const id = created.data.id;
+	const list = await db.from('tasks').select('*', { count: 'exact' });
+	ok(list, 'list with count');
+	assert.equal(list.count, Number(sql(`SELECT count(*) FROM agent_tasks_internal.tasks WHERE account = ${lit(C)}`)));
+	assert.ok(list.data.some((t) => t.id === id));
+	const filtered = await db.from('tasks').select('id,title,labels').contains('labels', [label]).ilike('title', `${label}:%`);
+	ok(filtered, 'filter');
+	assert.deepEqual(filtered.data, [{ id, title: `${label}: created`, labels: [label] }]);
+	const embedded = await db.from('tasks').select('id, activities(event, actor)').eq('id', id).single();
+	ok(embedded, 'embed');
+	assert.ok(embedded.data.activities.some((a) => a.event === 'created' && a.actor === createdBy), JSON.stringify(embedded.data));
+	const got = await db.rpc('get_task', { task: id });
+	ok(got, 'get_task');
+	assert.equal(got.data.title, `${label}: created`);
+	const refused = await db.rpc('create_api_key', { name: 'not for a writer' });
+	assert.equal(refused.status, 403, JSON.stringify(refused.error));
+}
+await test('postgrest-js with an agent_tasks key (Bearer): create, list with count, filter, embed, rpc', async () => {
+	await clientRoundTrip(postgrest(keys.cWrite), 'postgrest-js-key', `owner@${C}.example`);
+});
+await test('postgrest-js with a JWT: create, list with count, filter, embed, rpc', async () => {
+	await clientRoundTrip(postgrest(userJwt()), 'postgrest-js-jwt', 'dev@c.example');
+});
+await test('supabase-js with an agent_tasks key (apikey and Bearer): create, list with count, filter, embed, rpc', async () => {
+	await clientRoundTrip(supabase(keys.cWrite), 'supabase-js-key', `owner@${C}.example`);
+});
+await test('supabase-js with the project\'s anonymous JWT as apikey and a user\'s JWT: create, list with count, filter, embed, rpc', async () => {
+	const anonKey = jwt({ role: 'agent_tasks_rest_anon' });
+	await clientRoundTrip(supabase(anonKey, { accessToken: async () => userJwt() }), 'supabase-js-jwt', 'dev@c.example');
+	// the anonymous key alone reaches nothing
+	const anon = await supabase(anonKey).from('tasks').select('id');
+	assert.equal(anon.status, 401, JSON.stringify(anon.error));
 });
 
 // --- the OpenAPI document -------------------------------------------------------
@@ -333,7 +450,7 @@ await test('rate limit: the next window accepts again', async () => {
 	assert.equal(limits.json[0].used, 1);
 });
 await test('set_rate_limit (admin) changes the account limit', async () => {
-	const r = await rpc('set_rate_limit', { max_count: 1, period: '10 minutes' }, { key: keys.b });
+	const r = await rpc('set_rate_limit', { max_count: 1, period: '1 day' }, { key: keys.b });
 	assert.equal(r.status, 200, r.text);
 	assert.equal(r.json[0].max_count, 1);
 	assert.equal((await rpc('create_task', { title: 'b1' }, { key: keys.b })).status, 200);
@@ -349,9 +466,11 @@ await test('create_api_key over REST returns the token once; api_keys never show
 	assert.equal(r.status, 200, r.text);
 	restToken = r.json.token;
 	responses.pop();		// the one response that must carry a token
-	assert.match(restToken, /^at_[A-Za-z0-9_-]{43}$/);
+	assert.match(restToken, JWT_SHAPE);
+	assert.equal(r.json.bearer, true);
 	const use = await req('GET', '/tasks?select=id&limit=1', { key: restToken });
 	assert.equal(use.status, 200);
+	assert.equal((await req('GET', '/tasks?select=id&limit=1', { token: restToken })).status, 200);
 	const list = await req('GET', '/api_keys', { key: keys.admin });
 	assert.equal(list.status, 200, list.text);
 	assert.ok(list.json.length >= 6);
@@ -556,7 +675,7 @@ await test('every other RPC and view answers over REST (no 5xx)', async () => {
 await test('secrets never appear in any response (key hashes, other tokens, webhook secrets)', async () => {
 	const hashes = sql(`SELECT string_agg(encode(key_hash, 'hex') || ' ' || encode(key_hash, 'base64'), ' ') FROM agent_tasks_internal.api_keys`).split(/\s+/).filter((s) => s.length >= 20);
 	const tokens = Object.values(keys).concat([restToken]);
-	let secrets = [...hashes, ...tokens];
+	let secrets = [...hashes, ...tokens, JWT_SECRET];
 	if (sql(`SELECT to_regclass('agent_tasks_internal.webhook_secrets') IS NOT NULL`) === 't') {
 		const wh = sql(`SELECT coalesce(string_agg(secret::text, ' '), '') FROM agent_tasks_internal.webhook_secrets`).split(/\s+/).filter((x) => x.length >= 16);
 		secrets = secrets.concat(wh);

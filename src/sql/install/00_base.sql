@@ -78,7 +78,7 @@ CREATE FUNCTION agent_tasks_internal.enforce_status_transition() RETURNS trigger
 	LANGUAGE C;
 
 -- Identity.  PostgREST puts the verified JWT claims in request.jwt.claims;
--- SQL callers set agent_tasks.account and agent_tasks.user.  A role the DBA
+-- SQL callers set agent_tasks.account and agent_tasks.email.  A role the DBA
 -- bound to an account (bind_account, 87_trust.sql) has that account and no
 -- other.  In C (src/accounts.c): it is on the path of every call.
 CREATE FUNCTION agent_tasks.current_account() RETURNS text
@@ -103,10 +103,12 @@ BEGIN
 	IF claims IS NOT NULL AND claims <> '' THEN
 		email := coalesce(claims::jsonb ->> 'email', claims::jsonb ->> 'sub');
 	END IF;
-	RETURN lower(coalesce(nullif(email, ''), nullif(current_setting('agent_tasks.user', true), '')));
+	-- agent_tasks.user: the setting's name in 0.1.0, still read.
+	RETURN lower(coalesce(nullif(email, ''), nullif(current_setting('agent_tasks.email', true), ''),
+						  nullif(current_setting('agent_tasks.user', true), '')));
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.current_user_email() IS 'The person acting in this session: JWT claim "email" (or "sub"), else the setting agent_tasks.user; NULL when unknown.';
+COMMENT ON FUNCTION agent_tasks.current_user_email() IS 'The person acting in this session: JWT claim "email" (or "sub"), else the setting agent_tasks.email (else its former name agent_tasks.user); NULL when unknown.';
 
 -- Who an activity names as its actor: a worker, else the person, else the
 -- database role.

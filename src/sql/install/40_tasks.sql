@@ -339,7 +339,7 @@ CREATE FUNCTION agent_tasks.create_task(
 	labels text[] DEFAULT '{}',
 	metadata jsonb DEFAULT '{}',
 	external_id text DEFAULT NULL,
-	origin text DEFAULT 'sql',
+	origin text DEFAULT NULL,
 	idempotency_key text DEFAULT NULL,
 	callback_url text DEFAULT NULL,
 	parent uuid DEFAULT NULL,
@@ -375,7 +375,7 @@ BEGIN
 	t.skills := agent_tasks_internal.check_tags('skills', create_task.skills);
 	t.labels := agent_tasks_internal.check_tags('labels', create_task.labels);
 	t.external_id := agent_tasks_internal.check_text('external_id', create_task.external_id, 200);
-	t.origin := coalesce(agent_tasks_internal.check_text('origin', create_task.origin, 100), 'sql');
+	t.origin := coalesce(agent_tasks_internal.check_text('origin', create_task.origin, 100), agent_tasks_internal.request_origin());
 	t.idempotency_key := agent_tasks_internal.check_text('idempotency_key', create_task.idempotency_key, 200);
 	t.callback_url := agent_tasks_internal.check_url('callback_url', create_task.callback_url);
 	t.run_after := create_task.run_after;

@@ -6,14 +6,22 @@
 --   * PostgREST verifies a JWT itself (Authorization: Bearer <jwt>), switches
 --     to the JWT's "role" and publishes its claims in request.jwt.claims;
 --     authenticate() lets such a request through unchanged.
---   * An API key travels in the header "X-Api-Key: at_..." (or "apikey").
---     PostgREST parses every "Authorization: Bearer" token as a JWT and
---     answers 401 (PGRST301) before db-pre-request runs when it is not one,
---     so a key cannot use that header (a proxy may move it to X-Api-Key).
---     authenticate() finds the key by its SHA-256, checks revocation, expiry
---     and the scope the request needs, then switches to the key's role
---     (SET LOCAL ROLE) and sets the claims (account, email, key_id), so that
---     row-level security sees the key's account exactly as with a JWT.
+--   * An API key is a JWT too once the DBA has given the extension
+--     PostgREST's jwt-secret (set_jwt_secret): create_api_key then signs
+--     {role, account, key_id} with it (HS256), so "Authorization: Bearer
+--     <key>" passes PostgREST's own check, and authenticate() recognises the
+--     claim key_id.  PostgREST parses every Bearer token as a JWT and answers
+--     401 (PGRST301) before db-pre-request runs when it is not one, so
+--     without a secret keys are opaque ("at_...") and travel as X-Api-Key.
+--   * Either shape also travels in the header X-Api-Key, or in "apikey" (the
+--     header supabase-js always sends: used only when it holds one of our
+--     keys, since it usually holds the project's anonymous JWT).
+--   * Whatever the header, authenticate() finds the key by the SHA-256 of
+--     the token, checks revocation, expiry and the scope the request needs,
+--     then switches to the key's role (SET LOCAL ROLE) and sets the claims
+--     (account, email, key_id) from the stored key, so that row-level
+--     security sees the key's account exactly as with a JWT, and a revoked
+--     key is refused at once although its signature stays valid.
 --   * Anything else (the anonymous role) is refused with PT401 -> HTTP 401.
 --
 -- Scopes map onto the extension's roles: task:read -> agent_tasks_reader,
@@ -123,6 +131,102 @@ AS $$
 	SELECT (ARRAY['agent_tasks_reader', 'agent_tasks_writer', 'agent_tasks_worker', 'agent_tasks_admin'])[level]
 $$;
 
+-- ---------------------------------------------------------------------------
+-- Keys as JWTs.  The secret is PostgREST's jwt-secret, given once by the DBA.
+-- One row for the whole database: account is '' so that the account policy
+-- every table gets (90_grants.sql) hides it from every API role and from
+-- agent_tasks_engine; only the SECURITY DEFINER functions below, which keep
+-- the rights of the superuser who installed the extension, read it.
+
+CREATE TABLE agent_tasks_internal.jwt_secret (
+	account		text NOT NULL DEFAULT '' CHECK (account = ''),
+	secret		text NOT NULL CHECK (length(secret) >= 32),
+	set_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account)
+);
+COMMENT ON TABLE agent_tasks_internal.jwt_secret IS 'PostgREST''s jwt-secret, with which create_api_key signs keys (set_jwt_secret); readable by no API role.';
+
+CREATE FUNCTION agent_tasks_internal.hmac_sha256(key bytea, data bytea) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'at_hmac_sha256'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION agent_tasks_internal.base64url(data bytea)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT rtrim(translate(encode(data, 'base64'), E'+/\n', '-_'), '=')
+$$;
+
+CREATE FUNCTION agent_tasks.set_jwt_secret(secret text)
+	RETURNS text
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF set_jwt_secret.secret IS NULL THEN
+		DELETE FROM agent_tasks_internal.jwt_secret;
+		RETURN 'JWT secret removed: new API keys are opaque (at_...) and travel as X-Api-Key; keys issued as JWTs keep working as X-Api-Key';
+	END IF;
+	IF length(set_jwt_secret.secret) < 32 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'JWT secret too short',
+			format('The secret has %s characters; PostgREST requires at least 32.', length(set_jwt_secret.secret)),
+			'Pass PostgREST''s jwt-secret exactly as in its configuration (not base64-decoded).');
+	END IF;
+	INSERT INTO agent_tasks_internal.jwt_secret AS s (account, secret) VALUES ('', set_jwt_secret.secret)
+	ON CONFLICT ON CONSTRAINT jwt_secret_pkey DO UPDATE SET secret = excluded.secret, set_at = now();
+	RETURN 'JWT secret set: new API keys are JWTs for "Authorization: Bearer" (and X-Api-Key); PostgREST must have the same jwt-secret';
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.set_jwt_secret(text) IS 'For the database administrator: give the extension PostgREST''s jwt-secret (at least 32 characters, as written in PostgREST''s configuration), so that create_api_key issues keys that are JWTs, usable as "Authorization: Bearer <key>". Null removes it (new keys are opaque at_ tokens for X-Api-Key). Stored in a private table no API role can read; keys issued before keep working as X-Api-Key whatever the secret.';
+
+-- Create a key of the current account; returns what create_api_key shows,
+-- the token included, which is stored nowhere (only its SHA-256).  SECURITY
+-- DEFINER with the installer's rights: the only reader of the secret.  It
+-- makes new keys only, for the caller's account, signing claims it builds
+-- itself, so nobody can have it sign anything else or re-issue a key.
+CREATE FUNCTION agent_tasks_internal.issue_api_key(name text, level integer, user_email text,
+	expires_at timestamptz)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	secret text := (SELECT s.secret FROM agent_tasks_internal.jwt_secret s WHERE s.account = '');
+	key agent_tasks_internal.api_keys;
+	token text;
+	signed text;
+BEGIN
+	key.id := agent_tasks.uuid_v7();
+	key.account := agent_tasks.current_account();
+	key.scopes := ARRAY(SELECT agent_tasks_internal.level_scope(i) FROM generate_series(1, level) i);
+	key.created_by := agent_tasks_internal.current_actor();
+	IF secret IS NULL THEN
+		token := 'at_' || agent_tasks_internal.base64url(agent_tasks_internal.random_bytes(32));
+		key.prefix := left(token, 11);
+	ELSE
+		-- PostgREST switches to "role" and checks "exp" itself, before
+		-- authenticate() runs.
+		signed := agent_tasks_internal.base64url(convert_to('{"alg":"HS256","typ":"JWT"}', 'UTF8')) || '.'
+			|| agent_tasks_internal.base64url(convert_to(jsonb_strip_nulls(jsonb_build_object(
+				   'role', agent_tasks_internal.level_role(level), 'account', key.account, 'key_id', key.id,
+				   'iat', floor(extract(epoch FROM now()))::bigint,
+				   'exp', floor(extract(epoch FROM issue_api_key.expires_at))::bigint))::text, 'UTF8'));
+		token := signed || '.' || agent_tasks_internal.base64url(
+			agent_tasks_internal.hmac_sha256(convert_to(secret, 'UTF8'), convert_to(signed, 'UTF8')));
+		-- Every JWT starts with the same header: its end tells keys apart.
+		key.prefix := '...' || right(token, 8);
+	END IF;
+	INSERT INTO agent_tasks_internal.api_keys
+		(account, id, name, prefix, key_hash, scopes, user_email, created_by, expires_at)
+	VALUES (key.account, key.id, issue_api_key.name, key.prefix, sha256(convert_to(token, 'UTF8')), key.scopes,
+			issue_api_key.user_email, key.created_by, issue_api_key.expires_at);
+	RETURN jsonb_build_object('id', key.id, 'name', issue_api_key.name, 'token', token, 'prefix', key.prefix,
+							  'scopes', key.scopes, 'user', issue_api_key.user_email,
+							  'expires_at', issue_api_key.expires_at, 'bearer', secret IS NOT NULL);
+END
+$$;
+
 CREATE VIEW agent_tasks.api_keys WITH (security_invoker = true) AS
 SELECT id, account, name, prefix, scopes, user_email AS "user", created_by, created_at, expires_at,
 	   revoked_at, last_used_at,
@@ -131,7 +235,7 @@ SELECT id, account, name, prefix, scopes, user_email AS "user", created_by, crea
 			ELSE 'active' END AS status
   FROM agent_tasks_internal.api_keys;
 COMMENT ON VIEW agent_tasks.api_keys IS 'API keys of the current account (admin scope). The token itself is shown once, by create_api_key; only its SHA-256 is stored and it is never readable.';
-COMMENT ON COLUMN agent_tasks.api_keys.prefix IS 'The first characters of the token, to recognise a key.';
+COMMENT ON COLUMN agent_tasks.api_keys.prefix IS 'To recognise a key: the first characters of an at_ token, or "..." and the last ones of a key that is a JWT (they all start alike).';
 COMMENT ON COLUMN agent_tasks.api_keys.scopes IS 'What the key may do: task:read, task:write, worker, admin (each implies the ones before it).';
 COMMENT ON COLUMN agent_tasks.api_keys."user" IS 'The person the key acts as (owner and actor of what it creates), if any.';
 COMMENT ON COLUMN agent_tasks.api_keys.last_used_at IS 'Last request that changed data (minute precision). PostgREST runs reads in read-only transactions, which cannot record it.';
@@ -144,14 +248,11 @@ CREATE FUNCTION agent_tasks.create_api_key(name text, scopes text[] DEFAULT '{ta
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	key agent_tasks_internal.api_keys;
-	token text;
+	key_name text := btrim(agent_tasks_internal.check_text('name', create_api_key.name, 200, true));
 	level integer;
+	email text;
 	bad text;
 BEGIN
-	key.id := agent_tasks.uuid_v7();
-	key.account := agent_tasks.current_account();
-	key.name := btrim(agent_tasks_internal.check_text('name', create_api_key.name, 200, true));
 	SELECT s INTO bad FROM unnest(create_api_key.scopes) s
 	 WHERE agent_tasks_internal.scope_level(s) IS NULL LIMIT 1;
 	IF create_api_key.scopes IS NULL OR cardinality(create_api_key.scopes) = 0 OR bad IS NOT NULL
@@ -160,33 +261,21 @@ BEGIN
 			format('scopes = %s', coalesce(create_api_key.scopes::text, 'null')),
 			'Use one or more of task:read, task:write, worker, admin.');
 	END IF;
-	-- Store the effective scopes: each implies the ones before it.
+	-- The key gets the effective scopes: each implies the ones before it.
 	SELECT max(agent_tasks_internal.scope_level(s)) INTO level FROM unnest(create_api_key.scopes) s;
-	key.scopes := ARRAY(SELECT agent_tasks_internal.level_scope(i) FROM generate_series(1, level) i);
 	IF create_api_key.expires_at IS NOT NULL AND create_api_key.expires_at <= now() THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'expires_at is in the past',
 			format('expires_at = %s', agent_tasks_internal.time_text(create_api_key.expires_at)),
 			'Pass a future time, or null for a key that does not expire.');
 	END IF;
-	key.expires_at := create_api_key.expires_at;
-	key.user_email := lower(btrim(coalesce(create_api_key."user", agent_tasks.current_user_email())));
-	IF key.user_email IS NOT NULL THEN
-		PERFORM agent_tasks_internal.user_id(key.account, key.user_email);	-- validates, provisions
+	email := lower(btrim(coalesce(create_api_key."user", agent_tasks.current_user_email())));
+	IF email IS NOT NULL THEN
+		PERFORM agent_tasks_internal.user_id(agent_tasks.current_account(), email);	-- validates, provisions
 	END IF;
-	key.created_by := agent_tasks_internal.current_actor();
-
-	token := 'at_' || rtrim(translate(encode(agent_tasks_internal.random_bytes(32), 'base64'), '+/', '-_'), '=');
-	key.prefix := left(token, 11);
-	key.key_hash := sha256(convert_to(token, 'UTF8'));
-	INSERT INTO agent_tasks_internal.api_keys
-		(account, id, name, prefix, key_hash, scopes, user_email, created_by, expires_at)
-	VALUES (key.account, key.id, key.name, key.prefix, key.key_hash, key.scopes, key.user_email,
-			key.created_by, key.expires_at);
-	RETURN jsonb_build_object('id', key.id, 'name', key.name, 'token', token, 'prefix', key.prefix,
-							  'scopes', key.scopes, 'user', key.user_email, 'expires_at', key.expires_at);
+	RETURN agent_tasks_internal.issue_api_key(key_name, level, email, create_api_key.expires_at);
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) IS 'Create an API key (admin scope): returns {id, name, token, prefix, scopes, user, expires_at}. The token (at_...) is shown only this once; send it as the header X-Api-Key. Scopes: task:read, task:write, worker, admin (each implies the ones before it). The key acts as "user" (default: you).';
+COMMENT ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) IS 'Create an API key (admin scope): returns {id, name, token, prefix, scopes, user, expires_at, bearer}. The token is shown only this once. With the JWT secret set (set_jwt_secret; bearer = true) it is a JWT: send it as "Authorization: Bearer <token>" or as X-Api-Key; without (bearer = false) it is an opaque at_... token for the header X-Api-Key. Scopes: task:read, task:write, worker, admin (each implies the ones before it). The key acts as "user" (default: you).';
 
 CREATE FUNCTION agent_tasks.revoke_api_key(key uuid)
 	RETURNS agent_tasks.api_keys
@@ -264,16 +353,18 @@ DECLARE
 	needed integer;
 	has integer;
 BEGIN
-	IF token IS NULL OR token !~ '^at_[A-Za-z0-9_-]{20,100}$' THEN
+	IF token IS NULL OR (token !~ '^at_[A-Za-z0-9_-]{20,100}$'
+						 AND NOT (length(token) <= 4000 AND token ~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$')) THEN
 		PERFORM agent_tasks_internal.raise('PT401', 'invalid API key',
-			'The X-Api-Key header does not hold an agent_tasks API key (at_...).',
-			'Create a key with agent_tasks.create_api_key() and send it as X-Api-Key.');
+			'The token is not an agent_tasks API key (at_..., or a JWT that create_api_key issued).',
+			'Create a key with agent_tasks.create_api_key() and send it as "Authorization: Bearer <key>" or X-Api-Key.');
 	END IF;
 	SELECT * INTO key FROM agent_tasks_internal.api_keys k
 	 WHERE k.key_hash = sha256(convert_to(token, 'UTF8'));
 	IF NOT FOUND THEN
 		PERFORM agent_tasks_internal.raise('PT401', 'invalid API key',
-			format('No API key matches the token %s...', left(token, 11)),
+			format('No API key matches the token %s',
+				   CASE WHEN token LIKE 'at\_%' THEN left(token, 11) || '...' ELSE '...' || right(token, 8) END),
 			'Check the token; it is shown only once, by agent_tasks.create_api_key().');
 	END IF;
 	IF key.revoked_at IS NOT NULL THEN
@@ -323,13 +414,32 @@ CREATE FUNCTION agent_tasks.authenticate()
 AS $$
 DECLARE
 	headers jsonb := coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb;
-	token text := coalesce(headers ->> 'x-api-key', headers ->> 'apikey');
+	claims text := nullif(current_setting('request.jwt.claims', true), '');
+	token text := headers ->> 'x-api-key';
+	apikey text := headers ->> 'apikey';
+	payload text := translate(split_part(apikey, '.', 2), '-_', '+/');
 	key record;
 BEGIN
-	-- PostgREST 12 refuses a non-JWT bearer token before calling us; a
-	-- future version or a proxy may pass it on.
-	IF token IS NULL AND headers ->> 'authorization' ~* '^bearer\s+at_' THEN
-		token := regexp_replace(headers ->> 'authorization', '^\S+\s+', '');
+	-- supabase-js sends the project's anonymous JWT as apikey on every
+	-- request: only one of our keys there is taken for a key, an at_ token
+	-- or a JWT whose claims name a key_id.  (Read without a function of our
+	-- own or an exception block: the anonymous role of a database set up
+	-- for 0.1.0 may execute only what it was granted then, and this runs
+	-- for every request.)
+	IF token IS NULL AND (apikey LIKE 'at\_%'
+						  OR (apikey ~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$'
+							  AND length(payload) % 4 <> 1
+							  AND encode(decode(payload || repeat('=', (4 - length(payload) % 4) % 4), 'base64'),
+										 'escape') ~ '"key_id"\s*:')) THEN
+		token := apikey;
+	END IF;
+	-- A key that is a JWT, sent as Bearer: PostgREST has verified its
+	-- signature and expiry; revocation and scope are checked here, by the
+	-- token's hash like any key.  (A non-JWT bearer token never gets here
+	-- with PostgREST 12; a proxy or a later version may pass an at_ one on.)
+	IF token IS NULL AND ((claims IS NOT NULL AND claims::jsonb ? 'key_id')
+						  OR headers ->> 'authorization' ~* '^bearer\s+at_') THEN
+		token := coalesce(substring(headers ->> 'authorization' FROM '^[Bb][Ee][Aa][Rr][Ee][Rr]\s+(\S+)\s*$'), '');
 	END IF;
 
 	IF token IS NULL THEN
@@ -346,7 +456,7 @@ BEGIN
 		END IF;
 		PERFORM agent_tasks_internal.raise('PT401', 'authentication required',
 			'The request carries neither an API key nor a JWT.',
-			'Send the header "X-Api-Key: at_..." (agent_tasks.create_api_key) or "Authorization: Bearer <jwt>".');
+			'Send the header "Authorization: Bearer <key or jwt>" (agent_tasks.create_api_key) or "X-Api-Key: <key>".');
 	END IF;
 
 	key := agent_tasks_internal.check_api_key(token, current_setting('request.method', true),
@@ -356,7 +466,7 @@ BEGIN
 	PERFORM set_config('request.jwt.claims', key.claims::text, true);
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.authenticate() IS 'PostgREST db-pre-request: accepts a verified JWT, or an API key in the header X-Api-Key (checks revocation, expiry and the scope the request needs, then switches to the key''s role and account); anything else is refused with 401.';
+COMMENT ON FUNCTION agent_tasks.authenticate() IS 'PostgREST db-pre-request: accepts a verified JWT, or an API key as "Authorization: Bearer" (keys that are JWTs), X-Api-Key or apikey (checks revocation, expiry and the scope the request needs, then switches to the key''s role and account); anything else is refused with 401. An apikey header that holds no key of ours (supabase-js''s anonymous JWT) is ignored.';
 
 -- ---------------------------------------------------------------------------
 -- Rate limits: fixed windows counted in a table with a few rows per
@@ -463,10 +573,22 @@ BEGIN
 END
 $$;
 
+-- Where a call comes from: 'rest' through PostgREST (which publishes the
+-- request's method for db-pre-request and the call), else 'sql'.
+CREATE FUNCTION agent_tasks_internal.request_origin()
+	RETURNS text
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN nullif(current_setting('request.method', true), '') IS NOT NULL THEN 'rest' ELSE 'sql' END
+$$;
+
 -- Count a task creation against its account and, for a request made with an
--- API key, against the key.  SECURITY DEFINER: no API role may write the
--- counters.  It counts for the current account only, so calling it directly
--- can harm nobody else.
+-- API key, against the key.  The account's default limit (the settings) is
+-- for REST requests; a SQL session is counted only against a limit set for
+-- its account with set_rate_limit.  SECURITY DEFINER: no API role may write
+-- the counters.  It counts for the current account only, so calling it
+-- directly can harm nobody else.
 CREATE FUNCTION agent_tasks_internal.count_task_creation()
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -477,7 +599,11 @@ DECLARE
 	claims text := nullif(current_setting('request.jwt.claims', true), '');
 	key_id text;
 BEGIN
-	PERFORM agent_tasks_internal.rate_limit_hit(acct, 'account', format('Account %s', quote_literal(acct)));
+	IF agent_tasks_internal.request_origin() = 'rest'
+		OR EXISTS (SELECT 1 FROM agent_tasks_internal.rate_limits l
+					WHERE l.account = acct AND l.subject = 'account') THEN
+		PERFORM agent_tasks_internal.rate_limit_hit(acct, 'account', format('Account %s', quote_literal(acct)));
+	END IF;
 	IF claims IS NOT NULL THEN
 		key_id := claims::jsonb ->> 'key_id';
 		IF key_id IS NOT NULL AND EXISTS (SELECT 1 FROM agent_tasks_internal.rate_limits l
@@ -525,7 +651,7 @@ SELECT s.account, s.subject, lim.max_count, lim.period,
 					   FROM agent_tasks_internal.rate_counters x
 					  WHERE x.account = s.account AND x.subject = s.subject AND x.window_end > now()) c ON true;
 COMMENT ON VIEW agent_tasks.rate_limits IS 'Task-creation limits of the current account (subject "account") and of its API keys that have one (subject = key id), with the use of the current window. Over a limit create_task fails with PT429 (HTTP 429) and says when to retry.';
-COMMENT ON COLUMN agent_tasks.rate_limits.max_count IS 'Task creations allowed per period (0 = no limit). Without a custom limit the account has agent_tasks.task_rate_limit per agent_tasks.task_rate_window (default 100 per hour).';
+COMMENT ON COLUMN agent_tasks.rate_limits.max_count IS 'Task creations allowed per period (0 = no limit). Without a custom limit the account has agent_tasks.task_rate_limit per agent_tasks.task_rate_window (default 100 per hour) for REST requests, and none for SQL sessions.';
 COMMENT ON COLUMN agent_tasks.rate_limits.used IS 'Creations counted in the current fixed window.';
 COMMENT ON COLUMN agent_tasks.rate_limits.resets_at IS 'End of the current window (null when nothing was counted in it).';
 COMMENT ON COLUMN agent_tasks.rate_limits.custom IS 'True when set by agent_tasks.set_rate_limit rather than the server settings.';
@@ -567,7 +693,7 @@ BEGIN
 	RETURN QUERY SELECT * FROM agent_tasks.rate_limits r WHERE r.account = acct;
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.set_rate_limit(integer, interval, uuid) IS 'Set the task-creation limit of the current account (key null) or of one API key (admin scope): max_count per period (fixed windows; 0 = no limit; null removes the custom limit). Returns the account''s limits.';
+COMMENT ON FUNCTION agent_tasks.set_rate_limit(integer, interval, uuid) IS 'Set the task-creation limit of the current account (key null) or of one API key (admin scope): max_count per period (fixed windows; 0 = no limit; null removes the custom limit). A limit set for the account applies to SQL sessions as well as REST requests; without one only REST requests have the default. Returns the account''s limits.';
 
 -- ---------------------------------------------------------------------------
 -- Roles for PostgREST.

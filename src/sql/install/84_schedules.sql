@@ -342,7 +342,8 @@ BEGIN
 	END IF;
 	PERFORM set_config('request.jwt.claims', '', true);
 	PERFORM set_config('agent_tasks.account', s.account, true);
-	PERFORM set_config('agent_tasks.user', coalesce(s.user_email, ''), true);
+	PERFORM set_config('agent_tasks.email', coalesce(s.user_email, ''), true);
+	PERFORM set_config('agent_tasks.user', '', true);
 	PERFORM set_config('role', 'agent_tasks_writer', true);
 	t := agent_tasks_internal.create_from_template(s.template);
 	PERFORM set_config('role', 'none', true);

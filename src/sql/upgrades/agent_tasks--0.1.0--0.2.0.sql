@@ -2646,6 +2646,547 @@ $$;
 
 COMMENT ON FUNCTION agent_tasks_internal.url_policy_violation(text) IS 'NULL when the dispatcher may call the URL, else why not: https only, no user information, no literal address in a blocked range (any spelling), no localhost; agent_tasks.allow_insecure_loopback, agent_tasks.http_allowed_cidrs and agent_tasks.http_plain_allowed make exceptions.';
 
+-- REST authentication (issue 11) ---------------------------------------------
+
+-- API keys that are JWTs signed with PostgREST's jwt-secret (given once by
+-- the DBA with set_jwt_secret), so that they work as "Authorization:
+-- Bearer"; the apikey header counts only when it holds one of our keys.
+CREATE TABLE agent_tasks_internal.jwt_secret (
+	account		text NOT NULL DEFAULT '' CHECK (account = ''),
+	secret		text NOT NULL CHECK (length(secret) >= 32),
+	set_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (account)
+);
+COMMENT ON TABLE agent_tasks_internal.jwt_secret IS 'PostgREST''s jwt-secret, with which create_api_key signs keys (set_jwt_secret); readable by no API role.';
+ALTER TABLE agent_tasks_internal.jwt_secret ENABLE ROW LEVEL SECURITY;
+CREATE POLICY account_isolation ON agent_tasks_internal.jwt_secret
+	USING (account = (SELECT agent_tasks.current_account()))
+	WITH CHECK (account = (SELECT agent_tasks.current_account()));
+SELECT pg_catalog.pg_extension_config_dump('agent_tasks_internal.jwt_secret', '');
+
+CREATE FUNCTION agent_tasks_internal.hmac_sha256(key bytea, data bytea) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'at_hmac_sha256'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION agent_tasks_internal.base64url(data bytea)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT rtrim(translate(encode(data, 'base64'), E'+/\n', '-_'), '=')
+$$;
+
+CREATE FUNCTION agent_tasks.set_jwt_secret(secret text)
+	RETURNS text
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF set_jwt_secret.secret IS NULL THEN
+		DELETE FROM agent_tasks_internal.jwt_secret;
+		RETURN 'JWT secret removed: new API keys are opaque (at_...) and travel as X-Api-Key; keys issued as JWTs keep working as X-Api-Key';
+	END IF;
+	IF length(set_jwt_secret.secret) < 32 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'JWT secret too short',
+			format('The secret has %s characters; PostgREST requires at least 32.', length(set_jwt_secret.secret)),
+			'Pass PostgREST''s jwt-secret exactly as in its configuration (not base64-decoded).');
+	END IF;
+	INSERT INTO agent_tasks_internal.jwt_secret AS s (account, secret) VALUES ('', set_jwt_secret.secret)
+	ON CONFLICT ON CONSTRAINT jwt_secret_pkey DO UPDATE SET secret = excluded.secret, set_at = now();
+	RETURN 'JWT secret set: new API keys are JWTs for "Authorization: Bearer" (and X-Api-Key); PostgREST must have the same jwt-secret';
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.set_jwt_secret(text) IS 'For the database administrator: give the extension PostgREST''s jwt-secret (at least 32 characters, as written in PostgREST''s configuration), so that create_api_key issues keys that are JWTs, usable as "Authorization: Bearer <key>". Null removes it (new keys are opaque at_ tokens for X-Api-Key). Stored in a private table no API role can read; keys issued before keep working as X-Api-Key whatever the secret.';
+
+-- Create a key of the current account; returns what create_api_key shows,
+-- the token included, which is stored nowhere (only its SHA-256).  SECURITY
+-- DEFINER with the installer's rights: the only reader of the secret.  It
+-- makes new keys only, for the caller's account, signing claims it builds
+-- itself, so nobody can have it sign anything else or re-issue a key.
+CREATE FUNCTION agent_tasks_internal.issue_api_key(name text, level integer, user_email text,
+	expires_at timestamptz)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	secret text := (SELECT s.secret FROM agent_tasks_internal.jwt_secret s WHERE s.account = '');
+	key agent_tasks_internal.api_keys;
+	token text;
+	signed text;
+BEGIN
+	key.id := agent_tasks.uuid_v7();
+	key.account := agent_tasks.current_account();
+	key.scopes := ARRAY(SELECT agent_tasks_internal.level_scope(i) FROM generate_series(1, level) i);
+	key.created_by := agent_tasks_internal.current_actor();
+	IF secret IS NULL THEN
+		token := 'at_' || agent_tasks_internal.base64url(agent_tasks_internal.random_bytes(32));
+		key.prefix := left(token, 11);
+	ELSE
+		-- PostgREST switches to "role" and checks "exp" itself, before
+		-- authenticate() runs.
+		signed := agent_tasks_internal.base64url(convert_to('{"alg":"HS256","typ":"JWT"}', 'UTF8')) || '.'
+			|| agent_tasks_internal.base64url(convert_to(jsonb_strip_nulls(jsonb_build_object(
+				   'role', agent_tasks_internal.level_role(level), 'account', key.account, 'key_id', key.id,
+				   'iat', floor(extract(epoch FROM now()))::bigint,
+				   'exp', floor(extract(epoch FROM issue_api_key.expires_at))::bigint))::text, 'UTF8'));
+		token := signed || '.' || agent_tasks_internal.base64url(
+			agent_tasks_internal.hmac_sha256(convert_to(secret, 'UTF8'), convert_to(signed, 'UTF8')));
+		-- Every JWT starts with the same header: its end tells keys apart.
+		key.prefix := '...' || right(token, 8);
+	END IF;
+	INSERT INTO agent_tasks_internal.api_keys
+		(account, id, name, prefix, key_hash, scopes, user_email, created_by, expires_at)
+	VALUES (key.account, key.id, issue_api_key.name, key.prefix, sha256(convert_to(token, 'UTF8')), key.scopes,
+			issue_api_key.user_email, key.created_by, issue_api_key.expires_at);
+	RETURN jsonb_build_object('id', key.id, 'name', issue_api_key.name, 'token', token, 'prefix', key.prefix,
+							  'scopes', key.scopes, 'user', issue_api_key.user_email,
+							  'expires_at', issue_api_key.expires_at, 'bearer', secret IS NOT NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks.create_api_key(name text, scopes text[] DEFAULT '{task:read,task:write}',
+	expires_at timestamptz DEFAULT NULL, "user" text DEFAULT NULL)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key_name text := btrim(agent_tasks_internal.check_text('name', create_api_key.name, 200, true));
+	level integer;
+	email text;
+	bad text;
+BEGIN
+	SELECT s INTO bad FROM unnest(create_api_key.scopes) s
+	 WHERE agent_tasks_internal.scope_level(s) IS NULL LIMIT 1;
+	IF create_api_key.scopes IS NULL OR cardinality(create_api_key.scopes) = 0 OR bad IS NOT NULL
+		OR array_position(create_api_key.scopes, NULL) IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid scopes',
+			format('scopes = %s', coalesce(create_api_key.scopes::text, 'null')),
+			'Use one or more of task:read, task:write, worker, admin.');
+	END IF;
+	-- The key gets the effective scopes: each implies the ones before it.
+	SELECT max(agent_tasks_internal.scope_level(s)) INTO level FROM unnest(create_api_key.scopes) s;
+	IF create_api_key.expires_at IS NOT NULL AND create_api_key.expires_at <= now() THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'expires_at is in the past',
+			format('expires_at = %s', agent_tasks_internal.time_text(create_api_key.expires_at)),
+			'Pass a future time, or null for a key that does not expire.');
+	END IF;
+	email := lower(btrim(coalesce(create_api_key."user", agent_tasks.current_user_email())));
+	IF email IS NOT NULL THEN
+		PERFORM agent_tasks_internal.user_id(agent_tasks.current_account(), email);	-- validates, provisions
+	END IF;
+	RETURN agent_tasks_internal.issue_api_key(key_name, level, email, create_api_key.expires_at);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) IS 'Create an API key (admin scope): returns {id, name, token, prefix, scopes, user, expires_at, bearer}. The token is shown only this once. With the JWT secret set (set_jwt_secret; bearer = true) it is a JWT: send it as "Authorization: Bearer <token>" or as X-Api-Key; without (bearer = false) it is an opaque at_... token for the header X-Api-Key. Scopes: task:read, task:write, worker, admin (each implies the ones before it). The key acts as "user" (default: you).';
+COMMENT ON COLUMN agent_tasks.api_keys.prefix IS 'To recognise a key: the first characters of an at_ token, or "..." and the last ones of a key that is a JWT (they all start alike).';
+
+-- The key behind a token, checked for this request.  SECURITY DEFINER: the
+-- caller is PostgREST's anonymous role, which may read no key; knowing the
+-- token is the authorization.  Returns the role and the claims to set.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.check_api_key(token text, method text, path text,
+	OUT role text, OUT claims jsonb)
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key agent_tasks_internal.api_keys;
+	needed integer;
+	has integer;
+BEGIN
+	IF token IS NULL OR (token !~ '^at_[A-Za-z0-9_-]{20,100}$'
+						 AND NOT (length(token) <= 4000 AND token ~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$')) THEN
+		PERFORM agent_tasks_internal.raise('PT401', 'invalid API key',
+			'The token is not an agent_tasks API key (at_..., or a JWT that create_api_key issued).',
+			'Create a key with agent_tasks.create_api_key() and send it as "Authorization: Bearer <key>" or X-Api-Key.');
+	END IF;
+	SELECT * INTO key FROM agent_tasks_internal.api_keys k
+	 WHERE k.key_hash = sha256(convert_to(token, 'UTF8'));
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.raise('PT401', 'invalid API key',
+			format('No API key matches the token %s',
+				   CASE WHEN token LIKE 'at\_%' THEN left(token, 11) || '...' ELSE '...' || right(token, 8) END),
+			'Check the token; it is shown only once, by agent_tasks.create_api_key().');
+	END IF;
+	IF key.revoked_at IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT401', 'API key revoked',
+			format('Key %s (%s) was revoked at %s.', key.prefix, key.name, agent_tasks_internal.time_text(key.revoked_at)),
+			'Create a new key with agent_tasks.create_api_key().');
+	END IF;
+	IF key.expires_at <= now() THEN
+		PERFORM agent_tasks_internal.raise('PT401', 'API key expired',
+			format('Key %s (%s) expired at %s.', key.prefix, key.name, agent_tasks_internal.time_text(key.expires_at)),
+			'Create a new key with agent_tasks.create_api_key().');
+	END IF;
+
+	needed := agent_tasks_internal.required_level(method, path);
+	SELECT max(agent_tasks_internal.scope_level(s)) INTO has FROM unnest(key.scopes) s;
+	IF coalesce(has, 0) < needed THEN
+		PERFORM agent_tasks_internal.raise('PT403', 'API key lacks the scope for this request',
+			format('%s %s needs scope %s; key %s (%s) has %s.', upper(method), path,
+				   agent_tasks_internal.level_scope(needed), key.prefix, key.name,
+				   array_to_string(key.scopes, ', ')),
+			format('Use a key with scope %s.', agent_tasks_internal.level_scope(needed)));
+	END IF;
+
+	-- PostgREST runs reads in READ ONLY transactions, which cannot record
+	-- the use.  Minute precision, and never wait for a concurrent request of
+	-- the same key.
+	IF current_setting('transaction_read_only') = 'off' THEN
+		UPDATE agent_tasks_internal.api_keys k SET last_used_at = now()
+		 WHERE k.account = key.account AND k.id = key.id
+		   AND k.id IN (SELECT l.id FROM agent_tasks_internal.api_keys l
+						 WHERE l.account = key.account AND l.id = key.id
+						   AND (l.last_used_at IS NULL OR l.last_used_at < now() - interval '1 minute')
+						   FOR UPDATE SKIP LOCKED);
+	END IF;
+
+	role := agent_tasks_internal.level_role(has);
+	claims := jsonb_strip_nulls(jsonb_build_object(
+		'role', role, 'account', key.account, 'email', key.user_email,
+		'key_id', key.id, 'key_name', key.name, 'scopes', to_jsonb(key.scopes)));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks.authenticate()
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	headers jsonb := coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb;
+	claims text := nullif(current_setting('request.jwt.claims', true), '');
+	token text := headers ->> 'x-api-key';
+	apikey text := headers ->> 'apikey';
+	payload text := translate(split_part(apikey, '.', 2), '-_', '+/');
+	key record;
+BEGIN
+	-- supabase-js sends the project's anonymous JWT as apikey on every
+	-- request: only one of our keys there is taken for a key, an at_ token
+	-- or a JWT whose claims name a key_id.  (Read without a function of our
+	-- own or an exception block: the anonymous role of a database set up
+	-- for 0.1.0 may execute only what it was granted then, and this runs
+	-- for every request.)
+	IF token IS NULL AND (apikey LIKE 'at\_%'
+						  OR (apikey ~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$'
+							  AND length(payload) % 4 <> 1
+							  AND encode(decode(payload || repeat('=', (4 - length(payload) % 4) % 4), 'base64'),
+										 'escape') ~ '"key_id"\s*:')) THEN
+		token := apikey;
+	END IF;
+	-- A key that is a JWT, sent as Bearer: PostgREST has verified its
+	-- signature and expiry; revocation and scope are checked here, by the
+	-- token's hash like any key.  (A non-JWT bearer token never gets here
+	-- with PostgREST 12; a proxy or a later version may pass an at_ one on.)
+	IF token IS NULL AND ((claims IS NOT NULL AND claims::jsonb ? 'key_id')
+						  OR headers ->> 'authorization' ~* '^bearer\s+at_') THEN
+		token := coalesce(substring(headers ->> 'authorization' FROM '^[Bb][Ee][Aa][Rr][Ee][Rr]\s+(\S+)\s*$'), '');
+	END IF;
+
+	IF token IS NULL THEN
+		-- A JWT that PostgREST has verified (its role and claims are set), or
+		-- a role granted API access directly.
+		IF pg_has_role(current_user, 'agent_tasks_reader', 'USAGE') THEN
+			RETURN;
+		END IF;
+		-- The console's files (agent_tasks.console()): the page asks for
+		-- the key itself.
+		IF upper(current_setting('request.method', true)) IN ('GET', 'HEAD')
+			AND btrim(current_setting('request.path', true), '/') = 'rpc/console' THEN
+			RETURN;
+		END IF;
+		PERFORM agent_tasks_internal.raise('PT401', 'authentication required',
+			'The request carries neither an API key nor a JWT.',
+			'Send the header "Authorization: Bearer <key or jwt>" (agent_tasks.create_api_key) or "X-Api-Key: <key>".');
+	END IF;
+
+	key := agent_tasks_internal.check_api_key(token, current_setting('request.method', true),
+											  current_setting('request.path', true));
+	-- Not SECURITY DEFINER: "role" cannot be set inside one.
+	PERFORM set_config('role', key.role, true);
+	PERFORM set_config('request.jwt.claims', key.claims::text, true);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.authenticate() IS 'PostgREST db-pre-request: accepts a verified JWT, or an API key as "Authorization: Bearer" (keys that are JWTs), X-Api-Key or apikey (checks revocation, expiry and the scope the request needs, then switches to the key''s role and account); anything else is refused with 401. An apikey header that holds no key of ours (supabase-js''s anonymous JWT) is ignored.';
+
+-- The default rate limit is for REST requests; SQL sessions are limited
+-- only by a limit set for their account.  Tasks created through PostgREST
+-- have origin 'rest'.
+
+-- Where a call comes from: 'rest' through PostgREST (which publishes the
+-- request's method for db-pre-request and the call), else 'sql'.
+CREATE FUNCTION agent_tasks_internal.request_origin()
+	RETURNS text
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN nullif(current_setting('request.method', true), '') IS NOT NULL THEN 'rest' ELSE 'sql' END
+$$;
+
+-- Count a task creation against its account and, for a request made with an
+-- API key, against the key.  The account's default limit (the settings) is
+-- for REST requests; a SQL session is counted only against a limit set for
+-- its account with set_rate_limit.  SECURITY DEFINER: no API role may write
+-- the counters.  It counts for the current account only, so calling it
+-- directly can harm nobody else.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.count_task_creation()
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	acct text := agent_tasks.current_account();
+	claims text := nullif(current_setting('request.jwt.claims', true), '');
+	key_id text;
+BEGIN
+	IF agent_tasks_internal.request_origin() = 'rest'
+		OR EXISTS (SELECT 1 FROM agent_tasks_internal.rate_limits l
+					WHERE l.account = acct AND l.subject = 'account') THEN
+		PERFORM agent_tasks_internal.rate_limit_hit(acct, 'account', format('Account %s', quote_literal(acct)));
+	END IF;
+	IF claims IS NOT NULL THEN
+		key_id := claims::jsonb ->> 'key_id';
+		IF key_id IS NOT NULL AND EXISTS (SELECT 1 FROM agent_tasks_internal.rate_limits l
+										   WHERE l.account = acct AND l.subject = key_id) THEN
+			PERFORM agent_tasks_internal.rate_limit_hit(acct, key_id,
+				format('API key %s', (SELECT k.prefix FROM agent_tasks_internal.api_keys k
+									  WHERE k.account = acct AND k.id::text = key_id)));
+		END IF;
+	END IF;
+END
+$$;
+COMMENT ON COLUMN agent_tasks.rate_limits.max_count IS 'Task creations allowed per period (0 = no limit). Without a custom limit the account has agent_tasks.task_rate_limit per agent_tasks.task_rate_window (default 100 per hour) for REST requests, and none for SQL sessions.';
+COMMENT ON FUNCTION agent_tasks.set_rate_limit(integer, interval, uuid) IS 'Set the task-creation limit of the current account (key null) or of one API key (admin scope): max_count per period (fixed windows; 0 = no limit; null removes the custom limit). A limit set for the account applies to SQL sessions as well as REST requests; without one only REST requests have the default. Returns the account''s limits.';
+
+CREATE OR REPLACE FUNCTION agent_tasks.create_task(
+	title text,
+	prompt text DEFAULT NULL,
+	type text DEFAULT NULL,
+	command text DEFAULT NULL,
+	items jsonb DEFAULT NULL,
+	context jsonb DEFAULT '{}',
+	agent text DEFAULT NULL,
+	priority integer DEFAULT 0,
+	output_schema jsonb DEFAULT NULL,
+	owner text DEFAULT NULL,
+	assignees text[] DEFAULT '{}',
+	followers text[] DEFAULT '{}',
+	skills text[] DEFAULT '{}',
+	labels text[] DEFAULT '{}',
+	metadata jsonb DEFAULT '{}',
+	external_id text DEFAULT NULL,
+	origin text DEFAULT NULL,
+	idempotency_key text DEFAULT NULL,
+	callback_url text DEFAULT NULL,
+	parent uuid DEFAULT NULL,
+	run_after timestamptz DEFAULT NULL,
+	depends_on uuid[] DEFAULT '{}',
+	budget_tokens bigint DEFAULT NULL,
+	budget_cost numeric DEFAULT NULL,
+	auto_process boolean DEFAULT false)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks;
+	child agent_tasks_internal.tasks;
+	existing agent_tasks_internal.tasks;
+	item jsonb;
+	n integer := 0;
+	max_items integer;
+	blocker uuid;
+	blocked boolean := false;
+BEGIN
+	t.id := agent_tasks.uuid_v7();		-- also loads the library, so its settings are defined
+	t.account := agent_tasks.current_account();
+	t.created_by := agent_tasks_internal.current_actor();
+	t.title := btrim(agent_tasks_internal.check_text('title', create_task.title, 500, true));
+	t.prompt := agent_tasks_internal.check_text('prompt', create_task.prompt, 100000);
+	t.type := agent_tasks_internal.check_text('type', create_task.type, 100);
+	t.command := agent_tasks_internal.check_text('command', create_task.command, 100);
+	t.context := coalesce(agent_tasks_internal.check_json('context', create_task.context, 'object'), '{}');
+	t.metadata := coalesce(agent_tasks_internal.check_json('metadata', create_task.metadata, 'object'), '{}');
+	t.output_schema := agent_tasks_internal.check_output_schema(create_task.output_schema);
+	t.skills := agent_tasks_internal.check_tags('skills', create_task.skills);
+	t.labels := agent_tasks_internal.check_tags('labels', create_task.labels);
+	t.external_id := agent_tasks_internal.check_text('external_id', create_task.external_id, 200);
+	t.origin := coalesce(agent_tasks_internal.check_text('origin', create_task.origin, 100), agent_tasks_internal.request_origin());
+	t.idempotency_key := agent_tasks_internal.check_text('idempotency_key', create_task.idempotency_key, 200);
+	t.callback_url := agent_tasks_internal.check_url('callback_url', create_task.callback_url);
+	t.run_after := create_task.run_after;
+	t.budget_tokens := create_task.budget_tokens;
+	t.budget_cost := create_task.budget_cost;
+	IF create_task.priority IS NULL OR create_task.priority NOT BETWEEN -1000 AND 1000 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'priority is out of range',
+			format('priority = %s', coalesce(create_task.priority::text, 'null')),
+			'Use an integer from -1000 to 1000 (higher runs first).');
+	END IF;
+	t.priority := create_task.priority;
+	IF coalesce(create_task.budget_tokens, 1) <= 0 OR coalesce(create_task.budget_cost, 1) <= 0 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'budgets must be positive',
+			format('budget_tokens = %s, budget_cost = %s', coalesce(create_task.budget_tokens::text, 'null'),
+				coalesce(create_task.budget_cost::text, 'null')),
+			'Leave a budget null for no limit.');
+	END IF;
+
+	PERFORM agent_tasks_internal.check_json('items', create_task.items, 'array', 1048576);
+	max_items := current_setting('agent_tasks.max_items')::integer;
+	IF jsonb_typeof(create_task.items) = 'array' THEN
+		IF t.command IS NULL THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'items need a command',
+				format('%s items were given without a command.', jsonb_array_length(create_task.items)),
+				'Pass command => ''...'' with the items (command mode), or omit items (prompt mode).');
+		END IF;
+		IF jsonb_array_length(create_task.items) > max_items THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'too many items',
+				format('%s items were given; the limit is %s.', jsonb_array_length(create_task.items), max_items),
+				'Split the work into several tasks, or raise agent_tasks.max_items.');
+		END IF;
+	END IF;
+
+	t.agent_id := agent_tasks_internal.agent_id(t.account, create_task.agent);
+	IF coalesce(create_task.owner, agent_tasks.current_user_email()) IS NOT NULL THEN
+		t.owner_id := agent_tasks_internal.user_id(t.account,
+			coalesce(create_task.owner, agent_tasks.current_user_email()));
+	END IF;
+	IF create_task.parent IS NOT NULL THEN
+		PERFORM 1 FROM agent_tasks_internal.tasks p
+		 WHERE p.account = t.account AND p.id = create_task.parent;
+		IF NOT FOUND THEN
+			PERFORM agent_tasks_internal.not_found(create_task.parent);
+		END IF;
+		t.parent_id := create_task.parent;
+	END IF;
+
+	IF t.idempotency_key IS NOT NULL THEN
+		t.request_hash := md5(jsonb_build_array(t.title, t.prompt, t.type, t.command, create_task.items,
+			t.context, create_task.agent, t.priority, t.output_schema, create_task.owner,
+			create_task.assignees, create_task.followers, t.skills, t.labels, t.metadata,
+			t.external_id, t.origin, t.callback_url, t.parent_id, t.run_after,
+			create_task.depends_on, t.budget_tokens, t.budget_cost, create_task.auto_process)::text);
+		-- Wait for a concurrent creator of the same key, then compare.
+		SELECT * INTO existing FROM agent_tasks_internal.tasks e
+		 WHERE e.account = t.account AND e.idempotency_key = t.idempotency_key;
+		IF NOT FOUND THEN
+			BEGIN
+				PERFORM agent_tasks_internal.insert_task(t);
+			EXCEPTION WHEN unique_violation THEN
+				SELECT * INTO existing FROM agent_tasks_internal.tasks e
+				 WHERE e.account = t.account AND e.idempotency_key = t.idempotency_key;
+			END;
+		END IF;
+		IF existing.id IS NOT NULL THEN
+			IF existing.request_hash IS DISTINCT FROM t.request_hash THEN
+				PERFORM agent_tasks_internal.raise('PT422', 'idempotency key reused with a different request',
+					format('Key %s already created task %s with other parameters.',
+						   quote_literal(t.idempotency_key), existing.id),
+					'Send the same parameters to get the same task back, or use a new idempotency key.');
+			END IF;
+			RETURN agent_tasks.get_task(existing.id);
+		END IF;
+	ELSE
+		PERFORM agent_tasks_internal.insert_task(t);
+	END IF;
+
+	PERFORM agent_tasks.set_assignees(t.id, create_task.assignees)
+	  WHERE cardinality(create_task.assignees) > 0;
+	PERFORM agent_tasks.add_followers(t.id, create_task.followers)
+	  WHERE cardinality(create_task.followers) > 0;
+
+	FOREACH blocker IN ARRAY coalesce(create_task.depends_on, '{}')
+	LOOP
+		PERFORM agent_tasks.add_dependency(t.id, blocker);
+	END LOOP;
+
+	-- Command mode: one child task per item, with its own context and external id.
+	FOR item IN SELECT value FROM jsonb_array_elements(coalesce(create_task.items, '[]'))
+	LOOP
+		n := n + 1;
+		IF jsonb_typeof(item) = 'string' THEN
+			item := jsonb_build_object('title', item #>> '{}');
+		ELSIF jsonb_typeof(item) <> 'object' THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'items must be objects or strings',
+				format('item %s is a JSON %s: %s', n, jsonb_typeof(item), left(item::text, 200)),
+				'Use {"title": ..., "context": {...}, "external_id": ...} per item.');
+		END IF;
+		child := t;
+		child.id := agent_tasks.uuid_v7();
+		child.parent_id := t.id;
+		child.idempotency_key := NULL;
+		child.request_hash := NULL;
+		child.callback_url := NULL;
+		child.item := item;
+		child.title := btrim(agent_tasks_internal.check_text(format('title of item %s', n),
+			coalesce(item ->> 'title', format('%s (%s/%s)', t.title, n, jsonb_array_length(create_task.items))),
+			500, true));
+		child.prompt := agent_tasks_internal.check_text(format('prompt of item %s', n),
+			coalesce(item ->> 'prompt', t.prompt), 100000);
+		child.context := t.context || coalesce(agent_tasks_internal.check_json(
+			format('context of item %s', n), item -> 'context', 'object'), '{}');
+		child.external_id := agent_tasks_internal.check_text(format('external_id of item %s', n),
+			item ->> 'external_id', 200);
+		PERFORM agent_tasks_internal.insert_task(child);
+	END LOOP;
+
+	IF create_task.auto_process THEN
+		RETURN agent_tasks.process_task(t.id);
+	END IF;
+	RETURN agent_tasks.get_task(t.id);
+END
+$$;
+
+-- The setting agent_tasks."user" is now agent_tasks.email (no quoting);
+-- the old name is still read when the new one is empty.
+CREATE OR REPLACE FUNCTION agent_tasks.current_user_email() RETURNS text
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	claims text := current_setting('request.jwt.claims', true);
+	email text;
+BEGIN
+	IF claims IS NOT NULL AND claims <> '' THEN
+		email := coalesce(claims::jsonb ->> 'email', claims::jsonb ->> 'sub');
+	END IF;
+	-- agent_tasks.user: the setting's name in 0.1.0, still read.
+	RETURN lower(coalesce(nullif(email, ''), nullif(current_setting('agent_tasks.email', true), ''),
+						  nullif(current_setting('agent_tasks.user', true), '')));
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.current_user_email() IS 'The person acting in this session: JWT claim "email" (or "sub"), else the setting agent_tasks.email (else its former name agent_tasks.user); NULL when unknown.';
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.fire_schedule(account text, schedule uuid)
+	RETURNS uuid
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s agent_tasks_internal.schedules;
+	t agent_tasks.tasks;
+BEGIN
+	SELECT * INTO s FROM agent_tasks_internal.schedules x
+	 WHERE x.account = fire_schedule.account AND x.id = fire_schedule.schedule;
+	IF NOT FOUND THEN
+		PERFORM agent_tasks_internal.raise('PT404', 'schedule not found',
+			format('No schedule %s in account %s; its pg_cron job outlived it.', schedule, quote_literal(account)),
+			format('SELECT cron.unschedule(%L);', 'agent_tasks:' || schedule));
+	END IF;
+	PERFORM set_config('request.jwt.claims', '', true);
+	PERFORM set_config('agent_tasks.account', s.account, true);
+	PERFORM set_config('agent_tasks.email', coalesce(s.user_email, ''), true);
+	PERFORM set_config('agent_tasks.user', '', true);
+	PERFORM set_config('role', 'agent_tasks_writer', true);
+	t := agent_tasks_internal.create_from_template(s.template);
+	PERFORM set_config('role', 'none', true);
+	UPDATE agent_tasks_internal.schedules x
+	   SET last_fired_at = now(), last_task_id = t.id, fire_count = x.fire_count + 1
+	 WHERE x.account = s.account AND x.id = s.id;
+	RETURN t.id;
+END
+$$;
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks FROM PUBLIC;

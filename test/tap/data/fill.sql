@@ -14,6 +14,8 @@ CREATE FUNCTION public.answer(task agent_tasks.tasks, run agent_tasks.runs) RETU
 CREATE TABLE public.fill (name text PRIMARY KEY, value text NOT NULL);
 
 SET agent_tasks.account = 'backup';
+-- 0.1.0's name of agent_tasks.email: this file fills 0.1.0 installs too
+-- (t/041_upgrade.pl), and the current version still reads it.
 SET agent_tasks."user" = 'ann@example.com';
 
 SELECT agent_tasks.create_webhook('https://hooks.example.com/in', '{*}', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
