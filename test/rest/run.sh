@@ -102,5 +102,18 @@ printf '# PostgREST %s on 127.0.0.1:%s\n' "$("$POSTGREST" --version 2>&1 | head 
 
 # --- the tests ---------------------------------------------------------------
 
-REST_URL="http://127.0.0.1:$PORT" JWT_SECRET="$JWT_SECRET" POSTGREST_LOG="$TMP/postgrest.log" \
-    node "$HERE/rest.test.mjs"
+# Each *.test.mjs ends with its own "N passed, N failed"; the sum is the suite's.
+passed=0 failed=0 rc=0
+for t in "$HERE"/*.test.mjs; do
+    printf '# %s\n' "$(basename "$t")"
+    REST_URL="http://127.0.0.1:$PORT" JWT_SECRET="$JWT_SECRET" POSTGREST_LOG="$TMP/postgrest.log" \
+        node "$t" | tee "$TMP/out" | sed '$d' || rc=1
+    if [[ "$(tail -n1 "$TMP/out")" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        passed=$(( passed + BASH_REMATCH[1] )) failed=$(( failed + BASH_REMATCH[2] ))
+    else
+        tail -n1 "$TMP/out"
+        failed=$(( failed + 1 ))
+    fi
+done
+echo "$passed passed, $failed failed"
+[[ $rc -eq 0 && $failed -eq 0 ]]
