@@ -42,8 +42,8 @@ SELECT expect_error($$SELECT agent_tasks.create_task('[1]'::jsonb)$$);
 SELECT (agent_tasks.create_task(command => 'generate_pages', context => '{"site": "s1"}', items => '[
 	{"targetPageSlug": "/case-studies/acme", "context": "Acme grew 40%", "externalId": "cs-001"},
 	{"targetPageSlug": "/case-studies/globex", "context": {"text": "Globex"}, "external_id": "cs-002"},
-	{"targetPageSlug": "/case-studies/initech", "context": "Initech"}]')).id AS flint \gset
-SELECT title, context, external_id, item ->> 'targetPageSlug' AS slug
+	{"targetPageSlug": "/case-studies/initech", "title": "Initech case study", "context": "Initech"}]')).id AS flint \gset
+SELECT title, title_derived, context, external_id, item ->> 'targetPageSlug' AS slug
   FROM agent_tasks.tasks WHERE parent_id = :'flint' ORDER BY id;
 SELECT expect_error($$SELECT agent_tasks.create_task(command => 'c', items => '[{"external_id": "a", "externalId": "b"}]')$$);
 SELECT expect_error($$SELECT agent_tasks.create_task(command => 'c', items => '[{"context": 3}]')$$);

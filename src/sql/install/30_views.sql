@@ -65,7 +65,7 @@ COMMENT ON COLUMN agent_tasks.tasks.status IS 'pending, then the status of the l
 COMMENT ON COLUMN agent_tasks.tasks.status_reason IS 'Why the task has its status (user_request, blocked, timeout, max_attempts, worker_lost, invalid_output, budget_exceeded, ...).';
 COMMENT ON COLUMN agent_tasks.tasks.mine IS 'True when the current user owns the task or is one of its assignees.';
 COMMENT ON COLUMN agent_tasks.tasks.search IS 'Full-text document of title and prompt (english), for @@ / PostgREST fts filters.';
-COMMENT ON COLUMN agent_tasks.tasks.title_derived IS 'True when the title was made from the prompt (or command) because none was given; false once a title is set (PostHog''s title_manually_set, negated).';
+COMMENT ON COLUMN agent_tasks.tasks.title_derived IS 'True when no title was given and the server made one: from the first line of the prompt (or the command), for a command item from its parent''s; false once a title is set (PostHog''s title_manually_set, negated).';
 COMMENT ON COLUMN agent_tasks.tasks.description IS 'The prompt again, under the name PostHog and AGNT give it: a new row or a change may give either (not both, unless equal).';
 COMMENT ON COLUMN agent_tasks.tasks.archived IS 'True once archived (archiving is not a status).';
 

@@ -516,7 +516,7 @@ BEGIN
 			500, true));
 		child.prompt := agent_tasks_internal.check_text(format('prompt of item %s', n),
 			coalesce(item ->> 'prompt', t.prompt), 100000);
-		child.title_derived := false;
+		child.title_derived := item ->> 'title' IS NULL;
 		-- a string context (Flint's items) is the item's instructions: {"text": ...}
 		child.context := t.context || coalesce(agent_tasks_internal.check_json(
 			format('context of item %s', n),
@@ -538,4 +538,5 @@ BEGIN
 	RETURN agent_tasks.get_task(t.id);
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.create_task IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items; an item is a title, or an object with title, prompt, context (object, or a string kept as {"text": ...}) and external_id or externalId). Without a title, the title is made from the prompt (or command) and title_derived is true; description is another name for prompt. Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';
+COMMENT ON FUNCTION agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
+	text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text) IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items; an item is a title, or an object with title, prompt, context (object, or a string kept as {"text": ...}) and external_id or externalId). Without a title, the title is made from the prompt (or command) and title_derived is true; description is another name for prompt. Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';

@@ -2080,7 +2080,7 @@ SELECT t.id,
   FROM agent_tasks_internal.tasks t
   LEFT JOIN agent_tasks_internal.agents a ON a.account = t.account AND a.id = t.agent_id
   LEFT JOIN agent_tasks_internal.users o ON o.account = t.account AND o.id = t.owner_id;
-COMMENT ON COLUMN agent_tasks.tasks.title_derived IS 'True when the title was made from the prompt (or command) because none was given; false once a title is set (PostHog''s title_manually_set, negated).';
+COMMENT ON COLUMN agent_tasks.tasks.title_derived IS 'True when no title was given and the server made one: from the first line of the prompt (or the command), for a command item from its parent''s; false once a title is set (PostHog''s title_manually_set, negated).';
 COMMENT ON COLUMN agent_tasks.tasks.description IS 'The prompt again, under the name PostHog and AGNT give it: a new row or a change may give either (not both, unless equal).';
 -- (ready_tasks selects v.*: the new columns join it)
 CREATE OR REPLACE VIEW agent_tasks.ready_tasks WITH (security_invoker = true) AS
@@ -2308,7 +2308,7 @@ BEGIN
 			500, true));
 		child.prompt := agent_tasks_internal.check_text(format('prompt of item %s', n),
 			coalesce(item ->> 'prompt', t.prompt), 100000);
-		child.title_derived := false;
+		child.title_derived := item ->> 'title' IS NULL;
 		-- a string context (Flint's items) is the item's instructions: {"text": ...}
 		child.context := t.context || coalesce(agent_tasks_internal.check_json(
 			format('context of item %s', n),
@@ -2330,7 +2330,8 @@ BEGIN
 	RETURN agent_tasks.get_task(t.id);
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.create_task IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items; an item is a title, or an object with title, prompt, context (object, or a string kept as {"text": ...}) and external_id or externalId). Without a title, the title is made from the prompt (or command) and title_derived is true; description is another name for prompt. Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';
+COMMENT ON FUNCTION agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
+	text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text) IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items; an item is a title, or an object with title, prompt, context (object, or a string kept as {"text": ...}) and external_id or externalId). Without a title, the title is made from the prompt (or command) and title_derived is true; description is another name for prompt. Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';
 
 CREATE OR REPLACE FUNCTION agent_tasks.send_message(task uuid, body text, role text DEFAULT 'user',
 	data jsonb DEFAULT '{}')
