@@ -46,7 +46,7 @@ SELECT pg_temp.page(agent_tasks.list_tasks());
 SELECT r - 'results' AS envelope FROM agent_tasks.list_tasks() r;
 -- the result objects carry the view's columns, minus account and search
 SELECT string_agg(k, ', ' ORDER BY k) AS result_keys
-  FROM jsonb_object_keys(agent_tasks.list_tasks("limit" => 1) -> 'results' -> 0) k;
+  FROM jsonb_object_keys(agent_tasks.list_tasks(page_size => 1) -> 'results' -> 0) k;
 -- every filter
 SELECT pg_temp.page(agent_tasks.list_tasks(status => 'queued'));
 SELECT pg_temp.page(agent_tasks.list_tasks(status => 'completed'));
@@ -88,19 +88,19 @@ SELECT pg_temp.page(agent_tasks.list_tasks(search => '&|!:*()'));
 SELECT pg_temp.page(agent_tasks.list_tasks(search => ''));
 SELECT pg_temp.page(agent_tasks.list_tasks(search => 'the'));
 -- pagination: the count is the total, whatever the page
-SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', "limit" => 2));
-SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', "limit" => 2, "offset" => 2));
-SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', "limit" => 2, "offset" => 4));
-SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', "limit" => 2, "offset" => 6));
-SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', "limit" => 1000));
+SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', page_size => 2));
+SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', page_size => 2, page_offset => 2));
+SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', page_size => 2, page_offset => 4));
+SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', page_size => 2, page_offset => 6));
+SELECT pg_temp.page(agent_tasks.list_tasks(archived => 'all', page_size => 1000));
 -- refusals: bad enum values, bad pages
 SELECT expect_error($$SELECT agent_tasks.list_tasks(status => 'done')$$);
 SELECT expect_error($$SELECT agent_tasks.list_tasks(archived => 'maybe')$$);
 SELECT expect_error($$SELECT agent_tasks.list_tasks(archived => NULL)$$);
-SELECT expect_error($$SELECT agent_tasks.list_tasks("limit" => 0)$$);
-SELECT expect_error($$SELECT agent_tasks.list_tasks("limit" => 1001)$$);
-SELECT expect_error($$SELECT agent_tasks.list_tasks("limit" => NULL)$$);
-SELECT expect_error($$SELECT agent_tasks.list_tasks("offset" => -1)$$);
+SELECT expect_error($$SELECT agent_tasks.list_tasks(page_size => 0)$$);
+SELECT expect_error($$SELECT agent_tasks.list_tasks(page_size => 1001)$$);
+SELECT expect_error($$SELECT agent_tasks.list_tasks(page_size => NULL)$$);
+SELECT expect_error($$SELECT agent_tasks.list_tasks(page_offset => -1)$$);
 SELECT expect_error($$SELECT agent_tasks.list_tasks(parent => 'not-a-uuid')$$);
 
 -- The views filter the same way (PostgREST reads them directly).

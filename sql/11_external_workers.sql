@@ -35,9 +35,9 @@ SELECT name FROM agent_tasks.create_agent('inproc', 'sql', target => 'engine_fns
 SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('')$$);
 SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs(NULL)$$);
 SELECT expect_error(format('SELECT * FROM agent_tasks.claim_runs(%L)', repeat('w', 201)));
-SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('w', "limit" => 0)$$);
-SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('w', "limit" => 1001)$$);
-SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('w', "limit" => NULL)$$);
+SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('w', max_runs => 0)$$);
+SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('w', max_runs => 1001)$$);
+SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('w', max_runs => NULL)$$);
 SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('w', lease => '0')$$);
 SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('w', lease => '-1 minute')$$);
 SELECT expect_error($$SELECT * FROM agent_tasks.claim_runs('w', lease => '7 days 1 second')$$);

@@ -16,7 +16,7 @@ $$;
 SELECT agent_tasks.grant_api('regress_api_anon', 'anon');
 SELECT has_function_privilege('regress_api_anon', 'agent_tasks.authenticate()', 'EXECUTE') AS anon_authenticates,
 	   has_table_privilege('regress_api_anon', 'agent_tasks.tasks', 'SELECT') AS anon_reads_tasks,
-	   has_function_privilege('regress_api_anon', 'agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[], text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean)', 'EXECUTE') AS anon_creates;
+	   has_function_privilege('regress_api_anon', 'agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[], text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text)', 'EXECUTE') AS anon_creates;
 SELECT agent_tasks.grant_api('regress_api_anon', 'read');
 SELECT pg_has_role('regress_api_anon', 'agent_tasks_reader', 'MEMBER') AS anon_is_reader;
 REVOKE agent_tasks_reader FROM regress_api_anon;

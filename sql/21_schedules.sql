@@ -112,7 +112,7 @@ SELECT name, cron, template, "user", created_by, job_name = 'agent_tasks:' || id
 	'{"title": "Nightly report", "prompt": "Summarise the day", "labels": ["report"], "auto_process": true}');
 -- a template that cannot make a task fails now, not at every tick
 SELECT expect_error($$SELECT agent_tasks.schedule_task('broken', '0 2 * * *', '{"title": "t", "agent": "no-such-agent"}')$$);
-SELECT expect_error($$SELECT agent_tasks.schedule_task('broken', '0 2 * * *', '{"prompt": "no title"}')$$);
+SELECT expect_error($$SELECT agent_tasks.schedule_task('broken', '0 2 * * *', '{"labels": ["no title"]}')$$);
 SELECT count(*) AS schedules FROM agent_tasks.schedules;
 -- the job: its command names the account and the schedule, never the template
 RESET ROLE;

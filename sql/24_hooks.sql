@@ -54,7 +54,7 @@ SELECT count(*) AS claimed FROM agent_tasks.claim_runs('hw', '{hook-worker}', 1)
 SELECT status FROM agent_tasks.complete_run((SELECT latest_run_id FROM agent_tasks.tasks WHERE id = :'t'),
 	'{"answer": 42}', worker => 'hw');
 -- a message and feedback
-SELECT role FROM agent_tasks.send_message(:'t', 'thanks');
+SELECT role FROM agent_tasks.send_message(:'t', 'thanks', 'system');
 SELECT feedback FROM agent_tasks.send_feedback(:'t', 'like');
 SELECT n, hook, event, title, previous, status, who, path FROM hook_app.seen ORDER BY n;
 -- the data is the webhook event's payload

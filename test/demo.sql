@@ -84,7 +84,7 @@ SELECT status, count(*) FROM agent_tasks.tasks GROUP BY status ORDER BY status;
 SELECT title, status FROM agent_tasks.tasks WHERE repository = 'acme/site' AND status = 'completed' ORDER BY id;
 SELECT title FROM agent_tasks.tasks WHERE search @@ websearch_to_tsquery('english', 'planning meeting');
 SELECT r ->> 'title' AS title, r ->> 'status' AS status, page ->> 'count' AS total
-  FROM agent_tasks.list_tasks(agent => 'site', "limit" => 2) AS page,
+  FROM agent_tasks.list_tasks(agent => 'site', page_size => 2) AS page,
 	   jsonb_array_elements(page -> 'results') AS r;
 SELECT agent, queued, in_progress, completed_last_hour, failed_last_hour FROM agent_tasks.queue_stats;
 

@@ -368,7 +368,7 @@
 			let page, counts;
 			try {
 				[page, counts] = await Promise.all([
-					rpc('list_tasks', Object.assign(filterArgs(), { status: f.status || null, limit: PAGE_SIZE, offset: f.offset })),
+					rpc('list_tasks', Object.assign(filterArgs(), { status: f.status || null, page_size: PAGE_SIZE, page_offset: f.offset })),
 					rpc('count_tasks', filterArgs())]);
 			} catch (e) {
 				replace(errors, errorBox(e));

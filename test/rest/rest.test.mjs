@@ -340,7 +340,7 @@ await test('pagination with Prefer: count=exact and Content-Range', async () => 
 	assert.equal(r.json.length, 2);
 	const rng = await req('GET', '/tasks?select=id', { key: keys.read, headers: { Prefer: 'count=exact', Range: '0-0' } });
 	assert.equal(rng.headers.get('content-range'), `0-0/${total}`);
-	const lt = await req('GET', `/rpc/list_tasks?type=feature&limit=1`, { key: keys.read });
+	const lt = await req('GET', `/rpc/list_tasks?type=feature&page_size=1`, { key: keys.read });
 	assert.equal(lt.status, 200, lt.text);
 	assert.equal(lt.json.count, 1);
 	assert.equal(lt.json.results[0].id, ids.page);
@@ -555,7 +555,7 @@ const hasEngine = () => Boolean(openapi.paths['/rpc/create_agent'] && openapi.pa
 async function queueAndClaim(title) {
 	const t = await rpc('create_task', { title, agent: AG, auto_process: true }, { key: keys.write });
 	assert.equal(t.status, 200, t.text);
-	const c = await rpc('claim_runs', { worker: 'rest-worker', agents: [AG], limit: 1 }, { key: keys.worker });
+	const c = await rpc('claim_runs', { worker: 'rest-worker', agents: [AG], max_runs: 1 }, { key: keys.worker });
 	assert.equal(c.status, 200, c.text);
 	assert.equal(c.json.length, 1, c.text);
 	return { task: t.json.id, run: c.json[0].run_id };

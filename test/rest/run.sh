@@ -116,14 +116,18 @@ printf '# PostgREST %s on 127.0.0.1:%s\n' "$("$POSTGREST" --version 2>&1 | head 
 # WebSocket, which node 20 has only behind a flag.
 NODE_FLAGS=()
 node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || NODE_FLAGS+=(--experimental-websocket)
-# Each file ends with "N passed, N failed"; the suite's last line adds them up.
-passed=0 failed=0
-for t in rest.test.mjs openapi.test.mjs; do
+# Each *.test.mjs ends with its own "N passed, N failed"; the sum is the suite's.
+passed=0 failed=0 rc=0
+for t in "$HERE"/*.test.mjs; do
+    printf '# %s\n' "$(basename "$t")"
     REST_URL="http://127.0.0.1:$PORT" JWT_SECRET="$JWT_SECRET" POSTGREST_LOG="$TMP/postgrest.log" AT_SUITE_TMP="$TMP" \
-        node "${NODE_FLAGS[@]}" "$HERE/$t" | tee "$TMP/out" | sed "\$s/^/# $t: /"
-    read -r p _ f _ < <(tail -n 1 "$TMP/out")
-    [[ "$p" =~ ^[0-9]+$ && "$f" =~ ^[0-9]+$ ]] || { p=0; f=1; printf '# %s ended early\n' "$t"; }
-    passed=$((passed + p)) failed=$((failed + f))
+        node "${NODE_FLAGS[@]}" "$t" | tee "$TMP/out" | sed '$d' || rc=1
+    if [[ "$(tail -n1 "$TMP/out")" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        passed=$(( passed + BASH_REMATCH[1] )) failed=$(( failed + BASH_REMATCH[2] ))
+    else
+        tail -n1 "$TMP/out"
+        failed=$(( failed + 1 ))
+    fi
 done
 echo "$passed passed, $failed failed"
-[[ "$failed" = 0 ]]
+[[ $rc -eq 0 && $failed -eq 0 ]]

@@ -71,6 +71,8 @@ CREATE TABLE agent_tasks_internal.tasks (
 	updated_at		timestamptz NOT NULL DEFAULT now(),
 	search			tsvector GENERATED ALWAYS AS
 		(to_tsvector('english'::regconfig, coalesce(title, '') || ' ' || coalesce(prompt, ''))) STORED,
+	-- last, where the upgrade from 0.1.0 adds it
+	title_derived	boolean NOT NULL DEFAULT false,
 	PRIMARY KEY (account, id),
 	FOREIGN KEY (account, parent_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE,
 	FOREIGN KEY (account, agent_id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE SET NULL (agent_id),

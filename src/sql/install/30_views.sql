@@ -53,7 +53,9 @@ SELECT t.id,
 			   AND u.email = (SELECT agent_tasks.current_user_email())) AS mine,
 	   t.created_at,
 	   t.updated_at,
-	   t.search
+	   t.search,
+	   t.title_derived,
+	   t.prompt AS description
   FROM agent_tasks_internal.tasks t
   LEFT JOIN agent_tasks_internal.agents a ON a.account = t.account AND a.id = t.agent_id
   LEFT JOIN agent_tasks_internal.users o ON o.account = t.account AND o.id = t.owner_id;
@@ -63,6 +65,8 @@ COMMENT ON COLUMN agent_tasks.tasks.status IS 'pending, then the status of the l
 COMMENT ON COLUMN agent_tasks.tasks.status_reason IS 'Why the task has its status (user_request, blocked, timeout, max_attempts, worker_lost, invalid_output, budget_exceeded, ...).';
 COMMENT ON COLUMN agent_tasks.tasks.mine IS 'True when the current user owns the task or is one of its assignees.';
 COMMENT ON COLUMN agent_tasks.tasks.search IS 'Full-text document of title and prompt (english), for @@ / PostgREST fts filters.';
+COMMENT ON COLUMN agent_tasks.tasks.title_derived IS 'True when no title was given and the server made one: from the first line of the prompt (or the command), for a command item from its parent''s; false once a title is set (PostHog''s title_manually_set, negated).';
+COMMENT ON COLUMN agent_tasks.tasks.description IS 'The prompt again, under the name PostHog and AGNT give it: a new row or a change may give either (not both, unless equal).';
 COMMENT ON COLUMN agent_tasks.tasks.archived IS 'True once archived (archiving is not a status).';
 
 CREATE VIEW agent_tasks.runs WITH (security_invoker = true) AS

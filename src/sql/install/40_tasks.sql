@@ -314,16 +314,30 @@ AS $$
 		(account, id, parent_id, title, prompt, type, command, item, context, agent_id, priority,
 		 output_schema, owner_id, created_by, skills, labels, metadata, external_id, origin,
 		 idempotency_key, request_hash, callback_url, run_after, status, status_reason,
-		 budget_tokens, budget_cost)
+		 budget_tokens, budget_cost, title_derived)
 	VALUES
 		(t.account, t.id, t.parent_id, t.title, t.prompt, t.type, t.command, t.item, t.context,
 		 t.agent_id, t.priority, t.output_schema, t.owner_id, t.created_by, t.skills, t.labels,
 		 t.metadata, t.external_id, t.origin, t.idempotency_key, t.request_hash, t.callback_url,
-		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost)
+		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived)
+$$;
+
+-- The title of a task created without one (Flint and Mintlify create with a
+-- prompt only): the first line of the prompt, else the command, cut at a
+-- word boundary to at most 80 characters.
+CREATE FUNCTION agent_tasks_internal.derive_title(prompt text, command text)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN length(line) <= 80 THEN line
+				ELSE coalesce(nullif(substring(left(line, 79) FROM '^(.*\S)\s'), ''), left(line, 79)) || '…' END
+	  FROM (SELECT btrim(regexp_replace(
+				coalesce(substring(prompt FROM '\S[^\n]*'), command), '\s+', ' ', 'g')) AS line) l
 $$;
 
 CREATE FUNCTION agent_tasks.create_task(
-	title text,
+	title text DEFAULT NULL,
 	prompt text DEFAULT NULL,
 	type text DEFAULT NULL,
 	command text DEFAULT NULL,
@@ -347,7 +361,8 @@ CREATE FUNCTION agent_tasks.create_task(
 	depends_on uuid[] DEFAULT '{}',
 	budget_tokens bigint DEFAULT NULL,
 	budget_cost numeric DEFAULT NULL,
-	auto_process boolean DEFAULT false)
+	auto_process boolean DEFAULT false,
+	description text DEFAULT NULL)
 	RETURNS agent_tasks.tasks
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -365,10 +380,26 @@ BEGIN
 	t.id := agent_tasks.uuid_v7();		-- also loads the library, so its settings are defined
 	t.account := agent_tasks.current_account();
 	t.created_by := agent_tasks_internal.current_actor();
-	t.title := btrim(agent_tasks_internal.check_text('title', create_task.title, 500, true));
-	t.prompt := agent_tasks_internal.check_text('prompt', create_task.prompt, 100000);
-	t.type := agent_tasks_internal.check_text('type', create_task.type, 100);
+	-- description is the prompt under the name PostHog and AGNT give it
+	IF create_task.description IS DISTINCT FROM create_task.prompt
+		AND create_task.description IS NOT NULL AND create_task.prompt IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'prompt and description differ',
+			'description is another name for prompt; both were given, with different values.',
+			'Pass one of them.');
+	END IF;
+	t.prompt := agent_tasks_internal.check_text('prompt', coalesce(create_task.prompt, create_task.description), 100000);
 	t.command := agent_tasks_internal.check_text('command', create_task.command, 100);
+	t.title_derived := create_task.title IS NULL AND (t.prompt ~ '\S' OR t.command ~ '\S');
+	IF t.title_derived THEN
+		t.title := agent_tasks_internal.derive_title(t.prompt, t.command);
+	ELSIF create_task.title IS NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'a title or a prompt is required',
+			'title, prompt (or description) and command are all missing or blank.',
+			'Pass a title, or a prompt to make the title from.');
+	ELSE
+		t.title := btrim(agent_tasks_internal.check_text('title', create_task.title, 500, true));
+	END IF;
+	t.type := agent_tasks_internal.check_text('type', create_task.type, 100);
 	t.context := coalesce(agent_tasks_internal.check_json('context', create_task.context, 'object'), '{}');
 	t.metadata := coalesce(agent_tasks_internal.check_json('metadata', create_task.metadata, 'object'), '{}');
 	t.output_schema := agent_tasks_internal.check_output_schema(create_task.output_schema);
@@ -472,7 +503,7 @@ BEGIN
 		ELSIF jsonb_typeof(item) <> 'object' THEN
 			PERFORM agent_tasks_internal.raise('PT400', 'items must be objects or strings',
 				format('item %s is a JSON %s: %s', n, jsonb_typeof(item), left(item::text, 200)),
-				'Use {"title": ..., "context": {...}, "external_id": ...} per item.');
+				'Use {"title": ..., "context": {...} or "...", "external_id": ...} per item.');
 		END IF;
 		child := t;
 		child.id := agent_tasks.uuid_v7();
@@ -486,10 +517,19 @@ BEGIN
 			500, true));
 		child.prompt := agent_tasks_internal.check_text(format('prompt of item %s', n),
 			coalesce(item ->> 'prompt', t.prompt), 100000);
+		child.title_derived := item ->> 'title' IS NULL;
+		-- a string context (Flint's items) is the item's instructions: {"text": ...}
 		child.context := t.context || coalesce(agent_tasks_internal.check_json(
-			format('context of item %s', n), item -> 'context', 'object'), '{}');
+			format('context of item %s', n),
+			CASE jsonb_typeof(item -> 'context') WHEN 'string' THEN jsonb_build_object('text', item -> 'context')
+				 ELSE item -> 'context' END, 'object'), '{}');
+		IF item ->> 'external_id' IS DISTINCT FROM item ->> 'externalId'
+			AND item ? 'external_id' AND item ? 'externalId' THEN
+			PERFORM agent_tasks_internal.raise('PT400', format('external_id and externalId of item %s differ', n),
+				format('item %s: %s', n, left(item::text, 200)), 'Pass one of them.');
+		END IF;
 		child.external_id := agent_tasks_internal.check_text(format('external_id of item %s', n),
-			item ->> 'external_id', 200);
+			coalesce(item ->> 'external_id', item ->> 'externalId'), 200);
 		PERFORM agent_tasks_internal.insert_task(child);
 	END LOOP;
 
@@ -499,4 +539,5 @@ BEGIN
 	RETURN agent_tasks.get_task(t.id);
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.create_task IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items). Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';
+COMMENT ON FUNCTION agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
+	text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text) IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items; an item is a title, or an object with title, prompt, context (object, or a string kept as {"text": ...}) and external_id or externalId). Without a title, the title is made from the prompt (or command) and title_derived is true; description is another name for prompt. Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';

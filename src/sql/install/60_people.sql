@@ -91,16 +91,23 @@ BEGIN
 	VALUES (t.account, message_id, t.id, t.latest_run_id, role, agent_tasks_internal.current_actor(), body,
 			coalesce(agent_tasks_internal.check_json('data', data, 'object'), '{}'));
 
-	-- A person's answer to a clarification question re-queues the run.
+	-- A person's answer to a clarification question re-queues the run; a
+	-- follow-up on a completed or failed task in prompt mode starts a new
+	-- run with it, as Mintlify and Flapjack do (a command-mode parent runs
+	-- through its children: process_task() restarts those).
 	IF role = 'user' AND t.status = 'needs_clarification' THEN
 		PERFORM agent_tasks_internal.move_task(t, 'queued', 'clarified');
+	ELSIF role = 'user' AND t.status IN ('completed', 'failed') AND t.command IS NULL THEN
+		-- (the input process_task(task, message, files) would give the run)
+		PERFORM agent_tasks_internal.queue_run(agent_tasks_internal.lock_task(task), 1, t.run_after, 'follow_up',
+			jsonb_strip_nulls(jsonb_build_object('message', body, 'files', data -> 'files')));
 	END IF;
 
 	SELECT * INTO result FROM agent_tasks.messages m WHERE m.account = t.account AND m.id = message_id;
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.send_message(uuid, text, text, jsonb) IS 'Add a message to the task''s conversation (role user; agent and system for agent_tasks_worker). A user message answers a clarification question and re-queues the run.';
+COMMENT ON FUNCTION agent_tasks.send_message(uuid, text, text, jsonb) IS 'Add a message to the task''s conversation (role user; agent and system for agent_tasks_worker). A user message answers a clarification question and re-queues the run; on a completed or failed task (prompt mode) it starts a follow-up run. On other statuses it only joins the conversation.';
 
 CREATE FUNCTION agent_tasks.send_feedback(task uuid, feedback text)
 	RETURNS agent_tasks.tasks
@@ -129,7 +136,7 @@ CREATE FUNCTION agent_tasks.update_task(task uuid, patch jsonb)
 AS $$
 DECLARE
 	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
-	field_types constant jsonb := '{"title": "string", "prompt": "string", "type": "string",
+	field_types constant jsonb := '{"title": "string", "prompt": "string", "description": "string", "type": "string",
 		"context": "object", "agent": "string", "priority": "number", "output_schema": "object",
 		"owner": "string", "skills": "array", "labels": "array", "metadata": "object",
 		"external_id": "string", "callback_url": "string", "run_after": "string",
@@ -139,6 +146,11 @@ DECLARE
 BEGIN
 	-- room for a prompt of 100000 characters; context and metadata are checked on their own
 	PERFORM agent_tasks_internal.check_json('patch', patch, 'object', 1048576);
+	IF patch ? 'prompt' AND patch ? 'description' AND patch -> 'prompt' IS DISTINCT FROM patch -> 'description' THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'prompt and description differ',
+			'description is another name for prompt; both were given, with different values.',
+			'Pass one of them.');
+	END IF;
 	FOR f IN SELECT key, value FROM jsonb_each(coalesce(patch, '{}'))
 	LOOP
 		IF NOT field_types ? f.key THEN
@@ -159,8 +171,11 @@ BEGIN
 				ARRAY(SELECT jsonb_array_elements_text(f.value)));
 		END IF;
 		CASE f.key
-			WHEN 'title' THEN t.title := btrim(agent_tasks_internal.check_text('title', f.value #>> '{}', 500, true));
-			WHEN 'prompt' THEN t.prompt := agent_tasks_internal.check_text('prompt', f.value #>> '{}', 100000);
+			WHEN 'title' THEN
+				t.title := btrim(agent_tasks_internal.check_text('title', f.value #>> '{}', 500, true));
+				t.title_derived := false;
+			WHEN 'prompt', 'description' THEN
+				t.prompt := agent_tasks_internal.check_text('prompt', f.value #>> '{}', 100000);
 			WHEN 'type' THEN t.type := agent_tasks_internal.check_text('type', f.value #>> '{}', 100);
 			WHEN 'context' THEN t.context := coalesce(agent_tasks_internal.check_json('context', f.value, 'object'), '{}');
 			WHEN 'agent' THEN t.agent_id := agent_tasks_internal.agent_id(t.account, f.value #>> '{}');
@@ -206,7 +221,7 @@ BEGIN
 	END IF;
 
 	UPDATE agent_tasks_internal.tasks
-	   SET title = t.title, prompt = t.prompt, type = t.type, context = t.context,
+	   SET title = t.title, title_derived = t.title_derived, prompt = t.prompt, type = t.type, context = t.context,
 		   agent_id = t.agent_id, priority = t.priority, output_schema = t.output_schema,
 		   owner_id = t.owner_id, skills = t.skills, labels = t.labels, metadata = t.metadata,
 		   external_id = t.external_id, callback_url = t.callback_url, run_after = t.run_after,
@@ -215,7 +230,7 @@ BEGIN
 	RETURN agent_tasks.get_task(task);
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.update_task(uuid, jsonb) IS 'Change mutable fields of a task: the patch object names them (null clears). Status, ids and history cannot be patched.';
+COMMENT ON FUNCTION agent_tasks.update_task(uuid, jsonb) IS 'Change mutable fields of a task: the patch object names them (null clears; description is another name for prompt; a title makes title_derived false). Status, ids and history cannot be patched.';
 
 CREATE FUNCTION agent_tasks.archive_task(task uuid)
 	RETURNS agent_tasks.tasks
@@ -294,8 +309,8 @@ CREATE FUNCTION agent_tasks.list_tasks(
 	external_id text DEFAULT NULL,
 	search text DEFAULT NULL,
 	parent uuid DEFAULT NULL,
-	"limit" integer DEFAULT 50,
-	"offset" integer DEFAULT 0)
+	page_size integer DEFAULT 50,
+	page_offset integer DEFAULT 0)
 	RETURNS jsonb
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
@@ -313,12 +328,12 @@ BEGIN
 			format('archived = %s', coalesce(quote_literal(list_tasks.archived), 'null')),
 			'Use true, false or all.');
 	END IF;
-	IF list_tasks."limit" IS NULL OR list_tasks."limit" NOT BETWEEN 1 AND 1000
-		OR list_tasks."offset" IS NULL OR list_tasks."offset" < 0 THEN
+	IF list_tasks.page_size IS NULL OR list_tasks.page_size NOT BETWEEN 1 AND 1000
+		OR list_tasks.page_offset IS NULL OR list_tasks.page_offset < 0 THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid page',
-			format('limit = %s, offset = %s', coalesce(list_tasks."limit"::text, 'null'),
-				coalesce(list_tasks."offset"::text, 'null')),
-			'limit is 1 to 1000, offset 0 or more.');
+			format('page_size = %s, page_offset = %s', coalesce(list_tasks.page_size::text, 'null'),
+				coalesce(list_tasks.page_offset::text, 'null')),
+			'page_size is 1 to 1000, page_offset 0 or more.');
 	END IF;
 	-- A blank search (or one of stop words only) filters nothing, like an empty search box.
 	IF list_tasks.search ~ '\S' THEN
@@ -348,15 +363,15 @@ BEGIN
 	), page AS (
 		SELECT m.* FROM matching m
 		 ORDER BY m.id DESC
-		 LIMIT list_tasks."limit" OFFSET list_tasks."offset"
+		 LIMIT list_tasks.page_size OFFSET list_tasks.page_offset
 	)
 	SELECT jsonb_build_object(
 			'count', (SELECT count(*) FROM matching),
-			'limit', list_tasks."limit",
-			'offset', list_tasks."offset",
+			'limit', list_tasks.page_size,
+			'offset', list_tasks.page_offset,
 			'results', coalesce((SELECT jsonb_agg(to_jsonb(p) - 'search' - 'account' ORDER BY p.id DESC) FROM page p), '[]'))
 	  INTO result;
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.list_tasks IS 'One page of tasks, newest first, with the total: {"count", "limit", "offset", "results"}. Filters: status, type, agent, owner, mine, assignee, archived (true / false / all), created_by, repository, origin, external_id, search (full text), parent.';
+COMMENT ON FUNCTION agent_tasks.list_tasks IS 'One page of tasks, newest first, with the total: {"count", "limit", "offset", "results"}; page_size (1 to 1000, default 50) and page_offset choose the page (over REST, ?limit= and ?offset= are PostgREST''s own and do not reach the function). Filters: status, type, agent, owner, mine, assignee, archived (true / false / all), created_by, repository, origin, external_id, search (full text), parent.';

@@ -636,7 +636,7 @@ CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
 	SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
-	"limit" integer DEFAULT 1, lease interval DEFAULT NULL)
+	max_runs integer DEFAULT 1, lease interval DEFAULT NULL)
 	RETURNS TABLE (run_id uuid, task_id uuid, agent text, attempt integer,
 				   lease_expires_at timestamptz, task jsonb, messages jsonb)
 	LANGUAGE plpgsql VOLATILE
@@ -649,9 +649,9 @@ DECLARE
 BEGIN
 	PERFORM agent_tasks_internal.check_text('worker', worker, 200, true);
 	PERFORM set_config('agent_tasks.worker', worker, true);
-	IF claim_runs."limit" IS NULL OR claim_runs."limit" NOT BETWEEN 1 AND 1000 THEN
+	IF claim_runs.max_runs IS NULL OR claim_runs.max_runs NOT BETWEEN 1 AND 1000 THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid claim limit',
-			format('limit = %s', coalesce(claim_runs."limit"::text, 'null')), 'Claim 1 to 1000 runs at a time.');
+			format('max_runs = %s', coalesce(claim_runs.max_runs::text, 'null')), 'Claim 1 to 1000 runs at a time.');
 	END IF;
 	IF lease IS NOT NULL AND (lease <= '0' OR lease > '7 days') THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid lease', format('lease = %s', lease),
@@ -666,7 +666,7 @@ BEGIN
 		END IF;
 	END IF;
 	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{external}', caller_account, agent_ids, worker,
-			coalesce(lease, current_setting('agent_tasks.default_lease')::interval), claim_runs."limit")
+			coalesce(lease, current_setting('agent_tasks.default_lease')::interval), claim_runs.max_runs)
 	LOOP
 		run_id := r.id;
 		task_id := r.task_id;
@@ -682,7 +682,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.claim_runs(text, text[], integer, interval) IS 'For external workers: claim up to limit queued runs of external agents (all, or those named), each under a lease (default agent_tasks.default_lease). Exclusive: a run is claimed by one worker at a time.';
+COMMENT ON FUNCTION agent_tasks.claim_runs(text, text[], integer, interval) IS 'For external workers: claim up to max_runs queued runs of external agents (all, or those named), each under a lease (default agent_tasks.default_lease). Exclusive: a run is claimed by one worker at a time.';
 
 -- The run an external worker reports on: its own, in progress, lease valid.
 CREATE FUNCTION agent_tasks_internal.lock_claimed_run(run uuid, worker text)

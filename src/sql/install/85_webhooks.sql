@@ -742,7 +742,7 @@ $$;
 
 CREATE FUNCTION agent_tasks.create_webhook(
 	url text,
-	events text[],
+	events text[] DEFAULT '{*}',
 	secret text DEFAULT NULL,
 	description text DEFAULT NULL,
 	retry_schedule interval[] DEFAULT NULL,
@@ -772,7 +772,7 @@ BEGIN
 							  'secret', result.secret, 'enabled', true, 'created_at', now());
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.create_webhook(text, text[], text, text, interval[], interval) IS 'Register an endpoint (agent_tasks_admin) for events of this account: url (https; checked like every URL), events ({*} for all), secret ("whsec_" + base64; generated when omitted), optional retry_schedule and timeout (default 15 s). Returns {id, url, events, secret, enabled, created_at}: the secret this one time only.';
+COMMENT ON FUNCTION agent_tasks.create_webhook(text, text[], text, text, interval[], interval) IS 'Register an endpoint (agent_tasks_admin) for events of this account: url (https; checked like every URL), events (default {*}: all), secret ("whsec_" + base64; generated when omitted), optional retry_schedule and timeout (default 15 s). Returns {id, url, events, secret, enabled, created_at}: the secret this one time only.';
 
 -- The endpoint, locked, or PT404.
 CREATE FUNCTION agent_tasks_internal.lock_webhook(webhook uuid)

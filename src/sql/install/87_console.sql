@@ -105,7 +105,7 @@ AS $$
 			archived => count_tasks.archived, created_by => count_tasks.created_by,
 			repository => count_tasks.repository, origin => count_tasks.origin,
 			external_id => count_tasks.external_id, search => count_tasks.search,
-			parent => count_tasks.parent, "limit" => 1) ->> 'count')::bigint ORDER BY s.n)
+			parent => count_tasks.parent, page_size => 1) ->> 'count')::bigint ORDER BY s.n)
 	  FROM unnest(ARRAY['pending', 'queued', 'in_progress', 'needs_clarification', 'on_hold',
 						'completed', 'failed', 'cancelled']) WITH ORDINALITY s(status, n)
 $$;

@@ -70,9 +70,11 @@ REVOKE EXECUTE ON FUNCTION agent_tasks.current_account(), agent_tasks.current_us
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks, agent_tasks_internal TO agent_tasks_engine;
 GRANT EXECUTE ON FUNCTION agent_tasks.current_account(), agent_tasks.current_user_email(), agent_tasks.status_kind(text),
 	agent_tasks.uuid_v7(), agent_tasks.uuid_v7_time(uuid) TO agent_tasks_reader;
--- The helpers of the functions that keep the caller's rights (above).
+-- The helpers of the functions that keep the caller's rights (above, and
+-- the INSTEAD OF triggers of 89_resources.sql).
 GRANT EXECUTE ON FUNCTION agent_tasks_internal.raise(text, text, text, text),
-	agent_tasks_internal.check_api_key(text, text, text) TO agent_tasks_reader;
+	agent_tasks_internal.check_api_key(text, text, text),
+	agent_tasks_internal.refuse_server_columns(text, jsonb, text[]) TO agent_tasks_reader;
 GRANT EXECUTE ON FUNCTION agent_tasks_internal.check_binding(name) TO agent_tasks_admin;
 -- A pg_cron tick creates its task as agent_tasks_writer (fire_schedule):
 -- what create_task() would do, with the engine's rights.
@@ -141,7 +143,8 @@ TO agent_tasks_reader;
 
 GRANT EXECUTE ON FUNCTION
 	agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
-		text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean),
+		text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text),
+	agent_tasks.create_task(jsonb),
 	agent_tasks.update_task(uuid, jsonb),
 	agent_tasks.archive_task(uuid),
 	agent_tasks.unarchive_task(uuid),

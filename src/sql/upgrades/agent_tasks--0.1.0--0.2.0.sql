@@ -2284,21 +2284,6 @@ COMMENT ON COLUMN agent_tasks.hooks.created_by IS 'Who registered it.';
 COMMENT ON COLUMN agent_tasks.hooks.created_at IS 'When it was registered.';
 COMMENT ON COLUMN agent_tasks.hooks.updated_at IS 'When it last changed.';
 
--- ready_tasks has the columns of tasks: the same descriptions.
-DO $$
-DECLARE
-	c record;
-BEGIN
-	FOR c IN SELECT a.attname, col_description('agent_tasks.tasks'::regclass, t.attnum) AS description
-			   FROM pg_attribute a
-			   JOIN pg_attribute t ON t.attrelid = 'agent_tasks.tasks'::regclass AND t.attname = a.attname
-			  WHERE a.attrelid = 'agent_tasks.ready_tasks'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-			  ORDER BY a.attnum
-	LOOP
-		EXECUTE format('COMMENT ON COLUMN agent_tasks.ready_tasks.%I IS %L', c.attname, c.description);
-	END LOOP;
-END
-$$;
 
 -- The OpenAPI 3.0 document of the REST API (issue 11), made from the catalog
 -- at each call, so that it always matches the installed schema and shows
@@ -3187,6 +3172,1019 @@ BEGIN
 END
 $$;
 
+-- REST resources and seed shapes (issue 11) --------------------------------
+-- Tasks made without a title are marked (title_derived), and the view shows
+-- the prompt as description too; create_task takes description for prompt
+-- and a call without a title; API parameters lose the names PostgREST
+-- reserves or SQL makes one quote (list_tasks page_size and page_offset,
+-- claim_runs max_runs); a user follow-up on a finished task starts a run;
+-- create_webhook's events default to all; INSTEAD OF triggers give the
+-- views the usual verbs (89_resources.sql).
+ALTER TABLE agent_tasks_internal.tasks ADD COLUMN title_derived boolean NOT NULL DEFAULT false;
+CREATE OR REPLACE VIEW agent_tasks.tasks WITH (security_invoker = true) AS
+SELECT t.id,
+	   t.account,
+	   t.parent_id,
+	   t.title,
+	   t.prompt,
+	   t.type,
+	   t.command,
+	   t.item,
+	   t.context,
+	   t.context ->> 'repository' AS repository,
+	   a.name AS agent,
+	   t.priority,
+	   t.output_schema,
+	   o.email AS owner,
+	   t.created_by,
+	   ARRAY(SELECT u.email
+			   FROM agent_tasks_internal.task_assignees ta
+			   JOIN agent_tasks_internal.users u ON u.account = ta.account AND u.id = ta.user_id
+			  WHERE ta.account = t.account AND ta.task_id = t.id
+			  ORDER BY u.email) AS assignees,
+	   ARRAY(SELECT u.email
+			   FROM agent_tasks_internal.task_followers tf
+			   JOIN agent_tasks_internal.users u ON u.account = tf.account AND u.id = tf.user_id
+			  WHERE tf.account = t.account AND tf.task_id = t.id
+			  ORDER BY u.email) AS followers,
+	   t.skills,
+	   t.labels,
+	   t.metadata,
+	   t.external_id,
+	   t.origin,
+	   t.idempotency_key,
+	   t.callback_url,
+	   t.run_after,
+	   t.status,
+	   t.status_reason,
+	   t.latest_run_id,
+	   t.output,
+	   t.error,
+	   t.feedback,
+	   t.budget_tokens,
+	   t.budget_cost,
+	   t.archived_at,
+	   t.archived_at IS NOT NULL AS archived,
+	   coalesce(o.email = (SELECT agent_tasks.current_user_email()), false) OR EXISTS (
+			SELECT 1
+			  FROM agent_tasks_internal.task_assignees ta
+			  JOIN agent_tasks_internal.users u ON u.account = ta.account AND u.id = ta.user_id
+			 WHERE ta.account = t.account AND ta.task_id = t.id
+			   AND u.email = (SELECT agent_tasks.current_user_email())) AS mine,
+	   t.created_at,
+	   t.updated_at,
+	   t.search,
+	   t.title_derived,
+	   t.prompt AS description
+  FROM agent_tasks_internal.tasks t
+  LEFT JOIN agent_tasks_internal.agents a ON a.account = t.account AND a.id = t.agent_id
+  LEFT JOIN agent_tasks_internal.users o ON o.account = t.account AND o.id = t.owner_id;
+COMMENT ON COLUMN agent_tasks.tasks.title_derived IS 'True when no title was given and the server made one: from the first line of the prompt (or the command), for a command item from its parent''s; false once a title is set (PostHog''s title_manually_set, negated).';
+COMMENT ON COLUMN agent_tasks.tasks.description IS 'The prompt again, under the name PostHog and AGNT give it: a new row or a change may give either (not both, unless equal).';
+-- (ready_tasks selects v.*: the new columns join it)
+CREATE OR REPLACE VIEW agent_tasks.ready_tasks WITH (security_invoker = true) AS
+SELECT v.*
+  FROM agent_tasks.tasks v
+ WHERE v.status = 'pending'
+   AND NOT v.archived
+   AND NOT EXISTS (
+		SELECT 1
+		  FROM agent_tasks_internal.task_dependencies d
+		  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on
+		 WHERE d.account = v.account AND d.task_id = v.id AND b.status <> 'completed');
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.insert_task(t agent_tasks_internal.tasks)
+	RETURNS void
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO agent_tasks_internal.tasks
+		(account, id, parent_id, title, prompt, type, command, item, context, agent_id, priority,
+		 output_schema, owner_id, created_by, skills, labels, metadata, external_id, origin,
+		 idempotency_key, request_hash, callback_url, run_after, status, status_reason,
+		 budget_tokens, budget_cost, title_derived)
+	VALUES
+		(t.account, t.id, t.parent_id, t.title, t.prompt, t.type, t.command, t.item, t.context,
+		 t.agent_id, t.priority, t.output_schema, t.owner_id, t.created_by, t.skills, t.labels,
+		 t.metadata, t.external_id, t.origin, t.idempotency_key, t.request_hash, t.callback_url,
+		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived)
+$$;
+
+-- The title of a task created without one (Flint and Mintlify create with a
+-- prompt only): the first line of the prompt, else the command, cut at a
+-- word boundary to at most 80 characters.
+CREATE FUNCTION agent_tasks_internal.derive_title(prompt text, command text)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN length(line) <= 80 THEN line
+				ELSE coalesce(nullif(substring(left(line, 79) FROM '^(.*\S)\s'), ''), left(line, 79)) || '…' END
+	  FROM (SELECT btrim(regexp_replace(
+				coalesce(substring(prompt FROM '\S[^\n]*'), command), '\s+', ' ', 'g')) AS line) l
+$$;
+
+DROP FUNCTION agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
+	text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean);
+CREATE FUNCTION agent_tasks.create_task(
+	title text DEFAULT NULL,
+	prompt text DEFAULT NULL,
+	type text DEFAULT NULL,
+	command text DEFAULT NULL,
+	items jsonb DEFAULT NULL,
+	context jsonb DEFAULT '{}',
+	agent text DEFAULT NULL,
+	priority integer DEFAULT 0,
+	output_schema jsonb DEFAULT NULL,
+	owner text DEFAULT NULL,
+	assignees text[] DEFAULT '{}',
+	followers text[] DEFAULT '{}',
+	skills text[] DEFAULT '{}',
+	labels text[] DEFAULT '{}',
+	metadata jsonb DEFAULT '{}',
+	external_id text DEFAULT NULL,
+	origin text DEFAULT NULL,
+	idempotency_key text DEFAULT NULL,
+	callback_url text DEFAULT NULL,
+	parent uuid DEFAULT NULL,
+	run_after timestamptz DEFAULT NULL,
+	depends_on uuid[] DEFAULT '{}',
+	budget_tokens bigint DEFAULT NULL,
+	budget_cost numeric DEFAULT NULL,
+	auto_process boolean DEFAULT false,
+	description text DEFAULT NULL)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks;
+	child agent_tasks_internal.tasks;
+	existing agent_tasks_internal.tasks;
+	item jsonb;
+	n integer := 0;
+	max_items integer;
+	blocker uuid;
+	blocked boolean := false;
+BEGIN
+	t.id := agent_tasks.uuid_v7();		-- also loads the library, so its settings are defined
+	t.account := agent_tasks.current_account();
+	t.created_by := agent_tasks_internal.current_actor();
+	-- description is the prompt under the name PostHog and AGNT give it
+	IF create_task.description IS DISTINCT FROM create_task.prompt
+		AND create_task.description IS NOT NULL AND create_task.prompt IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'prompt and description differ',
+			'description is another name for prompt; both were given, with different values.',
+			'Pass one of them.');
+	END IF;
+	t.prompt := agent_tasks_internal.check_text('prompt', coalesce(create_task.prompt, create_task.description), 100000);
+	t.command := agent_tasks_internal.check_text('command', create_task.command, 100);
+	t.title_derived := create_task.title IS NULL AND (t.prompt ~ '\S' OR t.command ~ '\S');
+	IF t.title_derived THEN
+		t.title := agent_tasks_internal.derive_title(t.prompt, t.command);
+	ELSIF create_task.title IS NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'a title or a prompt is required',
+			'title, prompt (or description) and command are all missing or blank.',
+			'Pass a title, or a prompt to make the title from.');
+	ELSE
+		t.title := btrim(agent_tasks_internal.check_text('title', create_task.title, 500, true));
+	END IF;
+	t.type := agent_tasks_internal.check_text('type', create_task.type, 100);
+	t.context := coalesce(agent_tasks_internal.check_json('context', create_task.context, 'object'), '{}');
+	t.metadata := coalesce(agent_tasks_internal.check_json('metadata', create_task.metadata, 'object'), '{}');
+	t.output_schema := agent_tasks_internal.check_output_schema(create_task.output_schema);
+	t.skills := agent_tasks_internal.check_tags('skills', create_task.skills);
+	t.labels := agent_tasks_internal.check_tags('labels', create_task.labels);
+	t.external_id := agent_tasks_internal.check_text('external_id', create_task.external_id, 200);
+	t.origin := coalesce(agent_tasks_internal.check_text('origin', create_task.origin, 100), agent_tasks_internal.request_origin());
+	t.idempotency_key := agent_tasks_internal.check_text('idempotency_key', create_task.idempotency_key, 200);
+	t.callback_url := agent_tasks_internal.check_url('callback_url', create_task.callback_url);
+	t.run_after := create_task.run_after;
+	t.budget_tokens := create_task.budget_tokens;
+	t.budget_cost := create_task.budget_cost;
+	IF create_task.priority IS NULL OR create_task.priority NOT BETWEEN -1000 AND 1000 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'priority is out of range',
+			format('priority = %s', coalesce(create_task.priority::text, 'null')),
+			'Use an integer from -1000 to 1000 (higher runs first).');
+	END IF;
+	t.priority := create_task.priority;
+	IF coalesce(create_task.budget_tokens, 1) <= 0 OR coalesce(create_task.budget_cost, 1) <= 0 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'budgets must be positive',
+			format('budget_tokens = %s, budget_cost = %s', coalesce(create_task.budget_tokens::text, 'null'),
+				coalesce(create_task.budget_cost::text, 'null')),
+			'Leave a budget null for no limit.');
+	END IF;
+
+	PERFORM agent_tasks_internal.check_json('items', create_task.items, 'array', 1048576);
+	max_items := current_setting('agent_tasks.max_items')::integer;
+	IF jsonb_typeof(create_task.items) = 'array' THEN
+		IF t.command IS NULL THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'items need a command',
+				format('%s items were given without a command.', jsonb_array_length(create_task.items)),
+				'Pass command => ''...'' with the items (command mode), or omit items (prompt mode).');
+		END IF;
+		IF jsonb_array_length(create_task.items) > max_items THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'too many items',
+				format('%s items were given; the limit is %s.', jsonb_array_length(create_task.items), max_items),
+				'Split the work into several tasks, or raise agent_tasks.max_items.');
+		END IF;
+	END IF;
+
+	t.agent_id := agent_tasks_internal.agent_id(t.account, create_task.agent);
+	IF coalesce(create_task.owner, agent_tasks.current_user_email()) IS NOT NULL THEN
+		t.owner_id := agent_tasks_internal.user_id(t.account,
+			coalesce(create_task.owner, agent_tasks.current_user_email()));
+	END IF;
+	IF create_task.parent IS NOT NULL THEN
+		PERFORM 1 FROM agent_tasks_internal.tasks p
+		 WHERE p.account = t.account AND p.id = create_task.parent;
+		IF NOT FOUND THEN
+			PERFORM agent_tasks_internal.not_found(create_task.parent);
+		END IF;
+		t.parent_id := create_task.parent;
+	END IF;
+
+	IF t.idempotency_key IS NOT NULL THEN
+		t.request_hash := md5(jsonb_build_array(t.title, t.prompt, t.type, t.command, create_task.items,
+			t.context, create_task.agent, t.priority, t.output_schema, create_task.owner,
+			create_task.assignees, create_task.followers, t.skills, t.labels, t.metadata,
+			t.external_id, t.origin, t.callback_url, t.parent_id, t.run_after,
+			create_task.depends_on, t.budget_tokens, t.budget_cost, create_task.auto_process)::text);
+		-- Wait for a concurrent creator of the same key, then compare.
+		SELECT * INTO existing FROM agent_tasks_internal.tasks e
+		 WHERE e.account = t.account AND e.idempotency_key = t.idempotency_key;
+		IF NOT FOUND THEN
+			BEGIN
+				PERFORM agent_tasks_internal.insert_task(t);
+			EXCEPTION WHEN unique_violation THEN
+				SELECT * INTO existing FROM agent_tasks_internal.tasks e
+				 WHERE e.account = t.account AND e.idempotency_key = t.idempotency_key;
+			END;
+		END IF;
+		IF existing.id IS NOT NULL THEN
+			IF existing.request_hash IS DISTINCT FROM t.request_hash THEN
+				PERFORM agent_tasks_internal.raise('PT422', 'idempotency key reused with a different request',
+					format('Key %s already created task %s with other parameters.',
+						   quote_literal(t.idempotency_key), existing.id),
+					'Send the same parameters to get the same task back, or use a new idempotency key.');
+			END IF;
+			RETURN agent_tasks.get_task(existing.id);
+		END IF;
+	ELSE
+		PERFORM agent_tasks_internal.insert_task(t);
+	END IF;
+
+	PERFORM agent_tasks.set_assignees(t.id, create_task.assignees)
+	  WHERE cardinality(create_task.assignees) > 0;
+	PERFORM agent_tasks.add_followers(t.id, create_task.followers)
+	  WHERE cardinality(create_task.followers) > 0;
+
+	FOREACH blocker IN ARRAY coalesce(create_task.depends_on, '{}')
+	LOOP
+		PERFORM agent_tasks.add_dependency(t.id, blocker);
+	END LOOP;
+
+	-- Command mode: one child task per item, with its own context and external id.
+	FOR item IN SELECT value FROM jsonb_array_elements(coalesce(create_task.items, '[]'))
+	LOOP
+		n := n + 1;
+		IF jsonb_typeof(item) = 'string' THEN
+			item := jsonb_build_object('title', item #>> '{}');
+		ELSIF jsonb_typeof(item) <> 'object' THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'items must be objects or strings',
+				format('item %s is a JSON %s: %s', n, jsonb_typeof(item), left(item::text, 200)),
+				'Use {"title": ..., "context": {...} or "...", "external_id": ...} per item.');
+		END IF;
+		child := t;
+		child.id := agent_tasks.uuid_v7();
+		child.parent_id := t.id;
+		child.idempotency_key := NULL;
+		child.request_hash := NULL;
+		child.callback_url := NULL;
+		child.item := item;
+		child.title := btrim(agent_tasks_internal.check_text(format('title of item %s', n),
+			coalesce(item ->> 'title', format('%s (%s/%s)', t.title, n, jsonb_array_length(create_task.items))),
+			500, true));
+		child.prompt := agent_tasks_internal.check_text(format('prompt of item %s', n),
+			coalesce(item ->> 'prompt', t.prompt), 100000);
+		child.title_derived := item ->> 'title' IS NULL;
+		-- a string context (Flint's items) is the item's instructions: {"text": ...}
+		child.context := t.context || coalesce(agent_tasks_internal.check_json(
+			format('context of item %s', n),
+			CASE jsonb_typeof(item -> 'context') WHEN 'string' THEN jsonb_build_object('text', item -> 'context')
+				 ELSE item -> 'context' END, 'object'), '{}');
+		IF item ->> 'external_id' IS DISTINCT FROM item ->> 'externalId'
+			AND item ? 'external_id' AND item ? 'externalId' THEN
+			PERFORM agent_tasks_internal.raise('PT400', format('external_id and externalId of item %s differ', n),
+				format('item %s: %s', n, left(item::text, 200)), 'Pass one of them.');
+		END IF;
+		child.external_id := agent_tasks_internal.check_text(format('external_id of item %s', n),
+			coalesce(item ->> 'external_id', item ->> 'externalId'), 200);
+		PERFORM agent_tasks_internal.insert_task(child);
+	END LOOP;
+
+	IF create_task.auto_process THEN
+		RETURN agent_tasks.process_task(t.id);
+	END IF;
+	RETURN agent_tasks.get_task(t.id);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
+	text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text) IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items; an item is a title, or an object with title, prompt, context (object, or a string kept as {"text": ...}) and external_id or externalId). Without a title, the title is made from the prompt (or command) and title_derived is true; description is another name for prompt. Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';
+
+CREATE OR REPLACE FUNCTION agent_tasks.send_message(task uuid, body text, role text DEFAULT 'user',
+	data jsonb DEFAULT '{}')
+	RETURNS agent_tasks.messages
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+	message_id uuid := agent_tasks.uuid_v7();
+	result agent_tasks.messages;
+BEGIN
+	IF role IS NULL OR role NOT IN ('user', 'agent', 'system') THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid message role',
+			format('role = %s', coalesce(quote_literal(role), 'null')),
+			'Use user, agent or system.');
+	END IF;
+	IF role <> 'user' AND NOT pg_has_role(agent_tasks_internal.caller(), 'agent_tasks_worker', 'MEMBER') THEN
+		PERFORM agent_tasks_internal.raise('PT403', format('only agents may send %s messages', role),
+			format('role %s is not a member of agent_tasks_worker', agent_tasks_internal.caller()),
+			'Send the message with role => ''user''.');
+	END IF;
+	PERFORM agent_tasks_internal.check_text('body', body, 100000, true);
+	INSERT INTO agent_tasks_internal.messages (account, id, task_id, run_id, role, author, body, data)
+	VALUES (t.account, message_id, t.id, t.latest_run_id, role, agent_tasks_internal.current_actor(), body,
+			coalesce(agent_tasks_internal.check_json('data', data, 'object'), '{}'));
+
+	-- A person's answer to a clarification question re-queues the run; a
+	-- follow-up on a completed or failed task in prompt mode starts a new
+	-- run with it, as Mintlify and Flapjack do (a command-mode parent runs
+	-- through its children: process_task() restarts those).
+	IF role = 'user' AND t.status = 'needs_clarification' THEN
+		PERFORM agent_tasks_internal.move_task(t, 'queued', 'clarified');
+	ELSIF role = 'user' AND t.status IN ('completed', 'failed') AND t.command IS NULL THEN
+		-- (the input process_task(task, message, files) would give the run)
+		PERFORM agent_tasks_internal.queue_run(agent_tasks_internal.lock_task(task), 1, t.run_after, 'follow_up',
+			jsonb_strip_nulls(jsonb_build_object('message', body, 'files', data -> 'files')));
+	END IF;
+
+	SELECT * INTO result FROM agent_tasks.messages m WHERE m.account = t.account AND m.id = message_id;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.send_message(uuid, text, text, jsonb) IS 'Add a message to the task''s conversation (role user; agent and system for agent_tasks_worker). A user message answers a clarification question and re-queues the run; on a completed or failed task (prompt mode) it starts a follow-up run. On other statuses it only joins the conversation.';
+
+CREATE OR REPLACE FUNCTION agent_tasks.update_task(task uuid, patch jsonb)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+	field_types constant jsonb := '{"title": "string", "prompt": "string", "description": "string", "type": "string",
+		"context": "object", "agent": "string", "priority": "number", "output_schema": "object",
+		"owner": "string", "skills": "array", "labels": "array", "metadata": "object",
+		"external_id": "string", "callback_url": "string", "run_after": "string",
+		"budget_tokens": "number", "budget_cost": "number"}';
+	f record;
+	text_array text[];
+BEGIN
+	-- room for a prompt of 100000 characters; context and metadata are checked on their own
+	PERFORM agent_tasks_internal.check_json('patch', patch, 'object', 1048576);
+	IF patch ? 'prompt' AND patch ? 'description' AND patch -> 'prompt' IS DISTINCT FROM patch -> 'description' THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'prompt and description differ',
+			'description is another name for prompt; both were given, with different values.',
+			'Pass one of them.');
+	END IF;
+	FOR f IN SELECT key, value FROM jsonb_each(coalesce(patch, '{}'))
+	LOOP
+		IF NOT field_types ? f.key THEN
+			PERFORM agent_tasks_internal.raise('PT400', format('field %s cannot be changed', quote_ident(f.key)),
+				format('patch = %s', left(patch::text, 200)),
+				'Mutable fields: ' || (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(field_types) k) || '.');
+		END IF;
+		IF jsonb_typeof(f.value) NOT IN ('null', field_types ->> f.key) THEN
+			PERFORM agent_tasks_internal.raise('PT400', format('%s must be a JSON %s', f.key, field_types ->> f.key),
+				format('%s = %s', f.key, left(f.value::text, 200)), NULL);
+		END IF;
+		IF f.key IN ('skills', 'labels') AND jsonb_typeof(f.value) = 'array' THEN
+			IF EXISTS (SELECT 1 FROM jsonb_array_elements(f.value) e WHERE jsonb_typeof(e) <> 'string') THEN
+				PERFORM agent_tasks_internal.raise('PT400', format('%s must be an array of strings', f.key),
+					format('%s = %s', f.key, left(f.value::text, 200)), NULL);
+			END IF;
+			text_array := agent_tasks_internal.check_tags(f.key,
+				ARRAY(SELECT jsonb_array_elements_text(f.value)));
+		END IF;
+		CASE f.key
+			WHEN 'title' THEN
+				t.title := btrim(agent_tasks_internal.check_text('title', f.value #>> '{}', 500, true));
+				t.title_derived := false;
+			WHEN 'prompt', 'description' THEN
+				t.prompt := agent_tasks_internal.check_text('prompt', f.value #>> '{}', 100000);
+			WHEN 'type' THEN t.type := agent_tasks_internal.check_text('type', f.value #>> '{}', 100);
+			WHEN 'context' THEN t.context := coalesce(agent_tasks_internal.check_json('context', f.value, 'object'), '{}');
+			WHEN 'agent' THEN t.agent_id := agent_tasks_internal.agent_id(t.account, f.value #>> '{}');
+			WHEN 'priority' THEN
+				IF (f.value #>> '{}')::numeric NOT BETWEEN -1000 AND 1000 OR f.value IS NULL
+					OR jsonb_typeof(f.value) = 'null' OR (f.value #>> '{}')::numeric <> trunc((f.value #>> '{}')::numeric) THEN
+					PERFORM agent_tasks_internal.raise('PT400', 'priority is out of range',
+						format('priority = %s', f.value), 'Use an integer from -1000 to 1000 (higher runs first).');
+				END IF;
+				t.priority := (f.value #>> '{}')::integer;
+			WHEN 'output_schema' THEN t.output_schema := agent_tasks_internal.check_output_schema(f.value);
+			WHEN 'owner' THEN
+				t.owner_id := CASE WHEN jsonb_typeof(f.value) = 'null' THEN NULL
+								   ELSE agent_tasks_internal.user_id(t.account, f.value #>> '{}') END;
+			WHEN 'skills' THEN t.skills := coalesce(text_array, '{}');
+			WHEN 'labels' THEN t.labels := coalesce(text_array, '{}');
+			WHEN 'metadata' THEN t.metadata := coalesce(agent_tasks_internal.check_json('metadata', f.value, 'object'), '{}');
+			WHEN 'external_id' THEN t.external_id := agent_tasks_internal.check_text('external_id', f.value #>> '{}', 200);
+			WHEN 'callback_url' THEN t.callback_url := agent_tasks_internal.check_url('callback_url', f.value #>> '{}');
+			WHEN 'run_after' THEN
+				BEGIN
+					t.run_after := (f.value #>> '{}')::timestamptz;
+				EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+					PERFORM agent_tasks_internal.raise('PT400', 'run_after is not a timestamp',
+						format('run_after = %s', f.value), 'Use ISO 8601, e.g. 2030-01-01T09:00:00Z.');
+				END;
+			WHEN 'budget_tokens' THEN
+				IF jsonb_typeof(f.value) = 'number' AND ((f.value #>> '{}')::numeric <> trunc((f.value #>> '{}')::numeric)
+					OR (f.value #>> '{}')::numeric NOT BETWEEN 1 AND 9223372036854775807) THEN
+					PERFORM agent_tasks_internal.raise('PT400', 'budget_tokens must be a positive integer',
+						format('budget_tokens = %s', f.value), 'Use null for no limit.');
+				END IF;
+				t.budget_tokens := (f.value #>> '{}')::bigint;
+			WHEN 'budget_cost' THEN t.budget_cost := (f.value #>> '{}')::numeric;
+		END CASE;
+		text_array := NULL;
+	END LOOP;
+	IF coalesce(t.budget_tokens, 1) <= 0 OR coalesce(t.budget_cost, 1) <= 0 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'budgets must be positive',
+			format('budget_tokens = %s, budget_cost = %s', coalesce(t.budget_tokens::text, 'null'),
+				coalesce(t.budget_cost::text, 'null')),
+			'Use null for no limit.');
+	END IF;
+
+	UPDATE agent_tasks_internal.tasks
+	   SET title = t.title, title_derived = t.title_derived, prompt = t.prompt, type = t.type, context = t.context,
+		   agent_id = t.agent_id, priority = t.priority, output_schema = t.output_schema,
+		   owner_id = t.owner_id, skills = t.skills, labels = t.labels, metadata = t.metadata,
+		   external_id = t.external_id, callback_url = t.callback_url, run_after = t.run_after,
+		   budget_tokens = t.budget_tokens, budget_cost = t.budget_cost, updated_at = now()
+	 WHERE account = t.account AND id = t.id;
+	RETURN agent_tasks.get_task(task);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.update_task(uuid, jsonb) IS 'Change mutable fields of a task: the patch object names them (null clears; description is another name for prompt; a title makes title_derived false). Status, ids and history cannot be patched.';
+
+DROP FUNCTION agent_tasks.list_tasks(text, text, text, text, boolean, text, text, text, text, text, text, text, uuid, integer, integer);
+CREATE FUNCTION agent_tasks.list_tasks(
+	status text DEFAULT NULL,
+	type text DEFAULT NULL,
+	agent text DEFAULT NULL,
+	owner text DEFAULT NULL,
+	mine boolean DEFAULT false,
+	assignee text DEFAULT NULL,
+	archived text DEFAULT 'false',
+	created_by text DEFAULT NULL,
+	repository text DEFAULT NULL,
+	origin text DEFAULT NULL,
+	external_id text DEFAULT NULL,
+	search text DEFAULT NULL,
+	parent uuid DEFAULT NULL,
+	page_size integer DEFAULT 50,
+	page_offset integer DEFAULT 0)
+	RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_account text := agent_tasks.current_account();
+	query tsquery;
+	result jsonb;
+BEGIN
+	IF list_tasks.status IS NOT NULL THEN
+		PERFORM agent_tasks.status_kind(list_tasks.status);
+	END IF;
+	IF list_tasks.archived IS NULL OR list_tasks.archived NOT IN ('true', 'false', 'all') THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid archived filter',
+			format('archived = %s', coalesce(quote_literal(list_tasks.archived), 'null')),
+			'Use true, false or all.');
+	END IF;
+	IF list_tasks.page_size IS NULL OR list_tasks.page_size NOT BETWEEN 1 AND 1000
+		OR list_tasks.page_offset IS NULL OR list_tasks.page_offset < 0 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid page',
+			format('page_size = %s, page_offset = %s', coalesce(list_tasks.page_size::text, 'null'),
+				coalesce(list_tasks.page_offset::text, 'null')),
+			'page_size is 1 to 1000, page_offset 0 or more.');
+	END IF;
+	-- A blank search (or one of stop words only) filters nothing, like an empty search box.
+	IF list_tasks.search ~ '\S' THEN
+		query := websearch_to_tsquery('english', list_tasks.search);
+		IF numnode(query) = 0 THEN
+			query := NULL;
+		END IF;
+	END IF;
+
+	WITH matching AS (
+		SELECT v.*
+		  FROM agent_tasks.tasks v
+		 WHERE v.account = caller_account
+		   AND (list_tasks.status IS NULL OR v.status = list_tasks.status)
+		   AND (list_tasks.type IS NULL OR v.type = list_tasks.type)
+		   AND (list_tasks.agent IS NULL OR v.agent = list_tasks.agent)
+		   AND (list_tasks.owner IS NULL OR v.owner = lower(list_tasks.owner))
+		   AND (NOT list_tasks.mine OR v.mine)
+		   AND (list_tasks.assignee IS NULL OR lower(list_tasks.assignee) = ANY (v.assignees))
+		   AND (list_tasks.archived = 'all' OR v.archived = (list_tasks.archived = 'true'))
+		   AND (list_tasks.created_by IS NULL OR v.created_by = list_tasks.created_by)
+		   AND (list_tasks.repository IS NULL OR v.repository = list_tasks.repository)
+		   AND (list_tasks.origin IS NULL OR v.origin = list_tasks.origin)
+		   AND (list_tasks.external_id IS NULL OR v.external_id = list_tasks.external_id)
+		   AND (query IS NULL OR v.search @@ query)
+		   AND (list_tasks.parent IS NULL OR v.parent_id = list_tasks.parent)
+	), page AS (
+		SELECT m.* FROM matching m
+		 ORDER BY m.id DESC
+		 LIMIT list_tasks.page_size OFFSET list_tasks.page_offset
+	)
+	SELECT jsonb_build_object(
+			'count', (SELECT count(*) FROM matching),
+			'limit', list_tasks.page_size,
+			'offset', list_tasks.page_offset,
+			'results', coalesce((SELECT jsonb_agg(to_jsonb(p) - 'search' - 'account' ORDER BY p.id DESC) FROM page p), '[]'))
+	  INTO result;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.list_tasks IS 'One page of tasks, newest first, with the total: {"count", "limit", "offset", "results"}; page_size (1 to 1000, default 50) and page_offset choose the page (over REST, ?limit= and ?offset= are PostgREST''s own and do not reach the function). Filters: status, type, agent, owner, mine, assignee, archived (true / false / all), created_by, repository, origin, external_id, search (full text), parent.';
+
+CREATE OR REPLACE FUNCTION agent_tasks.count_tasks(
+	type text DEFAULT NULL,
+	agent text DEFAULT NULL,
+	owner text DEFAULT NULL,
+	mine boolean DEFAULT false,
+	assignee text DEFAULT NULL,
+	archived text DEFAULT 'false',
+	created_by text DEFAULT NULL,
+	repository text DEFAULT NULL,
+	origin text DEFAULT NULL,
+	external_id text DEFAULT NULL,
+	search text DEFAULT NULL,
+	parent uuid DEFAULT NULL)
+	RETURNS jsonb
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT jsonb_object_agg(s.status, (agent_tasks.list_tasks(
+			status => s.status, type => count_tasks.type, agent => count_tasks.agent,
+			owner => count_tasks.owner, mine => count_tasks.mine, assignee => count_tasks.assignee,
+			archived => count_tasks.archived, created_by => count_tasks.created_by,
+			repository => count_tasks.repository, origin => count_tasks.origin,
+			external_id => count_tasks.external_id, search => count_tasks.search,
+			parent => count_tasks.parent, page_size => 1) ->> 'count')::bigint ORDER BY s.n)
+	  FROM unnest(ARRAY['pending', 'queued', 'in_progress', 'needs_clarification', 'on_hold',
+						'completed', 'failed', 'cancelled']) WITH ORDINALITY s(status, n)
+$$;
+COMMENT ON FUNCTION agent_tasks.count_tasks IS 'How many tasks list_tasks would find with these filters, per status: {"pending": n, "queued": n, ...}.';
+
+DROP FUNCTION agent_tasks.claim_runs(text, text[], integer, interval);
+CREATE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
+	max_runs integer DEFAULT 1, lease interval DEFAULT NULL)
+	RETURNS TABLE (run_id uuid, task_id uuid, agent text, attempt integer,
+				   lease_expires_at timestamptz, task jsonb, messages jsonb)
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_account text := agent_tasks.current_account();
+	agent_ids uuid[];
+	r agent_tasks_internal.runs;
+BEGIN
+	PERFORM agent_tasks_internal.check_text('worker', worker, 200, true);
+	PERFORM set_config('agent_tasks.worker', worker, true);
+	IF claim_runs.max_runs IS NULL OR claim_runs.max_runs NOT BETWEEN 1 AND 1000 THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid claim limit',
+			format('max_runs = %s', coalesce(claim_runs.max_runs::text, 'null')), 'Claim 1 to 1000 runs at a time.');
+	END IF;
+	IF lease IS NOT NULL AND (lease <= '0' OR lease > '7 days') THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid lease', format('lease = %s', lease),
+			'Use a lease between 1 second and 7 days; heartbeat_run() extends it.');
+	END IF;
+	IF agents IS NOT NULL THEN
+		agent_ids := ARRAY(SELECT agent_tasks_internal.agent_id(caller_account, n) FROM unnest(agents) n);
+		IF EXISTS (SELECT 1 FROM agent_tasks_internal.agents a
+					WHERE a.account = caller_account AND a.id = ANY (agent_ids) AND a.kind <> 'external') THEN
+			PERFORM agent_tasks_internal.raise('PT400', 'only external agents can be claimed',
+				format('agents = %s', agents), 'sql, http and openai agents run inside the server.');
+		END IF;
+	END IF;
+	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{external}', caller_account, agent_ids, worker,
+			coalesce(lease, current_setting('agent_tasks.default_lease')::interval), claim_runs.max_runs)
+	LOOP
+		run_id := r.id;
+		task_id := r.task_id;
+		agent := (SELECT a.name FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id);
+		attempt := r.attempt;
+		lease_expires_at := r.lease_expires_at;
+		task := to_jsonb(agent_tasks.get_task(r.task_id)) - 'search';
+		messages := coalesce((SELECT jsonb_agg(to_jsonb(m) - 'account' ORDER BY m.id)
+								FROM agent_tasks.messages m
+							   WHERE m.account = r.account AND m.task_id = r.task_id
+								 AND m.id IN (SELECT agent_tasks_internal.message_window(r.account, r.task_id))), '[]');
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.claim_runs(text, text[], integer, interval) IS 'For external workers: claim up to max_runs queued runs of external agents (all, or those named), each under a lease (default agent_tasks.default_lease). Exclusive: a run is claimed by one worker at a time.';
+
+CREATE OR REPLACE FUNCTION agent_tasks.create_webhook(
+	url text,
+	events text[] DEFAULT '{*}',
+	secret text DEFAULT NULL,
+	description text DEFAULT NULL,
+	retry_schedule interval[] DEFAULT NULL,
+	timeout interval DEFAULT '15 seconds')
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result record;
+	timeout_ms integer;
+BEGIN
+	SELECT agent_tasks.uuid_v7() AS id, agent_tasks_internal.check_webhook_url(create_webhook.url) AS url,
+		   NULL::text[] AS events, NULL::text AS secret INTO result;
+	result.events := agent_tasks_internal.check_webhook_events(create_webhook.events);
+	PERFORM agent_tasks_internal.check_text('description', description, 1000);
+	PERFORM agent_tasks_internal.check_retry_schedule(create_webhook.retry_schedule);
+	timeout_ms := agent_tasks_internal.check_webhook_timeout(create_webhook.timeout);
+	result.secret := agent_tasks_internal.check_webhook_secret(create_webhook.secret);
+	INSERT INTO agent_tasks_internal.webhook_endpoints
+		(account, id, url, events, description, retry_schedule, timeout_ms, created_by)
+	VALUES (agent_tasks.current_account(), result.id, result.url, result.events, create_webhook.description,
+			create_webhook.retry_schedule, timeout_ms, agent_tasks_internal.current_actor());
+	INSERT INTO agent_tasks_internal.webhook_secrets (account, endpoint_id, secret)
+	VALUES (agent_tasks.current_account(), result.id, result.secret);
+	RETURN jsonb_build_object('id', result.id, 'url', result.url, 'events', result.events,
+							  'secret', result.secret, 'enabled', true, 'created_at', now());
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.create_webhook(text, text[], text, text, interval[], interval) IS 'Register an endpoint (agent_tasks_admin) for events of this account: url (https; checked like every URL), events (default {*}: all), secret ("whsec_" + base64; generated when omitted), optional retry_schedule and timeout (default 15 s). Returns {id, url, events, secret, enabled, created_at}: the secret this one time only.';
+
+-- (the readers' SELECT after the writers' verbs, as in a fresh install:
+-- the end of this script grants it again)
+REVOKE SELECT ON agent_tasks.tasks, agent_tasks.messages FROM agent_tasks_reader;
+
+-- Resources with the usual verbs (issue 11).  Through PostgREST, POST /tasks
+-- creates, PATCH /tasks?id=eq.X changes and DELETE /tasks?id=eq.X deletes;
+-- the same for a task's messages (POST), assignees and followers (POST,
+-- DELETE) and webhook endpoints (PATCH, DELETE).  An unknown argument of
+-- create_task gets a 400 naming it, from an overload PostgREST falls back to.  INSTEAD OF triggers on
+-- the views turn each row into a call of the API function that does the
+-- same thing, so the same checks apply: the trigger functions keep the
+-- caller's rights, the caller needs EXECUTE on that function (a reader has
+-- no INSERT on the views either), and its errors are the function's.
+-- A column the view does not have is PostgREST's 400 (PGRST204) naming it.
+
+-- The assignees and followers of each task, one row per person.
+CREATE VIEW agent_tasks.task_assignees WITH (security_invoker = true) AS
+SELECT ta.account, ta.task_id, u.email, ta.created_at
+  FROM agent_tasks_internal.task_assignees ta
+  JOIN agent_tasks_internal.users u ON u.account = ta.account AND u.id = ta.user_id;
+COMMENT ON VIEW agent_tasks.task_assignees IS 'Assignees of the tasks of the current account, one row per task and person. POST {task_id, email} assigns, DELETE ?task_id=eq.X&email=eq.Y unassigns (task:write).';
+COMMENT ON COLUMN agent_tasks.task_assignees.email IS 'The assigned person (lower case).';
+COMMENT ON COLUMN agent_tasks.task_assignees.account IS 'The account (tenant) of the task.';
+COMMENT ON COLUMN agent_tasks.task_assignees.task_id IS 'The task the person is assigned to.';
+COMMENT ON COLUMN agent_tasks.task_assignees.created_at IS 'When the person was assigned.';
+
+CREATE VIEW agent_tasks.task_followers WITH (security_invoker = true) AS
+SELECT tf.account, tf.task_id, u.email, tf.created_at
+  FROM agent_tasks_internal.task_followers tf
+  JOIN agent_tasks_internal.users u ON u.account = tf.account AND u.id = tf.user_id;
+COMMENT ON VIEW agent_tasks.task_followers IS 'Followers of the tasks of the current account, one row per task and person. POST {task_id, email} adds, DELETE ?task_id=eq.X&email=eq.Y removes (task:write).';
+COMMENT ON COLUMN agent_tasks.task_followers.email IS 'The following person (lower case).';
+COMMENT ON COLUMN agent_tasks.task_followers.account IS 'The account (tenant) of the task.';
+COMMENT ON COLUMN agent_tasks.task_followers.task_id IS 'The task the person follows.';
+COMMENT ON COLUMN agent_tasks.task_followers.created_at IS 'When the person started following.';
+
+-- PT400 naming the columns of a new row that the server sets: a client
+-- may leave them out or send null, nothing else.
+CREATE FUNCTION agent_tasks_internal.refuse_server_columns(resource text, new_row jsonb, writable text[])
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	given text[] := ARRAY(SELECT c.key FROM jsonb_each(new_row) c
+						   WHERE jsonb_typeof(c.value) <> 'null' AND c.key <> ALL (writable)
+						   ORDER BY c.key);
+BEGIN
+	IF cardinality(given) > 0 THEN
+		PERFORM agent_tasks_internal.raise('PT400',
+			format('%s set by the server: %s', CASE WHEN cardinality(given) = 1 THEN 'column' ELSE 'columns' END,
+				   array_to_string(given, ', ')),
+			format('A new row of %s cannot give %s.', resource, array_to_string(given, ', ')),
+			format('Columns a new row of %s may give: %s.', resource, array_to_string(writable, ', ')));
+	END IF;
+END
+$$;
+
+-- POST /tasks: create_task() with the row's columns.
+CREATE FUNCTION agent_tasks_internal.tasks_insert() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM agent_tasks_internal.refuse_server_columns('tasks', to_jsonb(NEW),
+		ARRAY['title', 'prompt', 'description', 'type', 'command', 'context', 'agent', 'priority', 'output_schema', 'owner',
+			  'assignees', 'followers', 'skills', 'labels', 'metadata', 'external_id', 'origin',
+			  'idempotency_key', 'callback_url', 'parent_id', 'run_after', 'budget_tokens', 'budget_cost']);
+	NEW := agent_tasks.create_task(
+		title => NEW.title, prompt => NEW.prompt, description => NEW.description, type => NEW.type,
+		command => NEW.command,
+		context => NEW.context, agent => NEW.agent, priority => coalesce(NEW.priority, 0),
+		output_schema => NEW.output_schema, owner => NEW.owner, assignees => NEW.assignees,
+		followers => NEW.followers, skills => NEW.skills, labels => NEW.labels, metadata => NEW.metadata,
+		external_id => NEW.external_id, origin => NEW.origin, idempotency_key => NEW.idempotency_key,
+		callback_url => NEW.callback_url, parent => NEW.parent_id, run_after => NEW.run_after,
+		budget_tokens => NEW.budget_tokens, budget_cost => NEW.budget_cost);
+	RETURN NEW;
+END
+$$;
+
+-- PATCH /tasks: each changed column goes where the functions change it:
+-- archived, feedback, assignees, followers and status to their own
+-- functions, everything else to update_task(), which refuses what cannot
+-- change (naming the field).
+CREATE FUNCTION agent_tasks_internal.tasks_update() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	changed jsonb := (SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}')
+						FROM jsonb_each(to_jsonb(NEW)) n
+					   WHERE n.value IS DISTINCT FROM to_jsonb(OLD) -> n.key);
+	patch jsonb := changed - ARRAY['archived', 'feedback', 'assignees', 'followers', 'status'];
+BEGIN
+	IF patch <> '{}' THEN
+		PERFORM agent_tasks.update_task(OLD.id, patch);
+	END IF;
+	IF changed ? 'assignees' THEN
+		PERFORM agent_tasks.set_assignees(OLD.id, coalesce(NEW.assignees, '{}'));
+	END IF;
+	IF changed ? 'followers' THEN
+		PERFORM agent_tasks.add_followers(OLD.id, ARRAY(SELECT unnest(NEW.followers) EXCEPT SELECT unnest(OLD.followers)));
+		PERFORM agent_tasks.remove_followers(OLD.id, ARRAY(SELECT unnest(OLD.followers) EXCEPT SELECT unnest(NEW.followers)));
+	END IF;
+	IF changed ? 'feedback' THEN
+		PERFORM agent_tasks.send_feedback(OLD.id, NEW.feedback);
+	END IF;
+	IF changed ? 'archived' AND NEW.archived THEN
+		PERFORM agent_tasks.archive_task(OLD.id);
+	ELSIF changed ? 'archived' THEN
+		PERFORM agent_tasks.unarchive_task(OLD.id);
+	END IF;
+	IF changed ? 'status' THEN
+		-- (PT403 naming the scope: PostgREST answers a key request's 42501 with 401)
+		IF NOT has_function_privilege('agent_tasks.set_task_status(uuid, text, text, jsonb, jsonb)', 'EXECUTE') THEN
+			PERFORM agent_tasks_internal.raise('PT403', 'only workers set a status',
+				format('role %s may not execute agent_tasks.set_task_status()', current_user),
+				'Drive the task with process_task, stop_task, cancel_task or retry_task; a status is set with the worker scope.');
+		END IF;
+		PERFORM agent_tasks.set_task_status(OLD.id, NEW.status);
+	END IF;
+	NEW := agent_tasks.get_task(OLD.id);
+	RETURN NEW;
+END
+$$;
+
+-- DELETE /tasks: delete_task().  A child deleted with its parent earlier in
+-- the same statement is gone already: no row for it.
+CREATE FUNCTION agent_tasks_internal.tasks_delete() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM 1 FROM agent_tasks.tasks v WHERE v.account = OLD.account AND v.id = OLD.id;
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	PERFORM agent_tasks.delete_task(OLD.id);
+	RETURN OLD;
+END
+$$;
+
+CREATE TRIGGER tasks_insert INSTEAD OF INSERT ON agent_tasks.tasks
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.tasks_insert();
+CREATE TRIGGER tasks_update INSTEAD OF UPDATE ON agent_tasks.tasks
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.tasks_update();
+CREATE TRIGGER tasks_delete INSTEAD OF DELETE ON agent_tasks.tasks
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.tasks_delete();
+
+-- POST /messages: send_message() (a follow-up, or the answer to a
+-- clarification question).  A conversation is append-only, like the
+-- activity trail: PATCH and DELETE are refused with its PT403.
+CREATE FUNCTION agent_tasks_internal.messages_change() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP <> 'INSERT' THEN
+		PERFORM agent_tasks_internal.raise('PT403', 'messages cannot be changed',
+			format('message %s of task %s', OLD.id, OLD.task_id),
+			'A conversation is append-only; it disappears only with its task (agent_tasks.delete_task).');
+	END IF;
+	PERFORM agent_tasks_internal.refuse_server_columns('messages', to_jsonb(NEW),
+		ARRAY['task_id', 'body', 'role', 'data']);
+	NEW := agent_tasks.send_message(NEW.task_id, NEW.body, coalesce(NEW.role, 'user'), coalesce(NEW.data, '{}'));
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER messages_change INSTEAD OF INSERT OR UPDATE OR DELETE ON agent_tasks.messages
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.messages_change();
+
+-- POST and DELETE /task_assignees and /task_followers: one person at a time.
+CREATE FUNCTION agent_tasks_internal.task_people_change() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks.tasks;
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		PERFORM agent_tasks_internal.refuse_server_columns(TG_TABLE_NAME, to_jsonb(NEW), ARRAY['task_id', 'email']);
+		IF TG_TABLE_NAME = 'task_assignees' THEN
+			t := agent_tasks.get_task(NEW.task_id);
+			t := agent_tasks.set_assignees(NEW.task_id, t.assignees || NEW.email);
+		ELSE
+			t := agent_tasks.add_followers(NEW.task_id, ARRAY[NEW.email]);
+		END IF;
+		NEW.account := t.account;
+		NEW.email := lower(btrim(NEW.email));
+		NEW.created_at := now();
+		RETURN NEW;
+	END IF;
+	IF TG_TABLE_NAME = 'task_assignees' THEN
+		t := agent_tasks.get_task(OLD.task_id);
+		PERFORM agent_tasks.set_assignees(OLD.task_id, array_remove(t.assignees, OLD.email));
+	ELSE
+		PERFORM agent_tasks.remove_followers(OLD.task_id, ARRAY[OLD.email]);
+	END IF;
+	RETURN OLD;
+END
+$$;
+
+CREATE TRIGGER task_assignees_change INSTEAD OF INSERT OR DELETE ON agent_tasks.task_assignees
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_people_change();
+CREATE TRIGGER task_followers_change INSTEAD OF INSERT OR DELETE ON agent_tasks.task_followers
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.task_people_change();
+
+-- PATCH and DELETE /webhook_endpoints (admins).  POST is refused: the
+-- secret of a new endpoint is shown once, in the answer of
+-- create_webhook(), and the view has no place for it.
+CREATE FUNCTION agent_tasks_internal.webhook_endpoints_change() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	changed jsonb;
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		PERFORM agent_tasks_internal.raise('PT403', 'endpoints are created with create_webhook()',
+			'Its answer carries the endpoint''s secret, shown only that once.',
+			'POST /rpc/create_webhook {"url": ..., "events": [...]} (events default to all).');
+	END IF;
+	IF TG_OP = 'DELETE' THEN
+		PERFORM agent_tasks.delete_webhook(OLD.id);
+		RETURN OLD;
+	END IF;
+	changed := (SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}')
+				  FROM jsonb_each(to_jsonb(NEW)) n
+				 WHERE n.value IS DISTINCT FROM to_jsonb(OLD) -> n.key);
+	IF changed - 'enabled' <> '{}' THEN
+		PERFORM agent_tasks.update_webhook(OLD.id, changed - 'enabled');
+	END IF;
+	IF changed ? 'enabled' AND NEW.enabled THEN
+		PERFORM agent_tasks.enable_webhook(OLD.id);
+	ELSIF changed ? 'enabled' THEN
+		PERFORM agent_tasks.disable_webhook(OLD.id);
+	END IF;
+	SELECT * INTO NEW FROM agent_tasks.webhook_endpoints e WHERE e.account = OLD.account AND e.id = OLD.id;
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER webhook_endpoints_change INSTEAD OF INSERT OR UPDATE OR DELETE ON agent_tasks.webhook_endpoints
+	FOR EACH ROW EXECUTE FUNCTION agent_tasks_internal.webhook_endpoints_change();
+
+-- PostgREST 12 calls an RPC's overload that takes a single unnamed jsonb
+-- with the whole body when the body's keys match no other signature of the
+-- function (otherwise it answers 404 PGRST202, naming no field).  Such an
+-- overload names the keys that are no argument of the function, and the
+-- argument a camelCase key stands for (callbackUrl: callback_url).
+CREATE FUNCTION agent_tasks_internal.refuse_unknown_arguments(function_name name, body jsonb)
+	RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	known text[] := ARRAY(SELECT DISTINCT a.name FROM pg_proc p, unnest(p.proargnames) a(name)
+						   WHERE p.pronamespace = 'agent_tasks'::regnamespace AND p.proname = function_name
+							 AND a.name <> '' ORDER BY 1);
+	unknown text[];
+	meant text[];
+BEGIN
+	IF jsonb_typeof(body) IS DISTINCT FROM 'object' THEN
+		PERFORM agent_tasks_internal.raise('PT400', format('the arguments of %s must be a JSON object', function_name),
+			format('got a JSON %s', coalesce(jsonb_typeof(body), 'null')), NULL);
+	END IF;
+	unknown := ARRAY(SELECT k FROM jsonb_object_keys(body) k WHERE k <> ALL (known) ORDER BY k);
+	meant := ARRAY(SELECT format('%s is %s', k, lower(regexp_replace(k, '([a-z0-9])([A-Z])', '\1_\2', 'g')))
+					 FROM unnest(unknown) k
+					WHERE lower(regexp_replace(k, '([a-z0-9])([A-Z])', '\1_\2', 'g')) = ANY (known));
+	IF cardinality(unknown) > 0 THEN
+		PERFORM agent_tasks_internal.raise('PT400',
+			format('unknown argument%s of %s: %s', CASE WHEN cardinality(unknown) > 1 THEN 's' ELSE '' END,
+				   function_name, array_to_string(unknown, ', ')),
+			format('%s takes %s.', function_name, array_to_string(known, ', ')),
+			CASE WHEN cardinality(meant) > 0 THEN array_to_string(meant, '; ') || '.' END);
+	END IF;
+END
+$$;
+
+-- (From SQL it is create_task with its arguments in one JSON object.)
+CREATE FUNCTION agent_tasks.create_task(jsonb)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	a record;
+BEGIN
+	PERFORM agent_tasks_internal.refuse_unknown_arguments('create_task', $1);
+	SELECT * INTO a FROM jsonb_to_record($1) AS x(title text, prompt text, type text, command text, items jsonb,
+		context jsonb, agent text, priority integer, output_schema jsonb, owner text, assignees text[],
+		followers text[], skills text[], labels text[], metadata jsonb, external_id text, origin text,
+		idempotency_key text, callback_url text, parent uuid, run_after timestamptz, depends_on uuid[],
+		budget_tokens bigint, budget_cost numeric, auto_process boolean, description text);
+	RETURN agent_tasks.create_task(title => a.title, prompt => a.prompt, type => a.type, command => a.command,
+		items => a.items, context => a.context, agent => a.agent,
+		priority => CASE WHEN $1 ? 'priority' THEN a.priority ELSE 0 END, output_schema => a.output_schema,
+		owner => a.owner, assignees => a.assignees, followers => a.followers, skills => a.skills,
+		labels => a.labels, metadata => a.metadata, external_id => a.external_id, origin => a.origin,
+		idempotency_key => a.idempotency_key, callback_url => a.callback_url, parent => a.parent,
+		run_after => a.run_after, depends_on => a.depends_on, budget_tokens => a.budget_tokens,
+		budget_cost => a.budget_cost, auto_process => a.auto_process, description => a.description);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.create_task(jsonb) IS 'create_task with its arguments in one JSON object. PostgREST calls it when the keys of a POST /rpc/create_task body match no argument list: it answers PT400 naming the unknown keys (and the argument a camelCase key stands for).';
+
+-- Who may use which verb: the roles that may call the functions behind it.
+GRANT INSERT, UPDATE, DELETE ON agent_tasks.tasks TO agent_tasks_writer;
+GRANT INSERT, UPDATE, DELETE ON agent_tasks.messages TO agent_tasks_writer;
+GRANT INSERT, DELETE ON agent_tasks.task_assignees, agent_tasks.task_followers TO agent_tasks_writer;
+GRANT INSERT, UPDATE, DELETE ON agent_tasks.webhook_endpoints TO agent_tasks_admin;
+
+-- The new functions' grants in the order 90_grants.sql gives them (the
+-- engine's first), so that their privileges read as in a fresh install.
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
+		text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text),
+	agent_tasks.create_task(jsonb),
+	agent_tasks.list_tasks(text, text, text, text, boolean, text, text, text, text, text, text, text, uuid, integer, integer),
+	agent_tasks.claim_runs(text, text[], integer, interval)
+TO agent_tasks_engine;
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.list_tasks(text, text, text, text, boolean, text, text, text, text, text, text, text, uuid, integer, integer)
+TO agent_tasks_reader;
+GRANT EXECUTE ON FUNCTION
+	agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
+		text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text),
+	agent_tasks.create_task(jsonb)
+TO agent_tasks_writer;
+GRANT EXECUTE ON FUNCTION agent_tasks.claim_runs(text, text[], integer, interval) TO agent_tasks_worker;
+
+-- ready_tasks has the columns of tasks, the new ones included: the same
+-- descriptions.
+DO $$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN SELECT a.attname, col_description('agent_tasks.tasks'::regclass, t.attnum) AS description
+			   FROM pg_attribute a
+			   JOIN pg_attribute t ON t.attrelid = 'agent_tasks.tasks'::regclass AND t.attname = a.attname
+			  WHERE a.attrelid = 'agent_tasks.ready_tasks'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+			  ORDER BY a.attnum
+	LOOP
+		EXECUTE format('COMMENT ON COLUMN agent_tasks.ready_tasks.%I IS %L', c.attname, c.description);
+	END LOOP;
+END
+$$;
+
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks FROM PUBLIC;
@@ -3216,9 +4214,11 @@ REVOKE EXECUTE ON FUNCTION agent_tasks.current_account(), agent_tasks.current_us
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agent_tasks, agent_tasks_internal TO agent_tasks_engine;
 GRANT EXECUTE ON FUNCTION agent_tasks.current_account(), agent_tasks.current_user_email(), agent_tasks.status_kind(text),
 	agent_tasks.uuid_v7(), agent_tasks.uuid_v7_time(uuid) TO agent_tasks_reader;
--- The helpers of the functions that keep the caller's rights (above).
+-- The helpers of the functions that keep the caller's rights (above, and
+-- the INSTEAD OF triggers of 89_resources.sql).
 GRANT EXECUTE ON FUNCTION agent_tasks_internal.raise(text, text, text, text),
-	agent_tasks_internal.check_api_key(text, text, text) TO agent_tasks_reader;
+	agent_tasks_internal.check_api_key(text, text, text),
+	agent_tasks_internal.refuse_server_columns(text, jsonb, text[]) TO agent_tasks_reader;
 GRANT EXECUTE ON FUNCTION agent_tasks_internal.check_binding(name) TO agent_tasks_admin;
 -- A pg_cron tick creates its task as agent_tasks_writer (fire_schedule):
 -- what create_task() would do, with the engine's rights.
