@@ -32,9 +32,10 @@
  *	  Each request's handle, header list and buffers are freed when it ends;
  *	  the multi handle at process exit.  SSRF: every address libcurl is
  *	  about to connect to passes through CURLOPT_OPENSOCKETFUNCTION and the
- *	  URL policy (src/url_policy.c); only https (http for allowed loopback
- *	  and agent_tasks.http_plain_allowed), no redirects, no proxy from the
- *	  environment, TLS verification on.
+ *	  URL policy (src/url_policy.c), and no connection made before a change
+ *	  of that policy carries a request started after it; only https (http
+ *	  for allowed loopback and agent_tasks.http_plain_allowed), no
+ *	  redirects, no proxy from the environment, TLS verification on.
  *
  *	  File descriptors: at start the process raises its soft RLIMIT_NOFILE
  *	  to the hard limit and keeps the requests in flight within what that
