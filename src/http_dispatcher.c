@@ -32,9 +32,10 @@
  *	  Each request's handle, header list and buffers are freed when it ends;
  *	  the multi handle at process exit.  SSRF: every address libcurl is
  *	  about to connect to passes through CURLOPT_OPENSOCKETFUNCTION and the
- *	  URL policy (src/url_policy.c); only https (http for allowed loopback
- *	  and agent_tasks.http_plain_allowed), no redirects, no proxy from the
- *	  environment, TLS verification on.
+ *	  URL policy (src/url_policy.c), and no connection made before a change
+ *	  of that policy carries a request started after it; only https (http
+ *	  for allowed loopback and agent_tasks.http_plain_allowed), no
+ *	  redirects, no proxy from the environment, TLS verification on.
  *
  *	  File descriptors: at start the process raises its soft RLIMIT_NOFILE
  *	  to the hard limit and keeps the requests in flight within what that
@@ -169,14 +170,22 @@ static int	shortage_ceiling = -1;
 static TimestampTz shortage_at = 0;
 static bool shortage_logged = false;
 
+static void set_max_in_flight(void);
+
 /*
  * The URL policy's settings (allow_insecure_loopback, http_allowed_cidrs,
- * http_plain_allowed) as last seen, and when they last changed: libcurl
- * reuses cached connections without opening a socket, so a connection
- * checked under an earlier policy must not be reused (request_start).
+ * http_plain_allowed) as last seen.  libcurl reuses cached connections
+ * without opening a socket, so CURLOPT_OPENSOCKETFUNCTION checks only new
+ * ones: a connection checked under an earlier policy must never carry a
+ * request started under a later one.  So when the policy changes, the
+ * connection cache goes with the multi handle, at once when nothing is in
+ * flight, else as soon as nothing is (drop_stale_connections); until then
+ * stale_connections is set and every request opens a fresh connection.
+ * No clock is involved: libcurl's CURLOPT_MAXLIFETIME_CONN compares whole
+ * seconds and reuses a connection made just before a change.
  */
 static char *policy_seen = NULL;	/* malloc'd */
-static TimestampTz policy_changed_at = 0;	/* 0: not since start */
+static bool stale_connections = false;
 
 static long curl_timer_ms = -1; /* -1: no timer */
 static TimestampTz curl_timer_at = 0;
@@ -459,6 +468,37 @@ resolve_list(void)
 	return list;
 }
 
+/* A new multi handle, with an empty connection cache. */
+static void
+multi_create(void)
+{
+	multi = curl_multi_init();
+	if (multi == NULL)
+		ereport(ERROR, (errmsg("agent_tasks dispatcher could not create a libcurl multi handle")));
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, curl_max_connects);
+}
+
+/*
+ * Close every cached connection once none is in use: libcurl has no call
+ * to empty the connection cache, so the multi handle is replaced.  Its
+ * sockets and timer were only for transfers, and none is left.
+ */
+static void
+drop_stale_connections(void)
+{
+	if (!stale_connections || n_in_flight > 0)
+		return;
+	curl_multi_cleanup(multi);
+	multi = NULL;
+	n_socks = 0;
+	socks_changed = true;
+	curl_timer_ms = -1;
+	multi_create();
+	stale_connections = false;
+}
+
 /* Note when the URL policy's settings change (after a configuration reload). */
 static void
 note_policy(void)
@@ -470,11 +510,27 @@ note_policy(void)
 	if (policy_seen == NULL || strcmp(policy_seen, policy) != 0)
 	{
 		if (policy_seen != NULL)
-			policy_changed_at = GetCurrentTimestamp();
+			stale_connections = true;
 		free(policy_seen);
 		policy_seen = strdup(policy);
+		drop_stale_connections();
 	}
 	pfree(policy);
+}
+
+/*
+ * A configuration reload: taken in right before requests are started, so
+ * that none started after the signal arrived goes by the earlier settings.
+ */
+static void
+absorb_reload(void)
+{
+	if (!ConfigReloadPending)
+		return;
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	set_max_in_flight();
+	note_policy();
 }
 
 /* Hand a claimed request to libcurl, or end it at once with the reason. */
@@ -523,18 +579,8 @@ request_start(Request *req)
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(req->timeout_ms, CONNECT_TIMEOUT_MS));
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, req);
-	if (policy_changed_at != 0)
-	{
-		/*
-		 * No connection made before the policy changed is reused: within a
-		 * second of the change none at all, later none older than the time
-		 * since (libcurl counts whole seconds; 0 would mean no limit).
-		 */
-		long		since = (long) ((req->started - policy_changed_at) / USECS_PER_SEC);
-
-		curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, since < 1 ? 1L : 0L);
-		curl_easy_setopt(easy, CURLOPT_MAXLIFETIME_CONN, since < 1 ? 0L : since);
-	}
+	/* cached connections may predate the policy: reuse none (note_policy) */
+	curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, stale_connections ? 1L : 0L);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
@@ -970,6 +1016,7 @@ claim_and_start(int room, MemoryContext loop_context)
 	PG_END_TRY();
 
 	/* committed: every claimed request is started or ends with a reason */
+	absorb_reload();
 	while (claimed != NULL)
 	{
 		Request    *next = claimed->next;
@@ -1676,14 +1723,10 @@ at_dispatcher_main(Datum main_arg)
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		ereport(ERROR, (errmsg("agent_tasks dispatcher could not initialize libcurl")));
-	multi = curl_multi_init();
-	if (multi == NULL)
-		ereport(ERROR, (errmsg("agent_tasks dispatcher could not create a libcurl multi handle")));
-	before_shmem_exit(dispatcher_cleanup, (Datum) 0);
-	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	raise_open_file_limit();
 	set_max_in_flight();
+	multi_create();
+	before_shmem_exit(dispatcher_cleanup, (Datum) 0);
 	note_policy();
 
 	MemoryContextSwitchTo(loop_context);
@@ -1703,16 +1746,10 @@ at_dispatcher_main(Datum main_arg)
 		MemoryContextSwitchTo(loop_context);
 
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			set_max_in_flight();
-			note_policy();
-		}
-
 		if (take_cancel_flag())
 			abort_stopped_runs(loop_context);
+		absorb_reload();
+		drop_stale_connections();
 
 		now = GetCurrentTimestamp();
 		if (TimestampDifferenceExceeds(last_claim, now, agent_tasks_poll_interval))

@@ -248,6 +248,21 @@ check "connect time: a listed name resolving outside the listed ranges is refuse
     "$(wait_done "$t") $(sql "SELECT error ->> 'message' FROM agent_tasks.tasks WHERE id = '$t'")" \
     "failed refused to connect to plain.test:$PORT: plain http to address 127.0.0.1, which is not in a range of agent_tasks.http_plain_allowed"
 check "connect time: the server never saw it" "$(request_of "$t" "r.path === undefined")" true
+# The same change while a request is in flight: the connection to plain.test
+# made before it is still cached then, and must not carry the next request.
+reload_settings "ALTER SYSTEM SET agent_tasks.http_plain_allowed = '127.0.0.0/8, plain.test'"
+t="$(task 'Plain by name again' p-name)"
+check "plain http to a listed name completes again once its range is listed" "$(wait_done "$t")" completed
+agent p-slow http "http://127.0.0.1:$PORT/agent/slow?ms=4000" "max_attempts => 1" >/dev/null
+slow="$(task 'Plain, slow' p-slow)"
+for _ in $(seq 50); do [[ "$(request_of "$slow" "r.path")" == /agent/slow ]] && break; sleep 0.1; done
+reload_settings "ALTER SYSTEM SET agent_tasks.http_plain_allowed = '10.99.0.0/16, plain.test'"
+t="$(task 'Plain, resolved elsewhere, one in flight' p-name)"
+check "connect time: with a request in flight, a cached connection is not reused after the change" \
+    "$(wait_done "$t") $(sql "SELECT error ->> 'message' FROM agent_tasks.tasks WHERE id = '$t'")" \
+    "failed refused to connect to plain.test:$PORT: plain http to address 127.0.0.1, which is not in a range of agent_tasks.http_plain_allowed"
+check "connect time: the server never saw that one" "$(request_of "$t" "r.path === undefined")" true
+check "the request in flight at the change completes" "$(wait_done "$slow")" completed
 reload_settings "ALTER SYSTEM RESET agent_tasks.http_plain_allowed" \
     "ALTER SYSTEM SET agent_tasks.allow_insecure_loopback = on"
 
