@@ -272,7 +272,7 @@
 			h('h1', { id: 'signin-title' }, 'Sign in'),
 			h('label', {}, 'API key or JWT', token),
 			h('p', { id: 'token-help', class: 'muted small' },
-				'An API key (at_…, from agent_tasks.create_api_key) or a JWT signed with PostgREST\'s jwt-secret. ' +
+				'An API key (from agent_tasks.create_api_key: a JWT, or at_… when the extension has no JWT secret) or a JWT signed with PostgREST\'s jwt-secret. ' +
 				'It is kept in this browser tab only (sessionStorage) and sent to this server\'s API with each request.'),
 			errors,
 			h('div', {}, h('button', { type: 'submit', class: 'primary' }, 'Sign in')));

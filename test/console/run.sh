@@ -81,6 +81,10 @@ free_port() {
 }
 PORT="$(free_port)" || fail_setup "no free port"
 JWT_SECRET="$(node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))')"
+# The same secret as PostgREST's: keys are JWTs and travel as Bearer, and a
+# secret another suite left in the shared database cannot sign them.
+psql -X -q -v ON_ERROR_STOP=1 -v jwt_secret="$JWT_SECRET" >/dev/null \
+    <<<"SELECT agent_tasks.set_jwt_secret(:'jwt_secret');" || fail_setup "set_jwt_secret failed"
 cat >"$TMP/postgrest.conf" <<EOF
 db-uri = "postgresql://agent_tasks_console_authenticator@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/postgres"
 db-schemas = "agent_tasks"

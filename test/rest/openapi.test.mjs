@@ -76,7 +76,9 @@ await test('each key sees what its scope may use, with the verbs PostgREST accep
 	assert.equal(docs.read.paths['/webhook_endpoints'], undefined, 'webhooks are for admins');
 	assert.deepEqual(methods(docs.write, '/rpc/create_task'), ['post'], 'volatile: POST only');
 	assert.equal(docs.write.paths['/rpc/claim_runs'], undefined, 'claims are for workers');
-	assert.deepEqual(methods(docs.admin, '/webhook_endpoints'), ['get']);
+	assert.deepEqual(methods(docs.write, '/tasks'), ['delete', 'get', 'patch', 'post'], 'the verbs of the INSTEAD OF triggers');
+	// POST is there (its trigger refuses with PT403: the secret comes only from create_webhook)
+	assert.deepEqual(methods(docs.admin, '/webhook_endpoints'), ['delete', 'get', 'patch', 'post']);
 	assert.ok(docs.admin.paths['/rpc/claim_runs'].post);
 	const tasks = docs.read.components.schemas.tasks;
 	assert.match(tasks.description, /Tasks of the current account/);
