@@ -113,11 +113,14 @@ COMMENT ON FUNCTION agent_tasks.current_user_email() IS 'The person acting in th
 -- Who an activity names as its actor: a worker, else the person, else the
 -- database role.
 CREATE FUNCTION agent_tasks_internal.current_actor() RETURNS text
-	LANGUAGE sql STABLE PARALLEL SAFE
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT coalesce('worker:' || nullif(current_setting('agent_tasks.worker', true), ''),
-					agent_tasks.current_user_email(), 'role:' || session_user)
+BEGIN
+	-- PL/pgSQL, not SQL: a SQL function with SET is planned at every call
+	RETURN coalesce('worker:' || nullif(current_setting('agent_tasks.worker', true), ''),
+					agent_tasks.current_user_email(), 'role:' || session_user);
+END
 $$;
 
 -- Errors of the public catalogue, raised from SQL.  The C side uses

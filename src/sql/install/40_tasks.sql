@@ -305,11 +305,13 @@ END
 $$;
 COMMENT ON FUNCTION agent_tasks.get_task(uuid) IS 'One task of the current account; PT404 when it does not exist or belongs to another account.';
 
+-- PL/pgSQL, not SQL: its INSERT keeps its plan.
 CREATE FUNCTION agent_tasks_internal.insert_task(t agent_tasks_internal.tasks)
 	RETURNS void
-	LANGUAGE sql VOLATILE
+	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
 	INSERT INTO agent_tasks_internal.tasks
 		(account, id, parent_id, title, prompt, type, command, item, context, agent_id, priority,
 		 output_schema, owner_id, created_by, skills, labels, metadata, external_id, origin,
@@ -319,7 +321,8 @@ AS $$
 		(t.account, t.id, t.parent_id, t.title, t.prompt, t.type, t.command, t.item, t.context,
 		 t.agent_id, t.priority, t.output_schema, t.owner_id, t.created_by, t.skills, t.labels,
 		 t.metadata, t.external_id, t.origin, t.idempotency_key, t.request_hash, t.callback_url,
-		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived)
+		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived);
+END
 $$;
 
 -- The title of a task created without one (Flint and Mintlify create with a

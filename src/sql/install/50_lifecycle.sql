@@ -147,6 +147,7 @@ DECLARE
 	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
 	blockers uuid[];
 	input jsonb;
+	command_parent boolean := false;
 BEGIN
 	-- Files with content or a url become artifacts; the run keeps references (86_artifacts.sql).
 	files := agent_tasks_internal.store_files(t, files);
@@ -157,9 +158,13 @@ BEGIN
 		t := agent_tasks_internal.lock_task(task);
 	END IF;
 
-	-- Command mode: the parent runs through its children.
-	IF t.command IS NOT NULL
-		AND EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c WHERE c.account = t.account AND c.parent_id = t.id) THEN
+	-- Command mode: the parent runs through its children.  Asked apart, so
+	-- that a plain task's check runs no query.
+	IF t.command IS NOT NULL THEN
+		command_parent := EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c
+								   WHERE c.account = t.account AND c.parent_id = t.id);
+	END IF;
+	IF command_parent THEN
 		PERFORM agent_tasks_internal.process_children(t);
 		IF t.status <> 'queued' AND t.status <> 'in_progress' THEN
 			UPDATE agent_tasks_internal.tasks

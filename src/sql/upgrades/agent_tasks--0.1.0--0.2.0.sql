@@ -4168,6 +4168,100 @@ GRANT EXECUTE ON FUNCTION
 TO agent_tasks_writer;
 GRANT EXECUTE ON FUNCTION agent_tasks.claim_runs(text, text[], integer, interval) TO agent_tasks_worker;
 
+-- Engine core, step 11 (issue 9): no hot-path helper planned per call ------
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.current_actor() RETURNS text
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- PL/pgSQL, not SQL: a SQL function with SET is planned at every call
+	RETURN coalesce('worker:' || nullif(current_setting('agent_tasks.worker', true), ''),
+					agent_tasks.current_user_email(), 'role:' || session_user);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.insert_task(t agent_tasks_internal.tasks)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO agent_tasks_internal.tasks
+		(account, id, parent_id, title, prompt, type, command, item, context, agent_id, priority,
+		 output_schema, owner_id, created_by, skills, labels, metadata, external_id, origin,
+		 idempotency_key, request_hash, callback_url, run_after, status, status_reason,
+		 budget_tokens, budget_cost, title_derived)
+	VALUES
+		(t.account, t.id, t.parent_id, t.title, t.prompt, t.type, t.command, t.item, t.context,
+		 t.agent_id, t.priority, t.output_schema, t.owner_id, t.created_by, t.skills, t.labels,
+		 t.metadata, t.external_id, t.origin, t.idempotency_key, t.request_hash, t.callback_url,
+		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agent_tasks.process_task(task uuid, message text DEFAULT NULL, files jsonb DEFAULT NULL)
+	RETURNS agent_tasks.tasks
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
+	blockers uuid[];
+	input jsonb;
+	command_parent boolean := false;
+BEGIN
+	-- Files with content or a url become artifacts; the run keeps references (86_artifacts.sql).
+	files := agent_tasks_internal.store_files(t, files);
+	PERFORM agent_tasks_internal.check_json('files', files, 'array', 1048576);
+	input := jsonb_strip_nulls(jsonb_build_object('message', message, 'files', files));
+	IF message IS NOT NULL THEN
+		PERFORM agent_tasks.send_message(task, message, 'user', jsonb_strip_nulls(jsonb_build_object('files', files)));
+		t := agent_tasks_internal.lock_task(task);
+	END IF;
+
+	-- Command mode: the parent runs through its children.  Asked apart, so
+	-- that a plain task's check runs no query.
+	IF t.command IS NOT NULL THEN
+		command_parent := EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c
+								   WHERE c.account = t.account AND c.parent_id = t.id);
+	END IF;
+	IF command_parent THEN
+		PERFORM agent_tasks_internal.process_children(t);
+		IF t.status <> 'queued' AND t.status <> 'in_progress' THEN
+			UPDATE agent_tasks_internal.tasks
+			   SET status = 'queued', status_reason = 'user_request', output = NULL, error = NULL,
+				   updated_at = now()
+			 WHERE account = t.account AND id = t.id;
+		END IF;
+		RETURN agent_tasks.get_task(task);
+	END IF;
+
+	CASE t.status
+		WHEN 'queued', 'in_progress' THEN
+			NULL;				-- already running: the message (if any) is its follow-up
+		WHEN 'on_hold', 'needs_clarification' THEN
+			IF NOT EXISTS (SELECT 1 FROM agent_tasks_internal.runs r
+							WHERE r.account = t.account AND r.id = t.latest_run_id AND r.status = t.status) THEN
+				PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after, 'user_request', input);
+			ELSE
+				PERFORM agent_tasks_internal.move_task(t, 'queued',
+					CASE t.status WHEN 'on_hold' THEN 'resumed' ELSE 'clarified' END);
+			END IF;
+		ELSE
+			blockers := agent_tasks_internal.unfinished_blockers(t.account, t.id);
+			IF cardinality(blockers) > 0 THEN
+				PERFORM agent_tasks_internal.raise('PT409', 'task is blocked by unfinished dependencies',
+					format('task %s waits for %s', t.id, array_to_string(blockers, ', ')),
+					'It is queued automatically when they complete; or remove them with agent_tasks.remove_dependency().');
+			END IF;
+			PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after,
+				CASE WHEN t.status = 'pending' THEN 'user_request' ELSE 'follow_up' END, input);
+	END CASE;
+	RETURN agent_tasks.get_task(task);
+END
+$$;
+
 -- ready_tasks has the columns of tasks, the new ones included: the same
 -- descriptions.
 DO $$
