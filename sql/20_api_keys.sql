@@ -31,13 +31,14 @@ SET agent_tasks.account = 'keys-a';
 SET agent_tasks.email = 'kim@a.example';
 SELECT k ->> 'token' AS admin_token, k ->> 'id' AS admin_key FROM agent_tasks.create_api_key('ci admin', '{admin}') k \gset
 SELECT k ->> 'token' AS write_token, k ->> 'id' AS write_key FROM agent_tasks.create_api_key('writer', '{task:write}') k \gset
-SELECT k ->> 'token' AS read_token, k ->> 'id' AS read_key
-  FROM agent_tasks.create_api_key('dashboard', '{task:read}', now() + interval '1 day', 'dana@a.example') k \gset
+SELECT k ->> 'token' AS read_token, k ->> 'id' AS read_key, k ->> 'email' AS read_email
+  FROM agent_tasks.create_api_key('dashboard', '{task:read}', now() + interval '1 day', email => 'Dana@A.example') k \gset
+SELECT :'read_email' AS dashboard_acts_as;
 -- the token: at_ and 43 base64url characters (256 random bits), shown once
 SELECT :'admin_token' ~ '^at_[A-Za-z0-9_-]{43}$' AS token_format,
 	   :'admin_token' <> :'write_token' AS tokens_differ;
 -- what the view shows: effective scopes (each implies the ones before it), no secret
-SELECT name, scopes, "user", created_by, status, prefix = left(:'admin_token', 11) AND name = 'ci admin' AS prefix_of_admin,
+SELECT name, scopes, email, created_by, status, prefix = left(:'admin_token', 11) AND name = 'ci admin' AS prefix_of_admin,
 	   expires_at IS NOT NULL AS expires, last_used_at, revoked_at
   FROM agent_tasks.api_keys ORDER BY id;
 SELECT string_agg(column_name, ', ' ORDER BY ordinal_position) AS api_keys_columns

@@ -106,7 +106,7 @@ END
 $$;
 
 SET ROLE regress_writer;
-SELECT name, cron, template, "user", created_by, job_name = 'agent_tasks:' || id AS job_named_by_id, jobid IS NOT NULL AS has_job,
+SELECT name, cron, template, email, created_by, job_name = 'agent_tasks:' || id AS job_named_by_id, jobid IS NOT NULL AS has_job,
 	   active, next_run_at > now() AS has_next_run, last_run_at, last_status, fire_count
   FROM agent_tasks.schedule_task('nightly', '0 2 * * *',
 	'{"title": "Nightly report", "prompt": "Summarise the day", "labels": ["report"], "auto_process": true}');

@@ -113,24 +113,24 @@ SELECT count(*) AS artifacts_left FROM agent_tasks.artifacts WHERE task_id = :'t
 --
 SELECT (agent_tasks.create_task('Watched')).id AS w \gset
 SHOW agent_tasks.presence_ttl;
-SELECT "user", device_id, expires_at - seen_at AS ttl, since = seen_at AS first_touch
+SELECT watcher, device_id, expires_at - seen_at AS ttl, since = seen_at AS first_touch
   FROM agent_tasks.touch_presence(:'w', 'laptop');
 -- touching again is idempotent: one row, kept alive
-SELECT "user", device_id, since < seen_at AS renewed FROM agent_tasks.touch_presence(:'w', 'laptop');
-SELECT "user", device_id FROM agent_tasks.touch_presence(:'w', 'phone');
+SELECT watcher, device_id, since < seen_at AS renewed FROM agent_tasks.touch_presence(:'w', 'laptop');
+SELECT watcher, device_id FROM agent_tasks.touch_presence(:'w', 'phone');
 SET agent_tasks.email = 'gus@a.example';
-SELECT "user", device_id FROM agent_tasks.touch_presence(:'w', 'laptop');
+SELECT watcher, device_id FROM agent_tasks.touch_presence(:'w', 'laptop');
 -- readers watch too
 SET ROLE regress_reader;
 SET agent_tasks.email = 'rita@a.example';
 SELECT count(*) AS watchers FROM agent_tasks.touch_presence(:'w', 'tablet');
-SELECT "user", device_id FROM agent_tasks.watchers(:'w');
+SELECT watcher, device_id FROM agent_tasks.watchers(:'w');
 -- expired rows are not shown, and the next touch removes them
 RESET ROLE;
 UPDATE agent_tasks_internal.presence SET expires_at = now() - interval '1 second'
  WHERE account = 'files-a' AND watcher = 'fay@a.example' AND device_id = 'phone';
 SET ROLE regress_reader;
-SELECT "user", device_id FROM agent_tasks.watchers(:'w');
+SELECT watcher, device_id FROM agent_tasks.watchers(:'w');
 RESET ROLE;
 SELECT count(*) AS rows_before_touch FROM agent_tasks_internal.presence WHERE task_id = :'w';
 SET ROLE regress_reader;
@@ -140,7 +140,7 @@ SELECT count(*) AS rows_after_touch FROM agent_tasks_internal.presence WHERE tas
 SET ROLE regress_reader;
 -- leaving
 SELECT agent_tasks.leave_presence(:'w', 'tablet') AS left, agent_tasks.leave_presence(:'w', 'tablet') AS again;
-SELECT "user", device_id FROM agent_tasks.presence WHERE task_id = :'w' ORDER BY 1, 2;
+SELECT watcher, device_id FROM agent_tasks.presence WHERE task_id = :'w' ORDER BY 1, 2;
 -- bad input and other accounts
 SELECT expect_error(format($$SELECT agent_tasks.touch_presence(%L, '')$$, :'w'));
 SELECT expect_error($$SELECT agent_tasks.touch_presence('00000000-0000-7000-8000-000000000000', 'x')$$);

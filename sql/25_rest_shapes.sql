@@ -7,7 +7,7 @@
 \set SHOW_CONTEXT never
 SET ROLE regress_writer;
 SET agent_tasks.account = 'shapes';
-SET agent_tasks."user" = 'sam@example.com';
+SET agent_tasks.email = 'sam@example.com';
 
 -- Without a title: the first line of the prompt (or the command), at most
 -- 80 characters cut at a word, and title_derived says so.
@@ -158,12 +158,19 @@ DELETE FROM agent_tasks.webhook_endpoints WHERE id = :'w';
 SELECT count(*) AS endpoints FROM agent_tasks.webhook_endpoints WHERE id = :'w';
 
 -- Names without quoting: no parameter of an API function is an SQL keyword
--- that needs quotes or a word PostgREST reserves in a query string.
+-- that needs quotes or a word PostgREST reserves in a query string,
 RESET ROLE;
 SELECT p.proname, a.name
   FROM pg_proc p, unnest(p.proargnames) a(name)
  WHERE p.pronamespace = 'agent_tasks'::regnamespace
    AND (a.name IN ('select', 'order', 'limit', 'offset', 'columns', 'on_conflict', 'and', 'or', 'not')
 		OR quote_ident(a.name) <> a.name)
+ ORDER BY 1, 2;
+-- nor a column of a view (or of a function's result type)
+SELECT c.relname, a.attname
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE c.relnamespace = 'agent_tasks'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+   AND (a.attname IN ('select', 'order', 'limit', 'offset', 'columns', 'on_conflict', 'and', 'or', 'not')
+		OR quote_ident(a.attname) <> a.attname)
  ORDER BY 1, 2;
 SELECT agent_tasks.list_tasks(page_size => 2, page_offset => 1) - 'results' AS page;

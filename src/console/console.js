@@ -671,7 +671,7 @@
 			try {
 				const w = await rpc('touch_presence', { task: id, device_id: deviceId() });
 				region(R.watchers, w, () => w.length ? h('ul', { id: 'watchers' }, w.map((p) =>
-					h('li', {}, p.user, h('span', { class: 'muted small' }, ' since ' + when(p.since)))))
+					h('li', {}, p.watcher, h('span', { class: 'muted small' }, ' since ' + when(p.since)))))
 					: h('p', { class: 'muted' }, 'Nobody.'));
 			} catch (e) {
 				region(R.watchers, 'error', () => errorBox(e));
@@ -874,11 +874,11 @@
 		const scopeBoxes = ['task:read', 'task:write', 'worker', 'admin'].map((s) =>
 			h('label', { class: 'inline' }, h('input', { type: 'checkbox', value: s, checked: s === 'task:write' }), s));
 		const expires = h('input', { id: 'k-expires', type: 'datetime-local' });
-		const keyUser = h('input', { id: 'k-user', type: 'email', placeholder: 'acts as (e-mail), optional' });
+		const keyEmail = h('input', { id: 'k-email', type: 'email', placeholder: 'e-mail, optional' });
 		const openDeliveries = new Set();
 
 		const keyForm = h('form', { class: 'form', 'aria-label': 'Create an API key' },
-			h('div', { class: 'row' }, h('label', {}, 'Name', keyName), h('label', {}, 'Expires', expires), h('label', {}, 'User', keyUser)),
+			h('div', { class: 'row' }, h('label', {}, 'Name', keyName), h('label', {}, 'Expires', expires), h('label', {}, 'Acts as', keyEmail)),
 			h('fieldset', {}, h('legend', {}, 'Scopes'), scopeBoxes),
 			keyErrors, created,
 			h('div', {}, h('button', { type: 'submit', class: 'primary' }, 'Create key')));
@@ -891,7 +891,7 @@
 				scopes: scopeBoxes.map((l) => l.firstChild).filter((c) => c.checked).map((c) => c.value),
 			};
 			if (expires.value) args.expires_at = new Date(expires.value).toISOString();
-			if (keyUser.value.trim()) args.user = keyUser.value.trim();
+			if (keyEmail.value.trim()) args.email = keyEmail.value.trim();
 			try {
 				const k = await rpc('create_api_key', args);
 				const tok = h('div', { class: 'token mono', id: 'token-value', tabindex: 0 }, k.token);
@@ -983,11 +983,11 @@
 					det);
 			})) : h('p', { class: 'muted' }, 'No webhook endpoints.'));
 			region(keys, ks, () => h('div', { class: 'table-wrap' }, h('table', { class: 'cards', id: 'key-table' },
-				h('thead', {}, h('tr', {}, ['Name', 'Prefix', 'Scopes', 'User', 'Status', 'Created', 'Last used', '']
+				h('thead', {}, h('tr', {}, ['Name', 'Prefix', 'Scopes', 'Acts as', 'Status', 'Created', 'Last used', '']
 					.map((c) => h('th', { scope: 'col' }, c)))),
 				h('tbody', {}, ks.map((k) => h('tr', { 'data-key-name': k.name },
 					h('td', { 'data-label': 'Name' }, k.name), h('td', { 'data-label': 'Prefix', class: 'mono' }, k.prefix),
-					h('td', { 'data-label': 'Scopes' }, list(k.scopes)), h('td', { 'data-label': 'User' }, k.user || ''),
+					h('td', { 'data-label': 'Scopes' }, list(k.scopes)), h('td', { 'data-label': 'Acts as' }, k.email || ''),
 					h('td', { 'data-label': 'Status' }, k.status), h('td', { 'data-label': 'Created' }, timeEl(k.created_at)),
 					h('td', { 'data-label': 'Last used' }, timeEl(k.last_used_at)),
 					h('td', {}, k.status === 'active' ? actionButton('Revoke', () => rpc('revoke_api_key', { key: k.id }),

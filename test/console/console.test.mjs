@@ -471,6 +471,7 @@ await test('admin pages: agents, webhook deliveries and redeliver, API keys crea
 		(await page.locator('#admin-webhooks .error').count()) > 0
 		|| /Redeliver: done/.test(await page.locator('#toast').textContent()));
 	await page.fill('#k-name', 'made-in-console');
+	await page.fill('#k-email', `keys@${A}.example`);
 	const form = 'form[aria-label="Create an API key"]';
 	await page.check(`${form} input[value="task:read"]`);
 	await page.uncheck(`${form} input[value="task:write"]`);
@@ -480,6 +481,7 @@ await test('admin pages: agents, webhook deliveries and redeliver, API keys crea
 	const who = await (await fetch(`${BASE}/rpc/whoami`, { headers: { 'X-Api-Key': token } })).json();
 	assert.deepEqual(who.scopes, ['task:read']);
 	await waitText(page, '#key-table', /made-in-console/);
+	assert.equal(await text(page, 'tr[data-key-name="made-in-console"] td[data-label="Acts as"]'), `keys@${A}.example`);
 	await page.locator('tr[data-key-name="made-in-console"] button').click();
 	await waitText(page, 'tr[data-key-name="made-in-console"]', /revoked/);
 	assert.equal((await fetch(`${BASE}/rpc/whoami`, { headers: { 'X-Api-Key': token } })).status, 401);

@@ -298,6 +298,15 @@ await test('a write key cannot manage keys (403, needs admin)', async () => {
 	assert.match(r.json.details, /admin/);
 	expectError(await req('GET', '/api_keys', { key: keys.write }), 403, 'PT403', 'write key listing keys');
 });
+await test('an admin key makes a key that acts as someone: email, in the body and in a filter, no quoting', async () => {
+	const made = await rpc('create_api_key', { name: 'acts as', scopes: ['task:read'], email: `Helper@${A}.example` },
+		{ token: keys.admin });
+	assert.equal(made.status, 200, made.text);
+	assert.equal(made.json.email, `helper@${A}.example`);
+	const listed = await req('GET', `/api_keys?select=name,email&email=eq.helper@${A}.example`, { token: keys.admin });
+	assert.equal(listed.status, 200, listed.text);
+	assert.deepEqual(listed.json, [{ name: 'acts as', email: `helper@${A}.example` }]);
+});
 await test('a volatile function over GET is refused (405)', async () => {
 	const r = await req('GET', '/rpc/create_task?title=sneaky', { key: keys.write });
 	assert.equal(r.status, 405, r.text);
@@ -538,7 +547,7 @@ await test('presence: touch_presence is idempotent, watchers lists, leave_presen
 	assert.equal(t1.status, 200, t1.text);
 	const t2 = await rpc('touch_presence', { task: ids.page, device_id: 'laptop' }, { key: keys.read });
 	assert.equal(t2.json.length, 1);
-	assert.equal(t2.json[0].user, `owner@${A}.example`);
+	assert.equal(t2.json[0].watcher, `owner@${A}.example`);
 	const w = await req('GET', `/rpc/watchers?task=${ids.page}`, { key: keys.read });
 	assert.equal(w.status, 200, w.text);
 	assert.equal(w.json.length, 1);

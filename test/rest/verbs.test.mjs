@@ -56,7 +56,7 @@ function expectError(r, status, code, what) {
 }
 
 function makeKey(account, name, scopes) {
-	return sql(`SET agent_tasks."user" = 'owner@${account}.example';
+	return sql(`SET agent_tasks.email = 'owner@${account}.example';
 		SELECT agent_tasks.create_api_key(${lit(name)}, ${lit(scopes)}) ->> 'token'`, account);
 }
 const keys = {

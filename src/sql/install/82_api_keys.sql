@@ -222,13 +222,13 @@ BEGIN
 	VALUES (key.account, key.id, issue_api_key.name, key.prefix, sha256(convert_to(token, 'UTF8')), key.scopes,
 			issue_api_key.user_email, key.created_by, issue_api_key.expires_at);
 	RETURN jsonb_build_object('id', key.id, 'name', issue_api_key.name, 'token', token, 'prefix', key.prefix,
-							  'scopes', key.scopes, 'user', issue_api_key.user_email,
+							  'scopes', key.scopes, 'email', issue_api_key.user_email,
 							  'expires_at', issue_api_key.expires_at, 'bearer', secret IS NOT NULL);
 END
 $$;
 
 CREATE VIEW agent_tasks.api_keys WITH (security_invoker = true) AS
-SELECT id, account, name, prefix, scopes, user_email AS "user", created_by, created_at, expires_at,
+SELECT id, account, name, prefix, scopes, user_email AS email, created_by, created_at, expires_at,
 	   revoked_at, last_used_at,
 	   CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
 			WHEN expires_at <= now() THEN 'expired'
@@ -237,12 +237,12 @@ SELECT id, account, name, prefix, scopes, user_email AS "user", created_by, crea
 COMMENT ON VIEW agent_tasks.api_keys IS 'API keys of the current account (admin scope). The token itself is shown once, by create_api_key; only its SHA-256 is stored and it is never readable.';
 COMMENT ON COLUMN agent_tasks.api_keys.prefix IS 'To recognise a key: the first characters of an at_ token, or "..." and the last ones of a key that is a JWT (they all start alike).';
 COMMENT ON COLUMN agent_tasks.api_keys.scopes IS 'What the key may do: task:read, task:write, worker, admin (each implies the ones before it).';
-COMMENT ON COLUMN agent_tasks.api_keys."user" IS 'The person the key acts as (owner and actor of what it creates), if any.';
+COMMENT ON COLUMN agent_tasks.api_keys.email IS 'The person the key acts as (owner and actor of what it creates), if any.';
 COMMENT ON COLUMN agent_tasks.api_keys.last_used_at IS 'Last request that changed data (minute precision). PostgREST runs reads in read-only transactions, which cannot record it.';
 COMMENT ON COLUMN agent_tasks.api_keys.status IS 'active, revoked or expired.';
 
 CREATE FUNCTION agent_tasks.create_api_key(name text, scopes text[] DEFAULT '{task:read,task:write}',
-	expires_at timestamptz DEFAULT NULL, "user" text DEFAULT NULL)
+	expires_at timestamptz DEFAULT NULL, email text DEFAULT NULL)
 	RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -250,7 +250,7 @@ AS $$
 DECLARE
 	key_name text := btrim(agent_tasks_internal.check_text('name', create_api_key.name, 200, true));
 	level integer;
-	email text;
+	acts_as text;
 	bad text;
 BEGIN
 	SELECT s INTO bad FROM unnest(create_api_key.scopes) s
@@ -268,14 +268,14 @@ BEGIN
 			format('expires_at = %s', agent_tasks_internal.time_text(create_api_key.expires_at)),
 			'Pass a future time, or null for a key that does not expire.');
 	END IF;
-	email := lower(btrim(coalesce(create_api_key."user", agent_tasks.current_user_email())));
-	IF email IS NOT NULL THEN
-		PERFORM agent_tasks_internal.user_id(agent_tasks.current_account(), email);	-- validates, provisions
+	acts_as := lower(btrim(coalesce(create_api_key.email, agent_tasks.current_user_email())));
+	IF acts_as IS NOT NULL THEN
+		PERFORM agent_tasks_internal.user_id(agent_tasks.current_account(), acts_as);	-- validates, provisions
 	END IF;
-	RETURN agent_tasks_internal.issue_api_key(key_name, level, email, create_api_key.expires_at);
+	RETURN agent_tasks_internal.issue_api_key(key_name, level, acts_as, create_api_key.expires_at);
 END
 $$;
-COMMENT ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) IS 'Create an API key (admin scope): returns {id, name, token, prefix, scopes, user, expires_at, bearer}. The token is shown only this once. With the JWT secret set (set_jwt_secret; bearer = true) it is a JWT: send it as "Authorization: Bearer <token>" or as X-Api-Key; without (bearer = false) it is an opaque at_... token for the header X-Api-Key. Scopes: task:read, task:write, worker, admin (each implies the ones before it). The key acts as "user" (default: you).';
+COMMENT ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) IS 'Create an API key (admin scope): returns {id, name, token, prefix, scopes, email, expires_at, bearer}. The token is shown only this once. With the JWT secret set (set_jwt_secret; bearer = true) it is a JWT: send it as "Authorization: Bearer <token>" or as X-Api-Key; without (bearer = false) it is an opaque at_... token for the header X-Api-Key. Scopes: task:read, task:write, worker, admin (each implies the ones before it). The key acts as the person email (default: you).';
 
 CREATE FUNCTION agent_tasks.revoke_api_key(key uuid)
 	RETURNS agent_tasks.api_keys

@@ -301,7 +301,7 @@ END
 $$;
 
 CREATE VIEW agent_tasks.schedules WITH (security_invoker = true) AS
-SELECT s.id, s.account, s.name, s.cron, s.template, s.user_email AS "user", s.created_by,
+SELECT s.id, s.account, s.name, s.cron, s.template, s.user_email AS email, s.created_by,
 	   s.created_at, s.updated_at, s.job_name, j.jobid, coalesce(j.active, false) AS active,
 	   CASE WHEN j.active THEN agent_tasks_internal.cron_next(s.cron) END AS next_run_at,
 	   coalesce(j.last_run_at, s.last_fired_at) AS last_run_at, j.last_status, j.last_message,
@@ -311,7 +311,7 @@ SELECT s.id, s.account, s.name, s.cron, s.template, s.user_email AS "user", s.cr
 COMMENT ON VIEW agent_tasks.schedules IS 'Recurring tasks of the current account: each is a pg_cron job that creates (and, with auto_process, queues) a task from its template.';
 COMMENT ON COLUMN agent_tasks.schedules.cron IS 'Five-field cron expression (or @hourly, @daily, @weekly, @monthly, @yearly), evaluated by pg_cron in GMT (pg_cron 1.4; cron.timezone in later versions).';
 COMMENT ON COLUMN agent_tasks.schedules.template IS 'The parameters of create_task for each new task (title, prompt, type, context, agent, labels, ..., auto_process).';
-COMMENT ON COLUMN agent_tasks.schedules."user" IS 'The person the tasks are created as (owner and actor), if any.';
+COMMENT ON COLUMN agent_tasks.schedules.email IS 'The person the tasks are created as (owner and actor), if any.';
 COMMENT ON COLUMN agent_tasks.schedules.job_name IS 'Name of the pg_cron job (cron.job.jobname).';
 COMMENT ON COLUMN agent_tasks.schedules.active IS 'True while the pg_cron job exists and is active.';
 COMMENT ON COLUMN agent_tasks.schedules.next_run_at IS 'Next time the job fires, computed from the cron expression (pg_cron has no function for it).';

@@ -316,11 +316,11 @@ CREATE TABLE agent_tasks_internal.presence (
 GRANT SELECT, INSERT, UPDATE, DELETE ON agent_tasks_internal.presence TO agent_tasks_reader;
 
 CREATE VIEW agent_tasks.presence WITH (security_invoker = true) AS
-SELECT task_id, account, watcher AS "user", device_id, since, seen_at, expires_at
+SELECT task_id, account, watcher, device_id, since, seen_at, expires_at
   FROM agent_tasks_internal.presence
  WHERE expires_at > now();
 COMMENT ON VIEW agent_tasks.presence IS 'Who is watching which task right now (one row per person and device; rows expire agent_tasks.presence_ttl after the last touch_presence).';
-COMMENT ON COLUMN agent_tasks.presence."user" IS 'The person (e-mail), or the role of a session without one.';
+COMMENT ON COLUMN agent_tasks.presence.watcher IS 'The person (e-mail), or the role of a session without one.';
 COMMENT ON COLUMN agent_tasks.presence.since IS 'When this device started watching.';
 
 CREATE FUNCTION agent_tasks.watchers(task uuid)
@@ -336,7 +336,7 @@ BEGIN
 	RETURN QUERY
 		SELECT p.* FROM agent_tasks.presence p
 		 WHERE p.account = agent_tasks.current_account() AND p.task_id = watchers.task
-		 ORDER BY p."user", p.device_id;
+		 ORDER BY p.watcher, p.device_id;
 END
 $$;
 COMMENT ON FUNCTION agent_tasks.watchers(uuid) IS 'Who is watching the task now (unexpired presence), by person and device. PT404 for an unknown task.';

@@ -2725,46 +2725,11 @@ BEGIN
 	VALUES (key.account, key.id, issue_api_key.name, key.prefix, sha256(convert_to(token, 'UTF8')), key.scopes,
 			issue_api_key.user_email, key.created_by, issue_api_key.expires_at);
 	RETURN jsonb_build_object('id', key.id, 'name', issue_api_key.name, 'token', token, 'prefix', key.prefix,
-							  'scopes', key.scopes, 'user', issue_api_key.user_email,
+							  'scopes', key.scopes, 'email', issue_api_key.user_email,
 							  'expires_at', issue_api_key.expires_at, 'bearer', secret IS NOT NULL);
 END
 $$;
 
-CREATE OR REPLACE FUNCTION agent_tasks.create_api_key(name text, scopes text[] DEFAULT '{task:read,task:write}',
-	expires_at timestamptz DEFAULT NULL, "user" text DEFAULT NULL)
-	RETURNS jsonb
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	key_name text := btrim(agent_tasks_internal.check_text('name', create_api_key.name, 200, true));
-	level integer;
-	email text;
-	bad text;
-BEGIN
-	SELECT s INTO bad FROM unnest(create_api_key.scopes) s
-	 WHERE agent_tasks_internal.scope_level(s) IS NULL LIMIT 1;
-	IF create_api_key.scopes IS NULL OR cardinality(create_api_key.scopes) = 0 OR bad IS NOT NULL
-		OR array_position(create_api_key.scopes, NULL) IS NOT NULL THEN
-		PERFORM agent_tasks_internal.raise('PT400', 'invalid scopes',
-			format('scopes = %s', coalesce(create_api_key.scopes::text, 'null')),
-			'Use one or more of task:read, task:write, worker, admin.');
-	END IF;
-	-- The key gets the effective scopes: each implies the ones before it.
-	SELECT max(agent_tasks_internal.scope_level(s)) INTO level FROM unnest(create_api_key.scopes) s;
-	IF create_api_key.expires_at IS NOT NULL AND create_api_key.expires_at <= now() THEN
-		PERFORM agent_tasks_internal.raise('PT400', 'expires_at is in the past',
-			format('expires_at = %s', agent_tasks_internal.time_text(create_api_key.expires_at)),
-			'Pass a future time, or null for a key that does not expire.');
-	END IF;
-	email := lower(btrim(coalesce(create_api_key."user", agent_tasks.current_user_email())));
-	IF email IS NOT NULL THEN
-		PERFORM agent_tasks_internal.user_id(agent_tasks.current_account(), email);	-- validates, provisions
-	END IF;
-	RETURN agent_tasks_internal.issue_api_key(key_name, level, email, create_api_key.expires_at);
-END
-$$;
-COMMENT ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) IS 'Create an API key (admin scope): returns {id, name, token, prefix, scopes, user, expires_at, bearer}. The token is shown only this once. With the JWT secret set (set_jwt_secret; bearer = true) it is a JWT: send it as "Authorization: Bearer <token>" or as X-Api-Key; without (bearer = false) it is an opaque at_... token for the header X-Api-Key. Scopes: task:read, task:write, worker, admin (each implies the ones before it). The key acts as "user" (default: you).';
 COMMENT ON COLUMN agent_tasks.api_keys.prefix IS 'To recognise a key: the first characters of an at_ token, or "..." and the last ones of a key that is a JWT (they all start alike).';
 
 -- The key behind a token, checked for this request.  SECURITY DEFINER: the
@@ -4278,6 +4243,74 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- Names without quoting, the rest (issue 11): the columns "user" of
+-- api_keys and schedules are email, that of presence is watcher (it holds
+-- a session's role when there is no e-mail), and create_api_key's argument
+-- "user" is email.  Renaming a view's column keeps its comment, and the
+-- functions that return the view's rows (revoke_api_key, watchers,
+-- touch_presence, the schedule functions) follow it; watchers orders by the
+-- column by name, so its body is replaced.
+ALTER VIEW agent_tasks.api_keys RENAME COLUMN "user" TO email;
+ALTER VIEW agent_tasks.schedules RENAME COLUMN "user" TO email;
+ALTER VIEW agent_tasks.presence RENAME COLUMN "user" TO watcher;
+
+CREATE OR REPLACE FUNCTION agent_tasks.watchers(task uuid)
+	RETURNS SETOF agent_tasks.presence
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM agent_tasks_internal.tasks t
+					WHERE t.account = agent_tasks.current_account() AND t.id = watchers.task) THEN
+		PERFORM agent_tasks_internal.not_found(task);
+	END IF;
+	RETURN QUERY
+		SELECT p.* FROM agent_tasks.presence p
+		 WHERE p.account = agent_tasks.current_account() AND p.task_id = watchers.task
+		 ORDER BY p.watcher, p.device_id;
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.watchers(uuid) IS 'Who is watching the task now (unexpired presence), by person and device. PT404 for an unknown task.';
+
+DROP FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text);
+CREATE FUNCTION agent_tasks.create_api_key(name text, scopes text[] DEFAULT '{task:read,task:write}',
+	expires_at timestamptz DEFAULT NULL, email text DEFAULT NULL)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key_name text := btrim(agent_tasks_internal.check_text('name', create_api_key.name, 200, true));
+	level integer;
+	acts_as text;
+	bad text;
+BEGIN
+	SELECT s INTO bad FROM unnest(create_api_key.scopes) s
+	 WHERE agent_tasks_internal.scope_level(s) IS NULL LIMIT 1;
+	IF create_api_key.scopes IS NULL OR cardinality(create_api_key.scopes) = 0 OR bad IS NOT NULL
+		OR array_position(create_api_key.scopes, NULL) IS NOT NULL THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid scopes',
+			format('scopes = %s', coalesce(create_api_key.scopes::text, 'null')),
+			'Use one or more of task:read, task:write, worker, admin.');
+	END IF;
+	-- The key gets the effective scopes: each implies the ones before it.
+	SELECT max(agent_tasks_internal.scope_level(s)) INTO level FROM unnest(create_api_key.scopes) s;
+	IF create_api_key.expires_at IS NOT NULL AND create_api_key.expires_at <= now() THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'expires_at is in the past',
+			format('expires_at = %s', agent_tasks_internal.time_text(create_api_key.expires_at)),
+			'Pass a future time, or null for a key that does not expire.');
+	END IF;
+	acts_as := lower(btrim(coalesce(create_api_key.email, agent_tasks.current_user_email())));
+	IF acts_as IS NOT NULL THEN
+		PERFORM agent_tasks_internal.user_id(agent_tasks.current_account(), acts_as);	-- validates, provisions
+	END IF;
+	RETURN agent_tasks_internal.issue_api_key(key_name, level, acts_as, create_api_key.expires_at);
+END
+$$;
+COMMENT ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) IS 'Create an API key (admin scope): returns {id, name, token, prefix, scopes, email, expires_at, bearer}. The token is shown only this once. With the JWT secret set (set_jwt_secret; bearer = true) it is a JWT: send it as "Authorization: Bearer <token>" or as X-Api-Key; without (bearer = false) it is an opaque at_... token for the header X-Api-Key. Scopes: task:read, task:write, worker, admin (each implies the ones before it). The key acts as the person email (default: you).';
+GRANT EXECUTE ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) TO agent_tasks_engine;
+GRANT EXECUTE ON FUNCTION agent_tasks.create_api_key(text, text[], timestamptz, text) TO agent_tasks_admin;
 
 -- Privileges of the functions above, as 90_grants.sql gives them (keep last).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_tasks_internal FROM PUBLIC;
