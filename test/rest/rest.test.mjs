@@ -228,17 +228,29 @@ async function clientRoundTrip(db, label, createdBy) {
 	assert.equal(got.data.title, `${label}: created`);
 	const refused = await db.rpc('create_api_key', { name: 'not for a writer' });
 	assert.equal(refused.status, 403, JSON.stringify(refused.error));
+	// the resource verbs (INSTEAD OF triggers): insert, update, delete
+	const inserted = await db.from('tasks').insert({ prompt: `${label}: inserted as a row`, labels: [label] }).select().single();
+	ok(inserted, 'insert');
+	assert.equal(inserted.status, 201);
+	assert.equal(inserted.data.title_derived, true);
+	const updated = await db.from('tasks').update({ priority: 7, labels: [label, 'updated'] }).eq('id', inserted.data.id).select('priority,labels').single();
+	ok(updated, 'update');
+	assert.deepEqual(updated.data, { priority: 7, labels: [label, 'updated'] });
+	const deleted = await db.from('tasks').delete().eq('id', inserted.data.id);
+	ok(deleted, 'delete');
+	assert.equal(deleted.status, 204);
+	assert.equal(sql(`SELECT count(*) FROM agent_tasks_internal.tasks WHERE account = ${lit(C)} AND id = ${lit(inserted.data.id)}`), '0');
 }
-await test('postgrest-js with an agent_tasks key (Bearer): create, list with count, filter, embed, rpc', async () => {
+await test('postgrest-js with an agent_tasks key (Bearer): create, list with count, filter, embed, rpc, insert, update, delete', async () => {
 	await clientRoundTrip(postgrest(keys.cWrite), 'postgrest-js-key', `owner@${C}.example`);
 });
-await test('postgrest-js with a JWT: create, list with count, filter, embed, rpc', async () => {
+await test('postgrest-js with a JWT: create, list with count, filter, embed, rpc, insert, update, delete', async () => {
 	await clientRoundTrip(postgrest(userJwt()), 'postgrest-js-jwt', 'dev@c.example');
 });
-await test('supabase-js with an agent_tasks key (apikey and Bearer): create, list with count, filter, embed, rpc', async () => {
+await test('supabase-js with an agent_tasks key (apikey and Bearer): create, list with count, filter, embed, rpc, insert, update, delete', async () => {
 	await clientRoundTrip(supabase(keys.cWrite), 'supabase-js-key', `owner@${C}.example`);
 });
-await test('supabase-js with the project\'s anonymous JWT as apikey and a user\'s JWT: create, list with count, filter, embed, rpc', async () => {
+await test('supabase-js with the project\'s anonymous JWT as apikey and a user\'s JWT: create, list with count, filter, embed, rpc, insert, update, delete', async () => {
 	const anonKey = jwt({ role: 'agent_tasks_rest_anon' });
 	await clientRoundTrip(supabase(anonKey, { accessToken: async () => userJwt() }), 'supabase-js-jwt', 'dev@c.example');
 	// the anonymous key alone reaches nothing
