@@ -3272,6 +3272,13 @@ BEGIN
 	END LOOP;
 
 	IF create_task.auto_process THEN
+		-- A new task of its own (no parent, items or blockers) is queued
+		-- here as process_task() would queue it, without being locked and
+		-- checked again: nobody else can see it yet.
+		IF t.parent_id IS NULL AND n = 0 AND cardinality(coalesce(create_task.depends_on, '{}')) = 0 THEN
+			PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after, 'user_request', '{}');
+			RETURN agent_tasks.get_task(t.id);
+		END IF;
 		RETURN agent_tasks.process_task(t.id);
 	END IF;
 	RETURN agent_tasks.get_task(t.id);
