@@ -715,6 +715,7 @@ DECLARE
 	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
 	blockers uuid[];
 	input jsonb;
+	command_parent boolean := false;
 BEGIN
 	-- Files with content or a url become artifacts; the run keeps references (86_artifacts.sql).
 	files := agent_tasks_internal.store_files(t, files);
@@ -725,9 +726,13 @@ BEGIN
 		t := agent_tasks_internal.lock_task(task);
 	END IF;
 
-	-- Command mode: the parent runs through its children.
-	IF t.command IS NOT NULL
-		AND EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c WHERE c.account = t.account AND c.parent_id = t.id) THEN
+	-- Command mode: the parent runs through its children.  Asked apart, so
+	-- that a plain task's check runs no query.
+	IF t.command IS NOT NULL THEN
+		command_parent := EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c
+								   WHERE c.account = t.account AND c.parent_id = t.id);
+	END IF;
+	IF command_parent THEN
 		PERFORM agent_tasks_internal.process_children(t);
 		IF t.status <> 'queued' AND t.status <> 'in_progress' THEN
 			UPDATE agent_tasks_internal.tasks
@@ -1605,48 +1610,9 @@ CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
 	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer,
 	OUT function oid)
 	RETURNS SETOF record
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	r agent_tasks_internal.runs;
-	a agent_tasks_internal.agents;
-	fn text;
-	owner oid;
-BEGIN
-	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, worker, NULL, max)
-	LOOP
-		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
-		SELECT format('%I.%I', n.nspname, p.proname), p.oid, p.proowner INTO fn, function, owner
-		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
-		run_as := (SELECT oid FROM pg_roles WHERE rolname = a.run_as);
-		IF fn IS NULL OR run_as IS NULL THEN
-			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message',
-				CASE WHEN fn IS NULL THEN format('agent function %s does not exist', a.target)
-					 ELSE format('role %s of the agent does not exist', a.run_as) END), 'error', false);
-			CONTINUE;
-		END IF;
-		-- the owner could make the function do anything as run_as (bind_agent_role)
-		IF NOT pg_has_role(owner, run_as, 'USAGE') THEN
-			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object(
-				'message', 'the agent function is not owned by the role the agent runs as; it was not executed',
-				'sqlstate', 'PT403',
-				'detail', format('function %s is owned by %s; the agent runs as %s', a.target, owner::regrole, a.run_as),
-				'hint', format('ALTER FUNCTION %s(agent_tasks.tasks, agent_tasks.runs) OWNER TO %I, or have its owner alter the agent''s target.',
-							   a.target, a.run_as)), 'rejected', false);
-			CONTINUE;
-		END IF;
-		account := r.account;
-		run_id := r.id;
-		call := format('SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r'
-					   ' ON r.account = t.account AND r.task_id = t.id WHERE r.account = $1 AND r.id = $2', fn);
-		timeout_ms := (extract(epoch FROM a.timeout) * 1000)::integer;
-		RETURN NEXT;
-	END LOOP;
-END
-$$;
-
+	AS 'MODULE_PATHNAME', 'at_claim_sql_runs'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
 
 -- Task hooks (issue 13) -------------------------------------------------------
 
@@ -2013,7 +1979,19 @@ BEGIN
 END
 $$;
 
--- Engine core, step 10 (issue 9): hot-path helpers keep their plans -----------
+-- Engine core, step 10 (issue 9): hot-path helpers keep their plans (a SQL
+-- function with SET is planned at every call; PL/pgSQL keeps its plans) ----
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.current_actor() RETURNS text
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- PL/pgSQL, not SQL: a SQL function with SET is planned at every call
+	RETURN coalesce('worker:' || nullif(current_setting('agent_tasks.worker', true), ''),
+					agent_tasks.current_user_email(), 'role:' || session_user);
+END
+$$;
 
 CREATE OR REPLACE FUNCTION agent_tasks_internal.unfinished_blockers(account text, task uuid)
 	RETURNS uuid[]
@@ -2028,14 +2006,6 @@ BEGIN
 			   AND b.status <> 'completed');
 END
 $$;
-
-CREATE OR REPLACE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
-	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer,
-	OUT function oid)
-	RETURNS SETOF record
-	AS 'MODULE_PATHNAME', 'at_claim_sql_runs'
-	LANGUAGE C VOLATILE
-	SET search_path = pg_catalog, pg_temp;
 
 -- OpenAPI and plain http (issue 11) -----------------------------------------
 
@@ -3043,9 +3013,10 @@ SELECT v.*
 
 CREATE OR REPLACE FUNCTION agent_tasks_internal.insert_task(t agent_tasks_internal.tasks)
 	RETURNS void
-	LANGUAGE sql VOLATILE
+	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
 	INSERT INTO agent_tasks_internal.tasks
 		(account, id, parent_id, title, prompt, type, command, item, context, agent_id, priority,
 		 output_schema, owner_id, created_by, skills, labels, metadata, external_id, origin,
@@ -3055,7 +3026,8 @@ AS $$
 		(t.account, t.id, t.parent_id, t.title, t.prompt, t.type, t.command, t.item, t.context,
 		 t.agent_id, t.priority, t.output_schema, t.owner_id, t.created_by, t.skills, t.labels,
 		 t.metadata, t.external_id, t.origin, t.idempotency_key, t.request_hash, t.callback_url,
-		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived)
+		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived);
+END
 $$;
 
 -- The title of a task created without one (Flint and Mintlify create with a
@@ -3962,100 +3934,6 @@ GRANT EXECUTE ON FUNCTION
 	agent_tasks.create_task(jsonb)
 TO agent_tasks_writer;
 GRANT EXECUTE ON FUNCTION agent_tasks.claim_runs(text, text[], integer, interval) TO agent_tasks_worker;
-
--- Engine core, step 11 (issue 9): no hot-path helper planned per call ------
-
-CREATE OR REPLACE FUNCTION agent_tasks_internal.current_actor() RETURNS text
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	-- PL/pgSQL, not SQL: a SQL function with SET is planned at every call
-	RETURN coalesce('worker:' || nullif(current_setting('agent_tasks.worker', true), ''),
-					agent_tasks.current_user_email(), 'role:' || session_user);
-END
-$$;
-
-CREATE OR REPLACE FUNCTION agent_tasks_internal.insert_task(t agent_tasks_internal.tasks)
-	RETURNS void
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	INSERT INTO agent_tasks_internal.tasks
-		(account, id, parent_id, title, prompt, type, command, item, context, agent_id, priority,
-		 output_schema, owner_id, created_by, skills, labels, metadata, external_id, origin,
-		 idempotency_key, request_hash, callback_url, run_after, status, status_reason,
-		 budget_tokens, budget_cost, title_derived)
-	VALUES
-		(t.account, t.id, t.parent_id, t.title, t.prompt, t.type, t.command, t.item, t.context,
-		 t.agent_id, t.priority, t.output_schema, t.owner_id, t.created_by, t.skills, t.labels,
-		 t.metadata, t.external_id, t.origin, t.idempotency_key, t.request_hash, t.callback_url,
-		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived);
-END
-$$;
-
-CREATE OR REPLACE FUNCTION agent_tasks.process_task(task uuid, message text DEFAULT NULL, files jsonb DEFAULT NULL)
-	RETURNS agent_tasks.tasks
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
-	blockers uuid[];
-	input jsonb;
-	command_parent boolean := false;
-BEGIN
-	-- Files with content or a url become artifacts; the run keeps references (86_artifacts.sql).
-	files := agent_tasks_internal.store_files(t, files);
-	PERFORM agent_tasks_internal.check_json('files', files, 'array', 1048576);
-	input := jsonb_strip_nulls(jsonb_build_object('message', message, 'files', files));
-	IF message IS NOT NULL THEN
-		PERFORM agent_tasks.send_message(task, message, 'user', jsonb_strip_nulls(jsonb_build_object('files', files)));
-		t := agent_tasks_internal.lock_task(task);
-	END IF;
-
-	-- Command mode: the parent runs through its children.  Asked apart, so
-	-- that a plain task's check runs no query.
-	IF t.command IS NOT NULL THEN
-		command_parent := EXISTS (SELECT 1 FROM agent_tasks_internal.tasks c
-								   WHERE c.account = t.account AND c.parent_id = t.id);
-	END IF;
-	IF command_parent THEN
-		PERFORM agent_tasks_internal.process_children(t);
-		IF t.status <> 'queued' AND t.status <> 'in_progress' THEN
-			UPDATE agent_tasks_internal.tasks
-			   SET status = 'queued', status_reason = 'user_request', output = NULL, error = NULL,
-				   updated_at = now()
-			 WHERE account = t.account AND id = t.id;
-		END IF;
-		RETURN agent_tasks.get_task(task);
-	END IF;
-
-	CASE t.status
-		WHEN 'queued', 'in_progress' THEN
-			NULL;				-- already running: the message (if any) is its follow-up
-		WHEN 'on_hold', 'needs_clarification' THEN
-			IF NOT EXISTS (SELECT 1 FROM agent_tasks_internal.runs r
-							WHERE r.account = t.account AND r.id = t.latest_run_id AND r.status = t.status) THEN
-				PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after, 'user_request', input);
-			ELSE
-				PERFORM agent_tasks_internal.move_task(t, 'queued',
-					CASE t.status WHEN 'on_hold' THEN 'resumed' ELSE 'clarified' END);
-			END IF;
-		ELSE
-			blockers := agent_tasks_internal.unfinished_blockers(t.account, t.id);
-			IF cardinality(blockers) > 0 THEN
-				PERFORM agent_tasks_internal.raise('PT409', 'task is blocked by unfinished dependencies',
-					format('task %s waits for %s', t.id, array_to_string(blockers, ', ')),
-					'It is queued automatically when they complete; or remove them with agent_tasks.remove_dependency().');
-			END IF;
-			PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after,
-				CASE WHEN t.status = 'pending' THEN 'user_request' ELSE 'follow_up' END, input);
-	END CASE;
-	RETURN agent_tasks.get_task(task);
-END
-$$;
 
 -- ready_tasks has the columns of tasks, the new ones included: the same
 -- descriptions.
