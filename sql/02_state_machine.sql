@@ -37,9 +37,21 @@ SELECT expect_error($$SELECT agent_tasks.status_kind('Queued')$$);
 SELECT (agent_tasks.create_task('state machine')).id AS t \gset
 RESET ROLE;
 SET agent_tasks.account = 'acme';
--- a new task starts pending, a new run queued
+-- a new task starts pending (or queued, naming its first run), a new run queued
 SELECT expect_error($$INSERT INTO agent_tasks_internal.tasks (account, title, created_by, status)
 	VALUES ('acme', 'x', 'test', 'queued')$$);
+SELECT expect_error($$INSERT INTO agent_tasks_internal.tasks (account, title, created_by, status, latest_run_id)
+	VALUES ('acme', 'x', 'test', 'in_progress', agent_tasks.uuid_v7())$$);
+-- a task inserted queued gets the run it names, and follows it
+BEGIN;
+INSERT INTO agent_tasks_internal.tasks (account, title, created_by, status, status_reason, latest_run_id)
+	VALUES ('acme', 'born queued', 'test', 'queued', 'user_request', agent_tasks.uuid_v7())
+	RETURNING id AS bq, latest_run_id AS bq_run \gset
+SELECT r.status, r.status_reason, r.attempt, r.kind, t.status AS task_status, t.latest_run_id = r.id AS follows
+  FROM agent_tasks_internal.runs r JOIN agent_tasks_internal.tasks t ON t.account = r.account AND t.id = r.task_id
+ WHERE r.task_id = :'bq';
+SELECT r.id = :'bq_run' AS named_run FROM agent_tasks_internal.runs r WHERE r.task_id = :'bq';
+ROLLBACK;
 SELECT expect_error(format($$INSERT INTO agent_tasks_internal.runs (account, task_id, status)
 	VALUES ('acme', %L, 'completed')$$, :'t'));
 -- unknown and null statuses

@@ -148,6 +148,18 @@ tuple_status(HeapTuple tuple, TupleDesc tupdesc, int attnum)
 	return parse_status(value);
 }
 
+/* Whether a new task row names a latest run. */
+static bool
+names_latest_run(HeapTuple tuple, TupleDesc tupdesc)
+{
+	int			attnum = SPI_fnumber(tupdesc, "latest_run_id");
+	bool		isnull = true;
+
+	if (attnum > 0)
+		(void) heap_getattr(tuple, attnum, tupdesc, &isnull);
+	return !isnull;
+}
+
 /*
  * BEFORE INSERT OR UPDATE trigger on tasks (argument 'task') and runs
  * (argument 'run').
@@ -186,14 +198,20 @@ at_enforce_status_transition(PG_FUNCTION_ARGS)
 	{
 		AtStatus	initial = is_run ? AT_QUEUED : AT_PENDING;
 
-		if (to != initial)
+		/*
+		 * A task may also start queued when it names its first run, which
+		 * its transition then creates (transitions.c).
+		 */
+		if (to != initial &&
+			!(!is_run && to == AT_QUEUED && names_latest_run(newtuple, tupdesc)))
 			ereport(ERROR,
 					(errcode(ERRCODE_AT_CONFLICT),
 					 errmsg("a new %s must start as %s", is_run ? "run" : "task",
 							status_names[initial]),
 					 errdetail("(new) -> %s", status_names[to]),
-					 errhint("Create it as %s, then move it through the state machine.",
-							 status_names[initial])));
+					 is_run ?
+					 errhint("Create it as queued, then move it through the state machine.") :
+					 errhint("Create it as pending (or queued, with latest_run_id set to the id of its first run), then move it through the state machine.")));
 	}
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{

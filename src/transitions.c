@@ -89,6 +89,7 @@ static bool subxact_callback_registered = false;
  * extension makes them again.
  */
 static SPIPlanPtr follow_new_run;
+static SPIPlanPtr insert_first_run;
 static SPIPlanPtr follow_run;
 static SPIPlanPtr add_activity;
 static SPIPlanPtr endpoints_for;
@@ -459,6 +460,42 @@ webhook_event_of(const char *status)
 }
 
 /* ---------------------------------------------------------------------------
+ * A task created queued
+ * ---------------------------------------------------------------------------
+ */
+
+/*
+ * The first run of a task inserted as queued: the run its latest_run_id
+ * names, made here so that such a task never lacks it.  The run's own
+ * transition finds the task already following it.
+ */
+static void
+queue_first_run(Row *task)
+{
+	Oid			types[] = {TEXTOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[7];
+	char		nulls[7];
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = row_param(task, "account", nulls, 0);
+	values[1] = row_param(task, "latest_run_id", nulls, 1);
+	values[2] = row_param(task, "id", nulls, 2);
+	values[3] = row_param(task, "agent_id", nulls, 3);
+	values[4] = row_param(task, "status_reason", nulls, 4);
+	values[5] = row_param(task, "priority", nulls, 5);
+	values[6] = row_param(task, "run_after", nulls, 6);
+	execute(plan(&insert_first_run,
+				 "INSERT INTO agent_tasks_internal.runs"
+				 " (account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at, input)"
+				 " VALUES ($1, $2, $3, $4,"
+				 "         coalesce((SELECT a.kind FROM agent_tasks_internal.agents a"
+				 "                    WHERE a.account = $1 AND a.id = $4), 'external'),"
+				 "         1, $5, $6, greatest(coalesce($7, now()), now()), '{}')",
+				 7, types),
+			values, nulls, false);
+}
+
+/* ---------------------------------------------------------------------------
  * Consequences
  * ---------------------------------------------------------------------------
  */
@@ -642,7 +679,8 @@ at_run_transition(PG_FUNCTION_ARGS)
 					 "UPDATE agent_tasks_internal.tasks t"
 					 "   SET latest_run_id = $3, status = $4, status_reason = $5,"
 					 "       output = NULL, error = NULL, updated_at = now()"
-					 " WHERE t.account = $1 AND t.id = $2",
+					 " WHERE t.account = $1 AND t.id = $2"
+					 "   AND t.latest_run_id IS DISTINCT FROM $3",
 					 5, types),
 				values, nulls, false);
 	else
@@ -718,6 +756,9 @@ at_task_transition(PG_FUNCTION_ARGS)
 	{
 		StringInfoData data;
 		pg_uuid_t  *parent = row_uuid(&task, "parent_id");
+		/* born queued: by the state machine, with its first run named */
+		bool		queued = strcmp(status, "queued") == 0 &&
+			row_uuid(&task, "latest_run_id") != NULL;
 
 		json_open(&data);
 		json_add_text(&data, "title", row_text(&task, "title"), true);
@@ -725,11 +766,23 @@ at_task_transition(PG_FUNCTION_ARGS)
 			json_add_text(&data, "parent_id",
 						  DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(parent))), true);
 		json_add_text(&data, "origin", row_text(&task, "origin"), true);
-		log_activity(account, id, NULL, "created", json_close_stripped(&data), NULL, status,
-					 row_text(&task, "status_reason"));
+		if (queued)
+			queue_first_run(&task);
+		log_activity(account, id, row_uuid(&task, "latest_run_id"), "created",
+					 json_close_stripped(&data), NULL, status, row_text(&task, "status_reason"));
 		enqueue_webhook_event(&task, rowtype, account, "task.created", NULL, NULL);
+		if (queued)
+			enqueue_webhook_event(&task, rowtype, account, "task.queued", "previous_status", NULL);
 		at_notify_task(account, id, status, "created");
 		at_fire_hooks(account, id, "task.created", NULL, (Datum) 0);
+		if (queued)
+		{
+			StringInfoData extra;
+
+			json_open(&extra);
+			json_add_text(&extra, "previous_status", NULL, false);
+			at_fire_hooks(account, id, "task.queued", NULL, json_close(&extra));
+		}
 		SPI_finish();
 		return PointerGetDatum(NULL);
 	}

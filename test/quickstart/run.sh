@@ -85,9 +85,9 @@ check "the block showed it completed, with the agent's output" \
 check "in the database: completed by the agent writer" \
     "$(sql "SELECT status || ' ' || agent FROM agent_tasks.tasks WHERE id = '$TASK'")" \
     "completed writer"
-check "its trail: queued, in_progress, completed" \
-    "$(sql "SELECT string_agg(to_status, ' ' ORDER BY id) FROM agent_tasks.activities WHERE task_id = '$TASK' AND event = 'status_changed'")" \
-    "queued in_progress completed"
+check "its trail: created queued, then in_progress, completed" \
+    "$(sql "SELECT string_agg(event || ':' || to_status, ' ' ORDER BY id) FROM agent_tasks.activities WHERE task_id = '$TASK' AND to_status IS NOT NULL")" \
+    "created:queued status_changed:in_progress status_changed:completed"
 check "a file attached" "$(sql "SELECT name || ' ' || size FROM agent_tasks.artifacts WHERE task_id = '$TASK'")" "notes.txt 6"
 check "the morning schedule made" "$(sql "SELECT cron FROM agent_tasks.schedules WHERE name = 'morning'")" "0 8 * * *"
 check "the OpenAPI paths listed" "$(grep -c '"/rpc/create_task"' <<<"$out")" 1

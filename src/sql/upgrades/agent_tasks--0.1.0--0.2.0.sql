@@ -3020,13 +3020,14 @@ BEGIN
 	INSERT INTO agent_tasks_internal.tasks
 		(account, id, parent_id, title, prompt, type, command, item, context, agent_id, priority,
 		 output_schema, owner_id, created_by, skills, labels, metadata, external_id, origin,
-		 idempotency_key, request_hash, callback_url, run_after, status, status_reason,
+		 idempotency_key, request_hash, callback_url, run_after, latest_run_id, status, status_reason,
 		 budget_tokens, budget_cost, title_derived)
 	VALUES
 		(t.account, t.id, t.parent_id, t.title, t.prompt, t.type, t.command, t.item, t.context,
 		 t.agent_id, t.priority, t.output_schema, t.owner_id, t.created_by, t.skills, t.labels,
 		 t.metadata, t.external_id, t.origin, t.idempotency_key, t.request_hash, t.callback_url,
-		 t.run_after, 'pending', t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived);
+		 t.run_after, t.latest_run_id, CASE WHEN t.latest_run_id IS NULL THEN 'pending' ELSE 'queued' END,
+		 t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived);
 END
 $$;
 
@@ -3164,6 +3165,15 @@ BEGIN
 		t.parent_id := create_task.parent;
 	END IF;
 
+	-- auto_process of a task of its own (no parent, items or blockers): it
+	-- is created queued with its first run, as process_task() would queue
+	-- it, without being locked and checked again.
+	IF create_task.auto_process AND t.parent_id IS NULL AND coalesce(create_task.items, '[]') = '[]'
+		AND cardinality(coalesce(create_task.depends_on, '{}')) = 0 THEN
+		t.latest_run_id := agent_tasks.uuid_v7();
+		t.status_reason := 'user_request';
+	END IF;
+
 	IF t.idempotency_key IS NOT NULL THEN
 		t.request_hash := md5(jsonb_build_array(t.title, t.prompt, t.type, t.command, create_task.items,
 			t.context, create_task.agent, t.priority, t.output_schema, create_task.owner,
@@ -3243,14 +3253,7 @@ BEGIN
 		PERFORM agent_tasks_internal.insert_task(child);
 	END LOOP;
 
-	IF create_task.auto_process THEN
-		-- A new task of its own (no parent, items or blockers) is queued
-		-- here as process_task() would queue it, without being locked and
-		-- checked again: nobody else can see it yet.
-		IF t.parent_id IS NULL AND n = 0 AND cardinality(coalesce(create_task.depends_on, '{}')) = 0 THEN
-			PERFORM agent_tasks_internal.queue_run(t, 1, t.run_after, 'user_request', '{}');
-			RETURN agent_tasks.get_task(t.id);
-		END IF;
+	IF create_task.auto_process AND t.latest_run_id IS NULL THEN
 		RETURN agent_tasks.process_task(t.id);
 	END IF;
 	RETURN agent_tasks.get_task(t.id);

@@ -58,7 +58,7 @@ SELECT output ->> 'attempt' FROM agent_tasks_internal.tasks WHERE id = '$task'})
 is($node->safe_psql('postgres', qq{
 SELECT string_agg(event || ':' || coalesce(from_status, '') || '>' || coalesce(to_status, '') || ':' || coalesce(reason, ''), ' ' ORDER BY id)
   FROM agent_tasks_internal.activities WHERE task_id = '$task'}),
-	'created:>pending: status_changed:pending>queued:user_request status_changed:queued>in_progress: '
+	'created:>queued:user_request status_changed:queued>in_progress: '
 	. 'status_changed:in_progress>queued:retry run_failed:in_progress>failed:worker_lost '
 	. 'status_changed:queued>in_progress: status_changed:in_progress>completed:',
 	'complete activity trail');

@@ -44,7 +44,7 @@ ok($node->poll_query_until('postgres',
 is($node->safe_psql('postgres', q{
 SELECT string_agg(event || ':' || coalesce(previous, '-') || ':' || who, ' ' ORDER BY n)
   FROM app.seen WHERE title = 'By the executor'}),
-	'task.created:-:hook_owner task.queued:pending:hook_owner task.started:queued:hook_owner '
+	'task.created:-:hook_owner task.queued:-:hook_owner task.started:queued:hook_owner '
 	. 'task.completed:in_progress:hook_owner',
 	'each change by the API and the executor fired the hook once, in order, as its owner');
 
