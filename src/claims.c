@@ -514,7 +514,7 @@ at_claim_batch(PG_FUNCTION_ARGS)
 
 /* What claim_sql_runs() reads besides claim_batch(). */
 static const char *claim_sql_batch_sql =
-"SELECT r.account, r.id, a.target, a.run_as,"
+"SELECT r.account, r.id, r.task_id, a.target, a.run_as,"
 "       (EXTRACT(epoch FROM a.timeout) * 1000)::integer"
 "  FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, $1, NULL, $2) r"
 "  LEFT JOIN agent_tasks_internal.agents a ON a.account = r.account AND a.id = r.agent_id";
@@ -581,12 +581,15 @@ fail_claimed_run(Datum account, Datum run_id, const char *message, const char *s
 
 /*
  * agent_tasks_internal.claim_sql_runs(worker text, max integer,
- *	   OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid,
- *	   OUT timeout_ms integer, OUT function oid) RETURNS SETOF record
+ *	   OUT account text, OUT run_id uuid, OUT task_id uuid, OUT call text,
+ *	   OUT run_as oid, OUT timeout_ms integer, OUT function oid)
+ *	   RETURNS SETOF record
  *
  * For the executors: up to max runs of sql agents, and how to call each.
  * The call reads the task and the run through the views, as the agent's
- * function takes them.
+ * function takes them, each by its key: a plan kept from when the tables
+ * were small must not join the other way round, through all of an
+ * account's tasks.
  */
 Datum
 at_claim_sql_runs(PG_FUNCTION_ARGS)
@@ -628,16 +631,17 @@ at_claim_sql_runs(PG_FUNCTION_ARGS)
 		bool		isnull;
 		Datum		account = SPI_getbinval(row, desc, 1, &isnull);
 		Datum		run_id = SPI_getbinval(row, desc, 2, &isnull);
-		char	   *target = SPI_getvalue(row, desc, 3);
-		char	   *run_as_name = SPI_getvalue(row, desc, 4);
+		Datum		task_id = SPI_getbinval(row, desc, 3, &isnull);
+		char	   *target = SPI_getvalue(row, desc, 4);
+		char	   *run_as_name = SPI_getvalue(row, desc, 5);
 		bool		no_timeout;
-		Datum		timeout_ms = SPI_getbinval(row, desc, 5, &no_timeout);
+		Datum		timeout_ms = SPI_getbinval(row, desc, 6, &no_timeout);
 		Oid			function = target ? agent_function(target) : InvalidOid;
 		Oid			run_as = run_as_name ? get_role_oid(run_as_name, true) : InvalidOid;
 		HeapTuple	proc;
 		Form_pg_proc form;
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, false};
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
 
 		CHECK_FOR_INTERRUPTS();
 		proc = OidIsValid(function) ? SearchSysCache1(PROCOID, ObjectIdGetDatum(function)) : NULL;
@@ -676,15 +680,16 @@ at_claim_sql_runs(PG_FUNCTION_ARGS)
 
 		values[0] = account;
 		values[1] = run_id;
-		values[2] = CStringGetTextDatum(psprintf("SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r"
-												 " ON r.account = t.account AND r.task_id = t.id"
-												 " WHERE r.account = $1 AND r.id = $2",
+		values[2] = task_id;
+		values[3] = CStringGetTextDatum(psprintf("SELECT %s(t, r) FROM agent_tasks.tasks t, agent_tasks.runs r"
+												 " WHERE r.account = $1 AND r.id = $2"
+												 "   AND t.account = $1 AND t.id = $3",
 												 quote_qualified_identifier(get_namespace_name(form->pronamespace),
 																			NameStr(form->proname))));
-		values[3] = ObjectIdGetDatum(run_as);
-		values[4] = timeout_ms;
-		nulls[4] = no_timeout;
-		values[5] = ObjectIdGetDatum(function);
+		values[4] = ObjectIdGetDatum(run_as);
+		values[5] = timeout_ms;
+		nulls[5] = no_timeout;
+		values[6] = ObjectIdGetDatum(function);
 		ReleaseSysCache(proc);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -52,6 +52,7 @@ typedef struct ClaimedRun
 {
 	char	   *account;
 	pg_uuid_t	run_id;
+	pg_uuid_t	task_id;
 	char	   *call;			/* SELECT agent_function(task, run) ... */
 	Oid			run_as;
 	int			timeout_ms;
@@ -91,7 +92,7 @@ claim_runs(ClaimedRun *runs, MemoryContext loop_context)
 	if (at_extension_installed())
 	{
 		int			ret = SPI_execute_with_args(
-											   "SELECT account, run_id, call, run_as, timeout_ms, function "
+											   "SELECT account, run_id, task_id, call, run_as, timeout_ms, function "
 											   "FROM agent_tasks_internal.claim_sql_runs($1, $2)",
 											   2, argtypes, args, NULL, false, 0);
 
@@ -108,10 +109,11 @@ claim_runs(ClaimedRun *runs, MemoryContext loop_context)
 
 			runs[n].account = SPI_getvalue(tuple, desc, 1);
 			runs[n].run_id = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 2, &isnull));
-			runs[n].call = SPI_getvalue(tuple, desc, 3);
-			runs[n].run_as = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
-			runs[n].timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull));
-			runs[n].function = DatumGetObjectId(SPI_getbinval(tuple, desc, 6, &isnull));
+			runs[n].task_id = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 3, &isnull));
+			runs[n].call = SPI_getvalue(tuple, desc, 4);
+			runs[n].run_as = DatumGetObjectId(SPI_getbinval(tuple, desc, 5, &isnull));
+			runs[n].timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 6, &isnull));
+			runs[n].function = DatumGetObjectId(SPI_getbinval(tuple, desc, 7, &isnull));
 			MemoryContextSwitchTo(spi);
 		}
 	}
@@ -123,7 +125,7 @@ claim_runs(ClaimedRun *runs, MemoryContext loop_context)
 static SPIPlanPtr
 call_plan(ClaimedRun *run)
 {
-	static Oid	argtypes[2] = {TEXTOID, UUIDOID};
+	static Oid	argtypes[3] = {TEXTOID, UUIDOID, UUIDOID};
 	CallPlan   *entry;
 	SPIPlanPtr	plan;
 
@@ -147,7 +149,7 @@ call_plan(ClaimedRun *run)
 	}
 
 	/* prepared before it is entered: an error leaves no half-made entry */
-	plan = at_keep_plan(run->call, 2, argtypes);
+	plan = at_keep_plan(run->call, 3, argtypes);
 	entry = hash_search(call_plans, &run->function, HASH_ENTER, NULL);
 	entry->plan = plan;
 	entry->call = MemoryContextStrdup(TopMemoryContext, run->call);
@@ -207,6 +209,7 @@ execute_run(ClaimedRun *run)
 							 GUC_ACTION_SAVE, true, 0, false);
 	args[0] = CStringGetTextDatum(run->account);
 	args[1] = UUIDPGetDatum(&run->run_id);
+	args[2] = UUIDPGetDatum(&run->task_id);
 
 	check_agent_function(run);
 	GetUserIdAndSecContext(&saved_user, &saved_context);

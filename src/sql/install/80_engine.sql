@@ -628,8 +628,8 @@ CREATE FUNCTION agent_tasks_internal.claim_batch(kinds text[], account text, age
 -- a run whose function or role is gone, or whose function's owner could
 -- not act as the agent's role, fails instead).
 CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
-	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer,
-	OUT function oid)
+	OUT account text, OUT run_id uuid, OUT task_id uuid, OUT call text, OUT run_as oid,
+	OUT timeout_ms integer, OUT function oid)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'at_claim_sql_runs'
 	LANGUAGE C VOLATILE

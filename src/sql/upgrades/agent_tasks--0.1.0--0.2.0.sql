@@ -226,39 +226,15 @@ CREATE FUNCTION agent_tasks_internal.claim_batch(kinds text[], account text, age
 	LANGUAGE C VOLATILE
 	SET search_path = pg_catalog, pg_temp;
 
-CREATE OR REPLACE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
-	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer)
+DROP FUNCTION agent_tasks_internal.claim_sql_runs(text, integer);
+
+CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
+	OUT account text, OUT run_id uuid, OUT task_id uuid, OUT call text, OUT run_as oid,
+	OUT timeout_ms integer, OUT function oid)
 	RETURNS SETOF record
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	r agent_tasks_internal.runs;
-	a agent_tasks_internal.agents;
-	fn text;
-BEGIN
-	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{sql}', NULL, NULL, worker, NULL, max)
-	LOOP
-		SELECT * INTO a FROM agent_tasks_internal.agents x WHERE x.account = r.account AND x.id = r.agent_id;
-		SELECT format('%I.%I', n.nspname, p.proname) INTO fn
-		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		 WHERE p.oid = to_regprocedure(a.target || '(agent_tasks.tasks, agent_tasks.runs)');
-		run_as := (SELECT oid FROM pg_roles WHERE rolname = a.run_as);
-		IF fn IS NULL OR run_as IS NULL THEN
-			PERFORM agent_tasks_internal.fail_attempt(r, jsonb_build_object('message',
-				CASE WHEN fn IS NULL THEN format('agent function %s does not exist', a.target)
-					 ELSE format('role %s of the agent does not exist', a.run_as) END), 'error', false);
-			CONTINUE;
-		END IF;
-		account := r.account;
-		run_id := r.id;
-		call := format('SELECT %s(t, r) FROM agent_tasks.tasks t JOIN agent_tasks.runs r'
-					   ' ON r.account = t.account AND r.task_id = t.id WHERE r.account = $1 AND r.id = $2', fn);
-		timeout_ms := (extract(epoch FROM a.timeout) * 1000)::integer;
-		RETURN NEXT;
-	END LOOP;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_claim_sql_runs'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
 	"limit" integer DEFAULT 1, lease interval DEFAULT NULL)
@@ -1603,16 +1579,6 @@ AS $$
 			 WHERE pg_has_role(agent_tasks_internal.caller(), s.role, 'USAGE')
 			 ORDER BY s.level)))
 $$;
-
-DROP FUNCTION agent_tasks_internal.claim_sql_runs(text, integer);
-
-CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
-	OUT account text, OUT run_id uuid, OUT call text, OUT run_as oid, OUT timeout_ms integer,
-	OUT function oid)
-	RETURNS SETOF record
-	AS 'MODULE_PATHNAME', 'at_claim_sql_runs'
-	LANGUAGE C VOLATILE
-	SET search_path = pg_catalog, pg_temp;
 
 -- Task hooks (issue 13) -------------------------------------------------------
 
