@@ -21,6 +21,8 @@
  *	  The claims are parsed once per distinct claims string (PostgREST sets
  *	  them once per request), not at every call.
  *
+ *	  Also here: who calls (caller()) and from where (request_origin()).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -37,6 +39,7 @@
 PG_FUNCTION_INFO_V1(at_current_account);
 PG_FUNCTION_INFO_V1(at_caller);
 PG_FUNCTION_INFO_V1(at_caller_regprocedure);
+PG_FUNCTION_INFO_V1(at_request_origin);
 
 /*
  * The role an sql agent's function runs as while the executor calls it
@@ -166,6 +169,19 @@ at_caller(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(DirectFunctionCall1(namein,
 										CStringGetDatum(GetUserNameFromId(at_caller_role(), false))));
+}
+
+/*
+ * request_origin(): 'rest' for a call made through PostgREST (it sets
+ * request.method for the request), else 'sql'.  Asked at every task
+ * creation, hence in C.
+ */
+Datum
+at_request_origin(PG_FUNCTION_ARGS)
+{
+	const char *method = GetConfigOption("request.method", true, false);
+
+	PG_RETURN_TEXT_P(cstring_to_text(method != NULL && method[0] != '\0' ? "rest" : "sql"));
 }
 
 /*

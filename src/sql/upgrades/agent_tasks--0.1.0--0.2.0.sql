@@ -2805,11 +2805,8 @@ COMMENT ON FUNCTION agent_tasks.authenticate() IS 'PostgREST db-pre-request: acc
 -- request's method for db-pre-request and the call), else 'sql'.
 CREATE FUNCTION agent_tasks_internal.request_origin()
 	RETURNS text
-	LANGUAGE sql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT CASE WHEN nullif(current_setting('request.method', true), '') IS NOT NULL THEN 'rest' ELSE 'sql' END
-$$;
+	AS 'MODULE_PATHNAME', 'at_request_origin'
+	LANGUAGE C STABLE PARALLEL SAFE;
 
 -- Count a task creation against its account and, for a request made with an
 -- API key, against the key.  The account's default limit (the settings) is
