@@ -79,6 +79,7 @@ typedef struct CallPlan
 } CallPlan;
 
 static HTAB *call_plans;
+static SPIPlanPtr claim_plan;
 static SPIPlanPtr finish_plan;
 static SPIPlanPtr errored_plan;
 static SPIPlanPtr lock_to_complete_plan;
@@ -116,11 +117,13 @@ claim_runs(ClaimedRun *runs, MemoryContext loop_context)
 	at_worker_begin("agent_tasks: claiming");
 	if (at_extension_installed())
 	{
-		int			ret = SPI_execute_with_args(
-											   "SELECT account, run_id, task_id, call, run_as, timeout_ms, function "
-											   "FROM agent_tasks_internal.claim_sql_runs($1, $2)",
-											   2, argtypes, args, NULL, false, 0);
+		int			ret;
 
+		if (claim_plan == NULL)
+			claim_plan = at_keep_plan("SELECT account, run_id, task_id, call, run_as, timeout_ms, function "
+									  "FROM agent_tasks_internal.claim_sql_runs($1, $2)",
+									  2, argtypes);
+		ret = SPI_execute_plan(claim_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "claim_sql_runs failed: %s", SPI_result_code_string(ret));
 

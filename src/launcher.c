@@ -93,11 +93,17 @@ at_worker_commit(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* Prepare a statement and keep its plan for the rest of the session. */
+/*
+ * Prepare a statement and keep its plan for the rest of the session.  The
+ * plan is generic from the first call: every kept statement looks rows up
+ * by key, and left to choose, the plan cache re-planned some of them at
+ * every call (a claim's UPDATE of the runs it starts, planned for the
+ * length of its arrays, took 1.2 ms to plan and 0.1 ms to run).
+ */
 SPIPlanPtr
 at_keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == NULL)
 		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
