@@ -33,3 +33,22 @@ SELECT status FROM agent_tasks.complete_run((SELECT latest_run_id FROM agent_tas
 SELECT * FROM pg_temp.writes();
 COMMIT;
 SELECT event, from_status, to_status FROM agent_tasks.activities WHERE task_id = :'t' ORDER BY id;
+
+-- The search document is made when a task is inserted and remade only when
+-- its title or prompt change, not at each status change.
+SET track_functions = 'pl';
+SELECT pg_stat_force_next_flush();
+BEGIN;
+SELECT (agent_tasks.create_task('Index me', agent => 'counted', auto_process => true)).id AS s \gset
+SELECT count(*) AS claimed FROM agent_tasks.claim_runs('counter', '{counted}', 1);
+SELECT status FROM agent_tasks.complete_run((SELECT latest_run_id FROM agent_tasks.tasks WHERE id = :'s'),
+	'{"done": true}', worker => 'counter');
+SELECT priority FROM agent_tasks.update_task(:'s', '{"priority": 5}');
+SELECT pg_stat_get_xact_function_calls('agent_tasks_internal.index_task_text'::regproc) AS made;
+SELECT title FROM agent_tasks.update_task(:'s', '{"title": "Reindexed"}');
+SELECT pg_stat_get_xact_function_calls('agent_tasks_internal.index_task_text'::regproc) AS remade;
+COMMIT;
+SELECT search @@ plainto_tsquery('english', 'reindexed') AS new_title_found,
+	   search @@ plainto_tsquery('english', 'index') AS old_title_found
+  FROM agent_tasks.tasks WHERE id = :'s';
+RESET track_functions;

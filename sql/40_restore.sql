@@ -35,6 +35,9 @@ VALUES ('restore', '018f0000-0000-7000-8000-000000000001', 'external', 'complete
 		now() - interval '1 minute', now(), '{"done": true}');
 RESET row_security;
 SELECT title, status, output FROM agent_tasks_internal.tasks WHERE account = 'restore';
+-- (a row dumped by 0.1.0 comes without its search document, and gets one)
+SELECT search @@ plainto_tsquery('english', 'restored') AS searchable
+  FROM agent_tasks_internal.tasks WHERE account = 'restore';
 SELECT count(*) AS activities FROM agent_tasks_internal.activities WHERE account = 'restore';
 SELECT count(*) AS deliveries FROM agent_tasks_internal.webhook_deliveries WHERE account = 'restore';
 SELECT count(*) AS counted FROM agent_tasks_internal.rate_counters WHERE account = 'restore';

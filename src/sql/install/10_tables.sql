@@ -69,8 +69,7 @@ CREATE TABLE agent_tasks_internal.tasks (
 	archived_at		timestamptz,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	updated_at		timestamptz NOT NULL DEFAULT now(),
-	search			tsvector GENERATED ALWAYS AS
-		(to_tsvector('english'::regconfig, coalesce(title, '') || ' ' || coalesce(prompt, ''))) STORED,
+	search			tsvector,		-- kept by index_task_text (20_triggers.sql)
 	-- last, where the upgrade from 0.1.0 adds it
 	title_derived	boolean NOT NULL DEFAULT false,
 	PRIMARY KEY (account, id),
@@ -82,9 +81,8 @@ CREATE TABLE agent_tasks_internal.tasks (
 -- No index covers a column that changes at every transition (status,
 -- status_reason, latest_run_id, output, error, updated_at), and each page
 -- keeps room: a status change is a HOT update that writes no index entry
--- (the search vector is recomputed, equal, so the GIN index is not touched
--- either).  Listing an account's tasks by status walks its tasks newest
--- first.
+-- (nor recomputes the search vector of the GIN index: index_task_text).
+-- Listing an account's tasks by status walks its tasks newest first.
 CREATE INDEX ON agent_tasks_internal.tasks (account, parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX ON agent_tasks_internal.tasks (account, agent_id) WHERE agent_id IS NOT NULL;
 CREATE INDEX ON agent_tasks_internal.tasks (account, owner_id);

@@ -108,6 +108,32 @@ CREATE TRIGGER task_transition
 	FOR EACH ROW WHEN (NOT agent_tasks_internal.restoring())
 	EXECUTE FUNCTION agent_tasks_internal.task_transition();
 
+-- The full-text document of a task, kept by a trigger rather than as a
+-- generated column: PostgreSQL 15 recomputes a stored generated column at
+-- every UPDATE, so each status change re-tokenized the whole prompt.  Now
+-- it is computed when a task is inserted and when its title or prompt
+-- change.  A restored row keeps the document it was dumped with (one
+-- dumped by 0.1.0, where the column was generated, comes without one and
+-- gets it here).
+CREATE FUNCTION agent_tasks_internal.index_task_text() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	NEW.search := to_tsvector('english'::regconfig, coalesce(NEW.title, '') || ' ' || coalesce(NEW.prompt, ''));
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER index_task_text
+	BEFORE INSERT ON agent_tasks_internal.tasks
+	FOR EACH ROW WHEN (NEW.search IS NULL OR NOT agent_tasks_internal.restoring())
+	EXECUTE FUNCTION agent_tasks_internal.index_task_text();
+CREATE TRIGGER reindex_task_text
+	BEFORE UPDATE OF title, prompt ON agent_tasks_internal.tasks
+	FOR EACH ROW WHEN (OLD.title IS DISTINCT FROM NEW.title OR OLD.prompt IS DISTINCT FROM NEW.prompt)
+	EXECUTE FUNCTION agent_tasks_internal.index_task_text();
+
 -- Assignees, followers and dependencies (TG_ARGV[0] names which).
 CREATE FUNCTION agent_tasks_internal.task_link_changed() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
