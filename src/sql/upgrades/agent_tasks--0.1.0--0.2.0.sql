@@ -236,8 +236,9 @@ CREATE FUNCTION agent_tasks_internal.claim_sql_runs(worker text, max integer,
 	LANGUAGE C VOLATILE
 	SET search_path = pg_catalog, pg_temp;
 
+DROP FUNCTION agent_tasks.claim_runs(text, text[], integer, interval);
 CREATE OR REPLACE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
-	"limit" integer DEFAULT 1, lease interval DEFAULT NULL)
+	max_runs integer DEFAULT 1, lease interval DEFAULT NULL)
 	RETURNS TABLE (run_id uuid, task_id uuid, agent text, attempt integer,
 				   lease_expires_at timestamptz, task jsonb, messages jsonb)
 	LANGUAGE plpgsql VOLATILE
@@ -250,9 +251,9 @@ DECLARE
 BEGIN
 	PERFORM agent_tasks_internal.check_text('worker', worker, 200, true);
 	PERFORM set_config('agent_tasks.worker', worker, true);
-	IF claim_runs."limit" IS NULL OR claim_runs."limit" NOT BETWEEN 1 AND 1000 THEN
+	IF claim_runs.max_runs IS NULL OR claim_runs.max_runs NOT BETWEEN 1 AND 1000 THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid claim limit',
-			format('limit = %s', coalesce(claim_runs."limit"::text, 'null')), 'Claim 1 to 1000 runs at a time.');
+			format('max_runs = %s', coalesce(claim_runs.max_runs::text, 'null')), 'Claim 1 to 1000 runs at a time.');
 	END IF;
 	IF lease IS NOT NULL AND (lease <= '0' OR lease > '7 days') THEN
 		PERFORM agent_tasks_internal.raise('PT400', 'invalid lease', format('lease = %s', lease),
@@ -267,7 +268,7 @@ BEGIN
 		END IF;
 	END IF;
 	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{external}', caller_account, agent_ids, worker,
-			coalesce(lease, current_setting('agent_tasks.default_lease')::interval), claim_runs."limit")
+			coalesce(lease, current_setting('agent_tasks.default_lease')::interval), claim_runs.max_runs)
 	LOOP
 		run_id := r.id;
 		task_id := r.task_id;
@@ -283,6 +284,7 @@ BEGIN
 	END LOOP;
 END
 $$;
+COMMENT ON FUNCTION agent_tasks.claim_runs(text, text[], integer, interval) IS 'For external workers: claim up to max_runs queued runs of external agents (all, or those named), each under a lease (default agent_tasks.default_lease). Exclusive: a run is claimed by one worker at a time.';
 
 CREATE OR REPLACE FUNCTION agent_tasks_internal.claim_http_runs(worker text, max integer)
 	RETURNS TABLE (account text, id uuid, url text, headers jsonb, body text,
@@ -1088,13 +1090,32 @@ CREATE OR REPLACE FUNCTION agent_tasks.authenticate()
 AS $$
 DECLARE
 	headers jsonb := coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb;
-	token text := coalesce(headers ->> 'x-api-key', headers ->> 'apikey');
+	claims text := nullif(current_setting('request.jwt.claims', true), '');
+	token text := headers ->> 'x-api-key';
+	apikey text := headers ->> 'apikey';
+	payload text := translate(split_part(apikey, '.', 2), '-_', '+/');
 	key record;
 BEGIN
-	-- PostgREST 12 refuses a non-JWT bearer token before calling us; a
-	-- future version or a proxy may pass it on.
-	IF token IS NULL AND headers ->> 'authorization' ~* '^bearer\s+at_' THEN
-		token := regexp_replace(headers ->> 'authorization', '^\S+\s+', '');
+	-- supabase-js sends the project's anonymous JWT as apikey on every
+	-- request: only one of our keys there is taken for a key, an at_ token
+	-- or a JWT whose claims name a key_id.  (Read without a function of our
+	-- own or an exception block: the anonymous role of a database set up
+	-- for 0.1.0 may execute only what it was granted then, and this runs
+	-- for every request.)
+	IF token IS NULL AND (apikey LIKE 'at\_%'
+						  OR (apikey ~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$'
+							  AND length(payload) % 4 <> 1
+							  AND encode(decode(payload || repeat('=', (4 - length(payload) % 4) % 4), 'base64'),
+										 'escape') ~ '"key_id"\s*:')) THEN
+		token := apikey;
+	END IF;
+	-- A key that is a JWT, sent as Bearer: PostgREST has verified its
+	-- signature and expiry; revocation and scope are checked here, by the
+	-- token's hash like any key.  (A non-JWT bearer token never gets here
+	-- with PostgREST 12; a proxy or a later version may pass an at_ one on.)
+	IF token IS NULL AND ((claims IS NOT NULL AND claims::jsonb ? 'key_id')
+						  OR headers ->> 'authorization' ~* '^bearer\s+at_') THEN
+		token := coalesce(substring(headers ->> 'authorization' FROM '^[Bb][Ee][Aa][Rr][Ee][Rr]\s+(\S+)\s*$'), '');
 	END IF;
 
 	IF token IS NULL THEN
@@ -1111,7 +1132,7 @@ BEGIN
 		END IF;
 		PERFORM agent_tasks_internal.raise('PT401', 'authentication required',
 			'The request carries neither an API key nor a JWT.',
-			'Send the header "X-Api-Key: at_..." (agent_tasks.create_api_key) or "Authorization: Bearer <jwt>".');
+			'Send the header "Authorization: Bearer <key or jwt>" (agent_tasks.create_api_key) or "X-Api-Key: <key>".');
 	END IF;
 
 	key := agent_tasks_internal.check_api_key(token, current_setting('request.method', true),
@@ -1121,6 +1142,7 @@ BEGIN
 	PERFORM set_config('request.jwt.claims', key.claims::text, true);
 END
 $$;
+COMMENT ON FUNCTION agent_tasks.authenticate() IS 'PostgREST db-pre-request: accepts a verified JWT, or an API key as "Authorization: Bearer" (keys that are JWTs), X-Api-Key or apikey (checks revocation, expiry and the scope the request needs, then switches to the key''s role and account); anything else is refused with 401. An apikey header that holds no key of ours (supabase-js''s anonymous JWT) is ignored.';
 
 -- The anonymous role may also serve the console's files.
 CREATE OR REPLACE FUNCTION agent_tasks.grant_api(role name, mode text)
@@ -1223,13 +1245,13 @@ AS $$
 	SELECT jsonb_build_object(
 		'account', agent_tasks.current_account(),
 		'email', agent_tasks.current_user_email(),
-		'role', current_user,
+		'role', agent_tasks_internal.caller(),
 		'key_name', nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'key_name',
 		'scopes', to_jsonb(ARRAY(
 			SELECT s.scope
 			  FROM (VALUES (1, 'task:read', 'agent_tasks_reader'), (2, 'task:write', 'agent_tasks_writer'),
 						   (3, 'worker', 'agent_tasks_worker'), (4, 'admin', 'agent_tasks_admin')) s(level, scope, role)
-			 WHERE pg_has_role(current_user, s.role, 'USAGE')
+			 WHERE pg_has_role(agent_tasks_internal.caller(), s.role, 'USAGE')
 			 ORDER BY s.level)))
 $$;
 COMMENT ON FUNCTION agent_tasks.whoami() IS 'The caller: account, e-mail, database role, API key name (for key requests) and scopes (task:read, task:write, worker, admin) that the role has. PT403 when no account is set.';
@@ -1259,7 +1281,7 @@ AS $$
 			archived => count_tasks.archived, created_by => count_tasks.created_by,
 			repository => count_tasks.repository, origin => count_tasks.origin,
 			external_id => count_tasks.external_id, search => count_tasks.search,
-			parent => count_tasks.parent, "limit" => 1) ->> 'count')::bigint ORDER BY s.n)
+			parent => count_tasks.parent, page_size => 1) ->> 'count')::bigint ORDER BY s.n)
 	  FROM unnest(ARRAY['pending', 'queued', 'in_progress', 'needs_clarification', 'on_hold',
 						'completed', 'failed', 'cancelled']) WITH ORDINALITY s(status, n)
 $$;
@@ -1310,11 +1332,10 @@ BEGIN
 	END IF;
 	SELECT * INTO t FROM agent_tasks_internal.tasks x WHERE x.account = NEW.account AND x.id = NEW.task_id;
 	-- A NOTIFY payload must stay under 8000 bytes: the message is cut.
-	PERFORM pg_notify('agent_tasks', jsonb_strip_nulls(jsonb_build_object(
+	PERFORM agent_tasks_internal.notify_account(NEW.account, jsonb_strip_nulls(jsonb_build_object(
 			'id', NEW.task_id, 'account', NEW.account, 'status', t.status, 'event', 'progress',
 			'run', NEW.id, 'phase', NEW.phase, 'progress', left(NEW.progress, 200),
-			'percent', percent))::text)
-	 WHERE current_setting('agent_tasks.notify', true) IS DISTINCT FROM 'off';
+			'percent', percent))::text);
 	PERFORM agent_tasks_internal.enqueue_webhook_event(t, 'task.progress', jsonb_strip_nulls(jsonb_build_object(
 		'run_id', NEW.id, 'attempt', NEW.attempt, 'phase', NEW.phase, 'progress', NEW.progress,
 		'percent', percent)));
@@ -1490,15 +1511,23 @@ BEGIN
 	VALUES (t.account, message_id, t.id, t.latest_run_id, role, agent_tasks_internal.current_actor(), body,
 			coalesce(agent_tasks_internal.check_json('data', data, 'object'), '{}'));
 
-	-- A person's answer to a clarification question re-queues the run.
+	-- A person's answer to a clarification question re-queues the run; a
+	-- follow-up on a completed or failed task in prompt mode starts a new
+	-- run with it, as Mintlify and Flapjack do (a command-mode parent runs
+	-- through its children: process_task() restarts those).
 	IF role = 'user' AND t.status = 'needs_clarification' THEN
 		PERFORM agent_tasks_internal.move_task(t, 'queued', 'clarified');
+	ELSIF role = 'user' AND t.status IN ('completed', 'failed') AND t.command IS NULL THEN
+		-- (the input process_task(task, message, files) would give the run)
+		PERFORM agent_tasks_internal.queue_run(agent_tasks_internal.lock_task(task), 1, t.run_after, 'follow_up',
+			jsonb_strip_nulls(jsonb_build_object('message', body, 'files', data -> 'files')));
 	END IF;
 
 	SELECT * INTO result FROM agent_tasks.messages m WHERE m.account = t.account AND m.id = message_id;
 	RETURN result;
 END
 $$;
+COMMENT ON FUNCTION agent_tasks.send_message(uuid, text, text, jsonb) IS 'Add a message to the task''s conversation (role user; agent and system for agent_tasks_worker). A user message answers a clarification question and re-queues the run; on a completed or failed task (prompt mode) it starts a follow-up run. On other statuses it only joins the conversation.';
 
 CREATE OR REPLACE FUNCTION agent_tasks_internal.require_superuser(what text)
 	RETURNS void
@@ -1562,23 +1591,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION agent_tasks.whoami()
-	RETURNS jsonb
-	LANGUAGE sql STABLE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT jsonb_build_object(
-		'account', agent_tasks.current_account(),
-		'email', agent_tasks.current_user_email(),
-		'role', agent_tasks_internal.caller(),
-		'key_name', nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'key_name',
-		'scopes', to_jsonb(ARRAY(
-			SELECT s.scope
-			  FROM (VALUES (1, 'task:read', 'agent_tasks_reader'), (2, 'task:write', 'agent_tasks_writer'),
-						   (3, 'worker', 'agent_tasks_worker'), (4, 'admin', 'agent_tasks_admin')) s(level, scope, role)
-			 WHERE pg_has_role(agent_tasks_internal.caller(), s.role, 'USAGE')
-			 ORDER BY s.level)))
-$$;
 
 -- Task hooks (issue 13) -------------------------------------------------------
 
@@ -1898,13 +1910,6 @@ END
 $$;
 COMMENT ON FUNCTION agent_tasks.notify_channel() IS 'The NOTIFY channel of the current account (made on first call): LISTEN on it to hear of every task change, {"id", "account", "status", "event"} once per transaction and task, and of progress reports. Keep it as private as a key: anyone who knows the name can listen.';
 
--- A compact message on the account's channel; sent at commit, once per
--- task changed in the transaction, never for a transaction that rolls
--- back; not at all with agent_tasks.notify off (src/wakeup.c).
-CREATE OR REPLACE FUNCTION agent_tasks_internal.notify_change(account text, task_id uuid, status text, event text)
-	RETURNS void
-	AS 'MODULE_PATHNAME', 'at_notify_change'
-	LANGUAGE C VOLATILE STRICT;
 
 -- A message on the account's channel now (progress reports).
 CREATE FUNCTION agent_tasks_internal.notify_account(account text, payload text)
@@ -1920,30 +1925,6 @@ SELECT pg_catalog.pg_extension_config_dump('agent_tasks_internal.account_channel
 REVOKE ALL ON FUNCTION agent_tasks.notify_channel() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agent_tasks.notify_channel() TO agent_tasks_reader;
 
--- Progress reports go to the account's channel.
-CREATE OR REPLACE FUNCTION agent_tasks_internal.run_progress_announced() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	percent numeric;
-	t agent_tasks_internal.tasks;
-BEGIN
-	IF jsonb_typeof(NEW.progress_data -> 'percent') = 'number' THEN
-		percent := (NEW.progress_data ->> 'percent')::numeric;
-	END IF;
-	SELECT * INTO t FROM agent_tasks_internal.tasks x WHERE x.account = NEW.account AND x.id = NEW.task_id;
-	-- A NOTIFY payload must stay under 8000 bytes: the message is cut.
-	PERFORM agent_tasks_internal.notify_account(NEW.account, jsonb_strip_nulls(jsonb_build_object(
-			'id', NEW.task_id, 'account', NEW.account, 'status', t.status, 'event', 'progress',
-			'run', NEW.id, 'phase', NEW.phase, 'progress', left(NEW.progress, 200),
-			'percent', percent))::text);
-	PERFORM agent_tasks_internal.enqueue_webhook_event(t, 'task.progress', jsonb_strip_nulls(jsonb_build_object(
-		'run_id', NEW.id, 'attempt', NEW.attempt, 'phase', NEW.phase, 'progress', NEW.progress,
-		'percent', percent)));
-	RETURN NULL;
-END
-$$;
 
 -- Engine core, step 10 (issue 9): hot-path helpers keep their plans (a SQL
 -- function with SET is planned at every call; PL/pgSQL keeps its plans) ----
@@ -2735,66 +2716,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION agent_tasks.authenticate()
-	RETURNS void
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	headers jsonb := coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb;
-	claims text := nullif(current_setting('request.jwt.claims', true), '');
-	token text := headers ->> 'x-api-key';
-	apikey text := headers ->> 'apikey';
-	payload text := translate(split_part(apikey, '.', 2), '-_', '+/');
-	key record;
-BEGIN
-	-- supabase-js sends the project's anonymous JWT as apikey on every
-	-- request: only one of our keys there is taken for a key, an at_ token
-	-- or a JWT whose claims name a key_id.  (Read without a function of our
-	-- own or an exception block: the anonymous role of a database set up
-	-- for 0.1.0 may execute only what it was granted then, and this runs
-	-- for every request.)
-	IF token IS NULL AND (apikey LIKE 'at\_%'
-						  OR (apikey ~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$'
-							  AND length(payload) % 4 <> 1
-							  AND encode(decode(payload || repeat('=', (4 - length(payload) % 4) % 4), 'base64'),
-										 'escape') ~ '"key_id"\s*:')) THEN
-		token := apikey;
-	END IF;
-	-- A key that is a JWT, sent as Bearer: PostgREST has verified its
-	-- signature and expiry; revocation and scope are checked here, by the
-	-- token's hash like any key.  (A non-JWT bearer token never gets here
-	-- with PostgREST 12; a proxy or a later version may pass an at_ one on.)
-	IF token IS NULL AND ((claims IS NOT NULL AND claims::jsonb ? 'key_id')
-						  OR headers ->> 'authorization' ~* '^bearer\s+at_') THEN
-		token := coalesce(substring(headers ->> 'authorization' FROM '^[Bb][Ee][Aa][Rr][Ee][Rr]\s+(\S+)\s*$'), '');
-	END IF;
-
-	IF token IS NULL THEN
-		-- A JWT that PostgREST has verified (its role and claims are set), or
-		-- a role granted API access directly.
-		IF pg_has_role(current_user, 'agent_tasks_reader', 'USAGE') THEN
-			RETURN;
-		END IF;
-		-- The console's files (agent_tasks.console()): the page asks for
-		-- the key itself.
-		IF upper(current_setting('request.method', true)) IN ('GET', 'HEAD')
-			AND btrim(current_setting('request.path', true), '/') = 'rpc/console' THEN
-			RETURN;
-		END IF;
-		PERFORM agent_tasks_internal.raise('PT401', 'authentication required',
-			'The request carries neither an API key nor a JWT.',
-			'Send the header "Authorization: Bearer <key or jwt>" (agent_tasks.create_api_key) or "X-Api-Key: <key>".');
-	END IF;
-
-	key := agent_tasks_internal.check_api_key(token, current_setting('request.method', true),
-											  current_setting('request.path', true));
-	-- Not SECURITY DEFINER: "role" cannot be set inside one.
-	PERFORM set_config('role', key.role, true);
-	PERFORM set_config('request.jwt.claims', key.claims::text, true);
-END
-$$;
-COMMENT ON FUNCTION agent_tasks.authenticate() IS 'PostgREST db-pre-request: accepts a verified JWT, or an API key as "Authorization: Bearer" (keys that are JWTs), X-Api-Key or apikey (checks revocation, expiry and the scope the request needs, then switches to the key''s role and account); anything else is refused with 401. An apikey header that holds no key of ours (supabase-js''s anonymous JWT) is ignored.';
 
 -- The default rate limit is for REST requests; SQL sessions are limited
 -- only by a limit set for their account.  Tasks created through PostgREST
@@ -3225,49 +3146,6 @@ $$;
 COMMENT ON FUNCTION agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
 	text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text) IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items; an item is a title, or an object with title, prompt, context (object, or a string kept as {"text": ...}) and external_id or externalId). Without a title, the title is made from the prompt (or command) and title_derived is true; description is another name for prompt. Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';
 
-CREATE OR REPLACE FUNCTION agent_tasks.send_message(task uuid, body text, role text DEFAULT 'user',
-	data jsonb DEFAULT '{}')
-	RETURNS agent_tasks.messages
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	t agent_tasks_internal.tasks := agent_tasks_internal.lock_task(task);
-	message_id uuid := agent_tasks.uuid_v7();
-	result agent_tasks.messages;
-BEGIN
-	IF role IS NULL OR role NOT IN ('user', 'agent', 'system') THEN
-		PERFORM agent_tasks_internal.raise('PT400', 'invalid message role',
-			format('role = %s', coalesce(quote_literal(role), 'null')),
-			'Use user, agent or system.');
-	END IF;
-	IF role <> 'user' AND NOT pg_has_role(agent_tasks_internal.caller(), 'agent_tasks_worker', 'MEMBER') THEN
-		PERFORM agent_tasks_internal.raise('PT403', format('only agents may send %s messages', role),
-			format('role %s is not a member of agent_tasks_worker', agent_tasks_internal.caller()),
-			'Send the message with role => ''user''.');
-	END IF;
-	PERFORM agent_tasks_internal.check_text('body', body, 100000, true);
-	INSERT INTO agent_tasks_internal.messages (account, id, task_id, run_id, role, author, body, data)
-	VALUES (t.account, message_id, t.id, t.latest_run_id, role, agent_tasks_internal.current_actor(), body,
-			coalesce(agent_tasks_internal.check_json('data', data, 'object'), '{}'));
-
-	-- A person's answer to a clarification question re-queues the run; a
-	-- follow-up on a completed or failed task in prompt mode starts a new
-	-- run with it, as Mintlify and Flapjack do (a command-mode parent runs
-	-- through its children: process_task() restarts those).
-	IF role = 'user' AND t.status = 'needs_clarification' THEN
-		PERFORM agent_tasks_internal.move_task(t, 'queued', 'clarified');
-	ELSIF role = 'user' AND t.status IN ('completed', 'failed') AND t.command IS NULL THEN
-		-- (the input process_task(task, message, files) would give the run)
-		PERFORM agent_tasks_internal.queue_run(agent_tasks_internal.lock_task(task), 1, t.run_after, 'follow_up',
-			jsonb_strip_nulls(jsonb_build_object('message', body, 'files', data -> 'files')));
-	END IF;
-
-	SELECT * INTO result FROM agent_tasks.messages m WHERE m.account = t.account AND m.id = message_id;
-	RETURN result;
-END
-$$;
-COMMENT ON FUNCTION agent_tasks.send_message(uuid, text, text, jsonb) IS 'Add a message to the task''s conversation (role user; agent and system for agent_tasks_worker). A user message answers a clarification question and re-queues the run; on a completed or failed task (prompt mode) it starts a follow-up run. On other statuses it only joins the conversation.';
 
 CREATE OR REPLACE FUNCTION agent_tasks.update_task(task uuid, patch jsonb)
 	RETURNS agent_tasks.tasks
@@ -3454,84 +3332,7 @@ END
 $$;
 COMMENT ON FUNCTION agent_tasks.list_tasks IS 'One page of tasks, newest first, with the total: {"count", "limit", "offset", "results"}; page_size (1 to 1000, default 50) and page_offset choose the page (over REST, ?limit= and ?offset= are PostgREST''s own and do not reach the function). Filters: status, type, agent, owner, mine, assignee, archived (true / false / all), created_by, repository, origin, external_id, search (full text), parent.';
 
-CREATE OR REPLACE FUNCTION agent_tasks.count_tasks(
-	type text DEFAULT NULL,
-	agent text DEFAULT NULL,
-	owner text DEFAULT NULL,
-	mine boolean DEFAULT false,
-	assignee text DEFAULT NULL,
-	archived text DEFAULT 'false',
-	created_by text DEFAULT NULL,
-	repository text DEFAULT NULL,
-	origin text DEFAULT NULL,
-	external_id text DEFAULT NULL,
-	search text DEFAULT NULL,
-	parent uuid DEFAULT NULL)
-	RETURNS jsonb
-	LANGUAGE sql STABLE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT jsonb_object_agg(s.status, (agent_tasks.list_tasks(
-			status => s.status, type => count_tasks.type, agent => count_tasks.agent,
-			owner => count_tasks.owner, mine => count_tasks.mine, assignee => count_tasks.assignee,
-			archived => count_tasks.archived, created_by => count_tasks.created_by,
-			repository => count_tasks.repository, origin => count_tasks.origin,
-			external_id => count_tasks.external_id, search => count_tasks.search,
-			parent => count_tasks.parent, page_size => 1) ->> 'count')::bigint ORDER BY s.n)
-	  FROM unnest(ARRAY['pending', 'queued', 'in_progress', 'needs_clarification', 'on_hold',
-						'completed', 'failed', 'cancelled']) WITH ORDINALITY s(status, n)
-$$;
-COMMENT ON FUNCTION agent_tasks.count_tasks IS 'How many tasks list_tasks would find with these filters, per status: {"pending": n, "queued": n, ...}.';
 
-DROP FUNCTION agent_tasks.claim_runs(text, text[], integer, interval);
-CREATE FUNCTION agent_tasks.claim_runs(worker text, agents text[] DEFAULT NULL,
-	max_runs integer DEFAULT 1, lease interval DEFAULT NULL)
-	RETURNS TABLE (run_id uuid, task_id uuid, agent text, attempt integer,
-				   lease_expires_at timestamptz, task jsonb, messages jsonb)
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	caller_account text := agent_tasks.current_account();
-	agent_ids uuid[];
-	r agent_tasks_internal.runs;
-BEGIN
-	PERFORM agent_tasks_internal.check_text('worker', worker, 200, true);
-	PERFORM set_config('agent_tasks.worker', worker, true);
-	IF claim_runs.max_runs IS NULL OR claim_runs.max_runs NOT BETWEEN 1 AND 1000 THEN
-		PERFORM agent_tasks_internal.raise('PT400', 'invalid claim limit',
-			format('max_runs = %s', coalesce(claim_runs.max_runs::text, 'null')), 'Claim 1 to 1000 runs at a time.');
-	END IF;
-	IF lease IS NOT NULL AND (lease <= '0' OR lease > '7 days') THEN
-		PERFORM agent_tasks_internal.raise('PT400', 'invalid lease', format('lease = %s', lease),
-			'Use a lease between 1 second and 7 days; heartbeat_run() extends it.');
-	END IF;
-	IF agents IS NOT NULL THEN
-		agent_ids := ARRAY(SELECT agent_tasks_internal.agent_id(caller_account, n) FROM unnest(agents) n);
-		IF EXISTS (SELECT 1 FROM agent_tasks_internal.agents a
-					WHERE a.account = caller_account AND a.id = ANY (agent_ids) AND a.kind <> 'external') THEN
-			PERFORM agent_tasks_internal.raise('PT400', 'only external agents can be claimed',
-				format('agents = %s', agents), 'sql, http and openai agents run inside the server.');
-		END IF;
-	END IF;
-	FOR r IN SELECT * FROM agent_tasks_internal.claim_batch('{external}', caller_account, agent_ids, worker,
-			coalesce(lease, current_setting('agent_tasks.default_lease')::interval), claim_runs.max_runs)
-	LOOP
-		run_id := r.id;
-		task_id := r.task_id;
-		agent := (SELECT a.name FROM agent_tasks_internal.agents a WHERE a.account = r.account AND a.id = r.agent_id);
-		attempt := r.attempt;
-		lease_expires_at := r.lease_expires_at;
-		task := to_jsonb(agent_tasks.get_task(r.task_id)) - 'search';
-		messages := coalesce((SELECT jsonb_agg(to_jsonb(m) - 'account' ORDER BY m.id)
-								FROM agent_tasks.messages m
-							   WHERE m.account = r.account AND m.task_id = r.task_id
-								 AND m.id IN (SELECT agent_tasks_internal.message_window(r.account, r.task_id))), '[]');
-		RETURN NEXT;
-	END LOOP;
-END
-$$;
-COMMENT ON FUNCTION agent_tasks.claim_runs(text, text[], integer, interval) IS 'For external workers: claim up to max_runs queued runs of external agents (all, or those named), each under a lease (default agent_tasks.default_lease). Exclusive: a run is claimed by one worker at a time.';
 
 CREATE OR REPLACE FUNCTION agent_tasks.create_webhook(
 	url text,
