@@ -21,15 +21,27 @@ AS $$
 	 ORDER BY 1
 $$;
 
+-- A task's whole lifecycle: created with auto_process, claimed, completed.
+CREATE FUNCTION pg_temp.lifecycle(title text) RETURNS uuid
+	LANGUAGE plpgsql
+AS $$
+DECLARE
+	task uuid := (agent_tasks.create_task(title, agent => 'counted', auto_process => true)).id;
+BEGIN
+	PERFORM agent_tasks.claim_runs('counter', '{counted}', 1);
+	PERFORM agent_tasks.complete_run((SELECT t.latest_run_id FROM agent_tasks.tasks t WHERE t.id = task),
+		'{"done": true}', worker => 'counter');
+	RETURN task;
+END
+$$;
+
 -- (the person is known from an earlier task, and statistics of earlier
 -- transactions are flushed first: the counts are this transaction's alone)
 SELECT count(*) AS warm_up FROM agent_tasks.create_task('Warm up');
 SELECT pg_stat_force_next_flush();
 BEGIN;
-SELECT (agent_tasks.create_task('Count my writes', agent => 'counted', auto_process => true)).id AS t \gset
-SELECT count(*) AS claimed FROM agent_tasks.claim_runs('counter', '{counted}', 1);
-SELECT status FROM agent_tasks.complete_run((SELECT latest_run_id FROM agent_tasks.tasks WHERE id = :'t'),
-	'{"done": true}', worker => 'counter');
+SELECT pg_temp.lifecycle('Count my writes') AS t \gset
+SELECT status FROM agent_tasks.tasks WHERE id = :'t';
 SELECT * FROM pg_temp.writes();
 COMMIT;
 SELECT event, from_status, to_status FROM agent_tasks.activities WHERE task_id = :'t' ORDER BY id;
@@ -39,10 +51,7 @@ SELECT event, from_status, to_status FROM agent_tasks.activities WHERE task_id =
 SET track_functions = 'pl';
 SELECT pg_stat_force_next_flush();
 BEGIN;
-SELECT (agent_tasks.create_task('Index me', agent => 'counted', auto_process => true)).id AS s \gset
-SELECT count(*) AS claimed FROM agent_tasks.claim_runs('counter', '{counted}', 1);
-SELECT status FROM agent_tasks.complete_run((SELECT latest_run_id FROM agent_tasks.tasks WHERE id = :'s'),
-	'{"done": true}', worker => 'counter');
+SELECT pg_temp.lifecycle('Index me') AS s \gset
 SELECT priority FROM agent_tasks.update_task(:'s', '{"priority": 5}');
 SELECT pg_stat_get_xact_function_calls('agent_tasks_internal.index_task_text'::regproc) AS made;
 SELECT title FROM agent_tasks.update_task(:'s', '{"title": "Reindexed"}');
