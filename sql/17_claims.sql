@@ -55,7 +55,11 @@ SELECT id AS poison_task FROM agent_tasks.create_task('poison', agent => 'web') 
 INSERT INTO agent_tasks_internal.runs (account, task_id, agent_id, kind)
 VALUES ('claims', :'poison_task', agent_tasks_internal.agent_id('claims', 'web'), 'sql');
 SELECT (agent_tasks.create_task('sql work', agent => 'answerer', auto_process => true)).status;
-SELECT a.name AS agent, c.call LIKE '%public.claims_answer(t, r)%' AS calls_its_function
+-- (the call reads the task and the run each by its key: a plan kept from
+-- when the tables were new cannot join them through all of an account's tasks)
+SELECT a.name AS agent, c.call LIKE '%public.claims_answer(t, r)%' AS calls_its_function,
+	   c.task_id = r.task_id AND c.call LIKE '%r.account = $1 AND r.id = $2%'
+		 AND c.call LIKE '%t.account = $1 AND t.id = $3%' AS by_keys
   FROM agent_tasks_internal.claim_sql_runs('exec-test', 16) c
   JOIN agent_tasks_internal.runs r ON r.account = c.account AND r.id = c.run_id
   JOIN agent_tasks_internal.agents a ON a.account = r.account AND a.id = r.agent_id;
