@@ -75,8 +75,7 @@ CREATE TABLE agent_tasks_internal.tasks (
 	PRIMARY KEY (account, id),
 	FOREIGN KEY (account, parent_id) REFERENCES agent_tasks_internal.tasks (account, id) ON DELETE CASCADE,
 	FOREIGN KEY (account, agent_id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE SET NULL (agent_id),
-	FOREIGN KEY (account, owner_id) REFERENCES agent_tasks_internal.users (account, id),
-	UNIQUE (account, idempotency_key)
+	FOREIGN KEY (account, owner_id) REFERENCES agent_tasks_internal.users (account, id)
 ) WITH (fillfactor = 75);
 -- No index covers a column that changes at every transition (status,
 -- status_reason, latest_run_id, output, error, updated_at), and each page
@@ -85,7 +84,13 @@ CREATE TABLE agent_tasks_internal.tasks (
 -- Listing an account's tasks by status walks its tasks newest first.
 CREATE INDEX ON agent_tasks_internal.tasks (account, parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX ON agent_tasks_internal.tasks (account, agent_id) WHERE agent_id IS NOT NULL;
-CREATE INDEX ON agent_tasks_internal.tasks (account, owner_id);
+-- Every secondary index is partial: a task without an owner or an
+-- idempotency key (most of them) gets no entry, and a look-up by key can
+-- only use the primary key, even while the table is new and unanalyzed
+-- (then every index on account looks as cheap as the right one).
+CREATE INDEX ON agent_tasks_internal.tasks (account, owner_id) WHERE owner_id IS NOT NULL;
+CREATE UNIQUE INDEX tasks_idempotency_key ON agent_tasks_internal.tasks (account, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
 CREATE INDEX ON agent_tasks_internal.tasks (account, external_id) WHERE external_id IS NOT NULL;
 CREATE INDEX ON agent_tasks_internal.tasks USING gin (search);
 

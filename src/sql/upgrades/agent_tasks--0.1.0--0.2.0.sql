@@ -3730,6 +3730,13 @@ CREATE TRIGGER reindex_task_text
 	FOR EACH ROW WHEN (OLD.title IS DISTINCT FROM NEW.title OR OLD.prompt IS DISTINCT FROM NEW.prompt)
 	EXECUTE FUNCTION agent_tasks_internal.index_task_text();
 
+-- Partial secondary indexes on tasks (see 10_tables.sql).
+DROP INDEX agent_tasks_internal.tasks_account_owner_id_idx;
+CREATE INDEX ON agent_tasks_internal.tasks (account, owner_id) WHERE owner_id IS NOT NULL;
+ALTER TABLE agent_tasks_internal.tasks DROP CONSTRAINT tasks_account_idempotency_key_key;
+CREATE UNIQUE INDEX tasks_idempotency_key ON agent_tasks_internal.tasks (account, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+
 -- ready_tasks has the columns of tasks, the new ones included: the same
 -- descriptions.
 DO $$
