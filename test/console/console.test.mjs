@@ -3,11 +3,11 @@
 // extension).  Fixtures are made and results checked with psql as
 // superuser, as an administrator would.  Prints one line per test and ends
 // with "N passed, N failed".
-import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync, mkdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { finishTests, lit, sql, test } from '../harness.mjs';
 
 const BASE = process.env.REST_URL;
 const CONSOLE = `${BASE}/rpc/console`;
@@ -16,34 +16,6 @@ const RUN = randomBytes(4).toString('hex');
 const A = `console-a-${RUN}`, B = `console-b-${RUN}`;
 const WAIT = 15000;
 
-let passed = 0, failed = 0;
-async function test(name, fn) {
-	try {
-		await fn();
-		passed++;
-		console.log(`ok ${passed + failed} - ${name}`);
-	} catch (e) {
-		failed++;
-		console.log(`not ok ${passed + failed} - ${name}`);
-		console.log(String(e && e.stack || e).split('\n').slice(0, 8).map((l) => `#   ${l}`).join('\n'));
-	}
-}
-process.on('uncaughtException', (e) => {
-	console.log(`# ${String(e && e.stack || e).split('\n').slice(0, 6).join('\n# ')}`);
-	console.log(`${passed} passed, ${failed + 1} failed`);
-	process.exit(1);
-});
-
-function sql(query, account, user) {
-	const env = { ...process.env };
-	const opts = [];
-	if (account) opts.push(`-c agent_tasks.account=${account}`);
-	if (user) opts.push(`-c agent_tasks.email=${user}`);
-	if (opts.length) env.PGOPTIONS = opts.join(' ');
-	return execFileSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', query],
-		{ encoding: 'utf8', env }).trim();
-}
-const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
 const owner = (account) => `owner@${account}.example`;
 function makeKey(account, name, scopes) {
 	return sql(`SELECT agent_tasks.create_api_key(${lit(name)}, ${lit(scopes)}) ->> 'token'`, account, owner(account));
@@ -550,4 +522,4 @@ await test('no script errors on any page', async () => {
 });
 
 await browser.close();
-console.log(`${passed} passed, ${failed} failed`);
+finishTests();

@@ -10,29 +10,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { finishTests, sql as psql, test } from '../harness.mjs';
 
 const BASE = process.env.REST_URL;
 const TEST_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ACCOUNT = `openapi-${randomBytes(4).toString('hex')}`;
 const WORK = mkdtempSync(join(process.env.AT_SUITE_TMP || tmpdir(), 'openapi.'));
 
-let passed = 0, failed = 0;
-async function test(name, fn) {
-	try {
-		await fn();
-		passed++;
-		console.log(`ok ${passed + failed} - ${name}`);
-	} catch (e) {
-		failed++;
-		console.log(`not ok ${passed + failed} - ${name}`);
-		console.log(String(e && e.stack || e).split('\n').slice(0, 12).map((l) => `#   ${l}`).join('\n'));
-	}
-}
-
-function sql(query) {
-	return execFileSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', query],
-		{ encoding: 'utf8', env: { ...process.env, PGOPTIONS: `-c agent_tasks.account=${ACCOUNT}` } }).trim();
-}
+const sql = (query) => psql(query, ACCOUNT);
 const key = (scopes) => sql(`SELECT agent_tasks.create_api_key('openapi ${scopes}', '${scopes}') ->> 'token'`);
 const keys = { read: key('{task:read}'), write: key('{task:write}'), admin: key('{admin}') };
 
@@ -145,5 +130,4 @@ export const body: CreateBody = { no_such_argument: 'x' };
 });
 
 rmSync(WORK, { recursive: true, force: true });
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finishTests();

@@ -3,9 +3,9 @@
 // applications use them.  The database is checked (and prepared where REST
 // cannot, e.g. to age a rate-limit window) with psql as superuser.
 // Prints one line per test and ends with "N passed, N failed".
-import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes, createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
+import { finishTests, lit, sql, test } from '../harness.mjs';
 import { createClient } from '@supabase/supabase-js';
 import { PostgrestClient } from '@supabase/postgrest-js';
 
@@ -14,30 +14,9 @@ const JWT_SECRET = process.env.JWT_SECRET;
 const RUN = randomBytes(4).toString('hex');
 const A = `rest-a-${RUN}`, B = `rest-b-${RUN}`, RL = `rest-rl-${RUN}`, C = `rest-c-${RUN}`;
 
-let passed = 0, failed = 0;
 const responses = [];           // every response body and header block, for the secrets check
 const called = new Set();       // RPCs and views reached over REST
 
-async function test(name, fn) {
-	try {
-		await fn();
-		passed++;
-		console.log(`ok ${passed + failed} - ${name}`);
-	} catch (e) {
-		failed++;
-		console.log(`not ok ${passed + failed} - ${name}`);
-		console.log(String(e && e.stack || e).split('\n').slice(0, 8).map((l) => `#   ${l}`).join('\n'));
-	}
-}
-
-// psql as superuser; returns the unaligned, tuples-only output.
-function sql(query, account) {
-	const env = { ...process.env };
-	if (account) env.PGOPTIONS = `-c agent_tasks.account=${account}`;
-	return execFileSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', query],
-		{ encoding: 'utf8', env }).trim();
-}
-const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
 
 function jwt(claims, secret = JWT_SECRET) {
 	const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -85,11 +64,6 @@ function makeOpaqueKey(account, name, scopes) {
 	}
 }
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/;
-process.on('uncaughtException', (e) => {
-	console.log(`# ${String(e && e.stack || e).split('\n').slice(0, 6).join('\n# ')}`);
-	console.log(`${passed} passed, ${failed + 1} failed`);
-	process.exit(1);
-});
 const keys = {
 	admin: makeKey(A, 'admin', '{admin}'),
 	write: makeKey(A, 'write', '{task:write}'),
@@ -707,5 +681,4 @@ await test('secrets never appear in any response (key hashes, other tokens, webh
 			assert.ok(!text.includes(s), `a secret appears in the response of ${path}`);
 });
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finishTests();

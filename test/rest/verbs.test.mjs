@@ -2,39 +2,14 @@
 // (issue 11) against a real PostgREST (started by run.sh, like
 // rest.test.mjs).  Client: node's fetch; the database is prepared and
 // checked with psql as superuser.  Ends with "N passed, N failed".
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
+import { finishTests, lit, sql, test } from '../harness.mjs';
 
 const BASE = process.env.REST_URL;
 const RUN = randomBytes(4).toString('hex');
 const A = `verbs-${RUN}`, B = `verbs-b-${RUN}`;
 
-let passed = 0, failed = 0;
-async function test(name, fn) {
-	try {
-		await fn();
-		passed++;
-		console.log(`ok ${passed + failed} - ${name}`);
-	} catch (e) {
-		failed++;
-		console.log(`not ok ${passed + failed} - ${name}`);
-		console.log(String(e && e.stack || e).split('\n').slice(0, 8).map((l) => `#   ${l}`).join('\n'));
-	}
-}
-process.on('uncaughtException', (e) => {
-	console.log(`# ${String(e && e.stack || e).split('\n').slice(0, 6).join('\n# ')}`);
-	console.log(`${passed} passed, ${failed + 1} failed`);
-	process.exit(1);
-});
-
-function sql(query, account) {
-	const env = { ...process.env };
-	if (account) env.PGOPTIONS = `-c agent_tasks.account=${account}`;
-	return execFileSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', query],
-		{ encoding: 'utf8', env }).trim();
-}
-const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
 
 async function req(method, path, { key, body, headers = {} } = {}) {
 	const h = { ...headers };
@@ -363,5 +338,4 @@ await test('an unknown argument of create_task is 400 naming it (and the argumen
 	assert.equal(sql(`SELECT count(*) FROM agent_tasks_internal.tasks WHERE account = ${lit(A)} AND title = 'x'`), '0');
 });
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finishTests();
