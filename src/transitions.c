@@ -89,7 +89,7 @@ static bool subxact_callback_registered = false;
  * extension makes them again.
  */
 static SPIPlanPtr follow_new_run;
-static SPIPlanPtr insert_first_run;
+static SPIPlanPtr queue_first_run_plan;
 static SPIPlanPtr follow_run;
 static SPIPlanPtr add_activity;
 static SPIPlanPtr endpoints_for;
@@ -214,7 +214,7 @@ execute(SPIPlanPtr p, Datum *values, const char *nulls, bool read_only)
 static void
 check_task_plans(Oid rowtype)
 {
-	SPIPlanPtr *plans[] = {&enqueue_event, &enqueue_callback, &updated_fields};
+	SPIPlanPtr *plans[] = {&enqueue_event, &enqueue_callback, &updated_fields, &queue_first_run_plan};
 	int			i;
 
 	if (rowtype == task_plans_rowtype)
@@ -466,33 +466,22 @@ webhook_event_of(const char *status)
 
 /*
  * The first run of a task inserted as queued: the run its latest_run_id
- * names, made here so that such a task never lacks it.  The run's own
- * transition finds the task already following it.
+ * names, queued here (as queue_run() queues every run) so that such a task
+ * never lacks it.  The run's own transition finds the task already
+ * following it.
  */
 static void
-queue_first_run(Row *task)
+queue_first_run(Row *task, Oid rowtype)
 {
-	Oid			types[] = {TEXTOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT4OID, TIMESTAMPTZOID};
-	Datum		values[7];
-	char		nulls[7];
+	Oid			types[] = {rowtype};
+	Datum		values[1];
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = row_param(task, "account", nulls, 0);
-	values[1] = row_param(task, "latest_run_id", nulls, 1);
-	values[2] = row_param(task, "id", nulls, 2);
-	values[3] = row_param(task, "agent_id", nulls, 3);
-	values[4] = row_param(task, "status_reason", nulls, 4);
-	values[5] = row_param(task, "priority", nulls, 5);
-	values[6] = row_param(task, "run_after", nulls, 6);
-	execute(plan(&insert_first_run,
-				 "INSERT INTO agent_tasks_internal.runs"
-				 " (account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at, input)"
-				 " VALUES ($1, $2, $3, $4,"
-				 "         coalesce((SELECT a.kind FROM agent_tasks_internal.agents a"
-				 "                    WHERE a.account = $1 AND a.id = $4), 'external'),"
-				 "         1, $5, $6, greatest(coalesce($7, now()), now()), '{}')",
-				 7, types),
-			values, nulls, false);
+	values[0] = heap_copy_tuple_as_datum(task->tuple, task->desc);
+	execute(plan(&queue_first_run_plan,
+				 "SELECT agent_tasks_internal.queue_run($1, 1, ($1).run_after, ($1).status_reason,"
+				 "                                      '{}', ($1).latest_run_id)",
+				 1, types),
+			values, NULL, false);
 }
 
 /* ---------------------------------------------------------------------------
@@ -767,7 +756,7 @@ at_task_transition(PG_FUNCTION_ARGS)
 						  DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(parent))), true);
 		json_add_text(&data, "origin", row_text(&task, "origin"), true);
 		if (queued)
-			queue_first_run(&task);
+			queue_first_run(&task, rowtype);
 		log_activity(account, id, row_uuid(&task, "latest_run_id"), "created",
 					 json_close_stripped(&data), NULL, status, row_text(&task, "status_reason"));
 		enqueue_webhook_event(&task, rowtype, account, "task.created", NULL, NULL);

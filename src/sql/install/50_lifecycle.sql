@@ -4,14 +4,15 @@
 -- state machine checks the move.
 
 -- Queue a new run of a task; run_transition makes it the task's latest.
+-- A task created queued names its first run already: that run gets the id.
 CREATE FUNCTION agent_tasks_internal.queue_run(t agent_tasks_internal.tasks, attempt integer,
-	due_at timestamptz, reason text, input jsonb DEFAULT NULL)
+	due_at timestamptz, reason text, input jsonb DEFAULT NULL, id uuid DEFAULT NULL)
 	RETURNS uuid
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	run_id uuid := agent_tasks.uuid_v7();
+	run_id uuid := coalesce(queue_run.id, agent_tasks.uuid_v7());
 	kind text;
 BEGIN
 	SELECT a.kind INTO kind FROM agent_tasks_internal.agents a

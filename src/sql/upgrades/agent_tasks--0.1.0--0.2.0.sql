@@ -3737,6 +3737,29 @@ ALTER TABLE agent_tasks_internal.tasks DROP CONSTRAINT tasks_account_idempotency
 CREATE UNIQUE INDEX tasks_idempotency_key ON agent_tasks_internal.tasks (account, idempotency_key)
 	WHERE idempotency_key IS NOT NULL;
 
+DROP FUNCTION agent_tasks_internal.queue_run(agent_tasks_internal.tasks, integer, timestamptz, text, jsonb);
+-- Queue a new run of a task; run_transition makes it the task's latest.
+-- A task created queued names its first run already: that run gets the id.
+CREATE FUNCTION agent_tasks_internal.queue_run(t agent_tasks_internal.tasks, attempt integer,
+	due_at timestamptz, reason text, input jsonb DEFAULT NULL, id uuid DEFAULT NULL)
+	RETURNS uuid
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	run_id uuid := coalesce(queue_run.id, agent_tasks.uuid_v7());
+	kind text;
+BEGIN
+	SELECT a.kind INTO kind FROM agent_tasks_internal.agents a
+	 WHERE a.account = t.account AND a.id = t.agent_id;
+	INSERT INTO agent_tasks_internal.runs
+		(account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at, input)
+	VALUES (t.account, run_id, t.id, t.agent_id, coalesce(kind, 'external'), attempt, reason,
+			t.priority, greatest(coalesce(due_at, now()), now()), input);
+	RETURN run_id;
+END
+$$;
+
 -- ready_tasks has the columns of tasks, the new ones included: the same
 -- descriptions.
 DO $$
