@@ -87,6 +87,11 @@ SELECT expect_error($$SELECT agent_tasks.create_task(NULL)$$);
 -- oversize input
 SELECT length((agent_tasks.create_task(repeat('t', 500))).title) AS title_500_is_fine;
 SELECT expect_error($$SELECT agent_tasks.create_task(repeat('t', 501))$$);
+-- limits count characters, not bytes
+SELECT length(title), octet_length(title), labels = ARRAY[repeat('é', 200)] AS label_kept
+  FROM agent_tasks.create_task(repeat('é', 500), labels => ARRAY[repeat('é', 200)]);
+SELECT expect_error($$SELECT agent_tasks.create_task(repeat('é', 501))$$);
+SELECT expect_error($$SELECT agent_tasks.create_task('x', labels => ARRAY[repeat('é', 201)])$$);
 SELECT length((agent_tasks.create_task('long prompt', prompt => repeat('word ', 20000))).prompt) AS prompt_100000_is_fine;
 SELECT expect_error($$SELECT agent_tasks.create_task('x', prompt => repeat('p', 100001))$$);
 SELECT expect_error($$SELECT agent_tasks.create_task('x', type => repeat('y', 101))$$);

@@ -3,104 +3,29 @@
 -- account explicitly so that every lookup uses the (account, id) keys, and
 -- row-level security checks the same thing again.
 
--- Input checks shared by the API functions: each refusal is PT400 with the
--- offending value in the detail.
+-- Input checks shared by the API functions (src/input_checks.c): each
+-- refusal is PT400 with the offending value in the detail.
 CREATE FUNCTION agent_tasks_internal.check_text(field text, value text, max_length integer,
 	required boolean DEFAULT false)
 	RETURNS text
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF required AND (value IS NULL OR value !~ '\S') THEN		-- blank: only white space
-		PERFORM agent_tasks_internal.raise('PT400', format('%s must not be empty', field),
-			format('%s is %s.', field, coalesce(quote_literal(value), 'null')),
-			format('Pass a non-empty %s.', field));
-	END IF;
-	IF length(value) > max_length THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('%s is too long', field),
-			format('%s has %s characters; the limit is %s.', field, length(value), max_length),
-			format('Shorten %s.', field));
-	END IF;
-	RETURN value;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_check_text'
+	LANGUAGE C;
 
 CREATE FUNCTION agent_tasks_internal.check_json(field text, value jsonb, expected text,
 	max_bytes integer DEFAULT 65536)
 	RETURNS jsonb
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF value IS NULL THEN
-		RETURN NULL;
-	END IF;
-	-- a JSON null is an absent value, except where the argument is the
-	-- whole point of the call: a patch, the items of a command, a template
-	IF jsonb_typeof(value) = 'null' AND field NOT IN ('patch', 'items', 'template') THEN
-		RETURN NULL;
-	END IF;
-	IF jsonb_typeof(value) <> expected THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('%s must be a JSON %s', field, expected),
-			format('%s is a JSON %s: %s', field, jsonb_typeof(value), left(value::text, 200)), NULL);
-	END IF;
-	IF pg_column_size(value) > max_bytes THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('%s is too large', field),
-			format('%s takes %s bytes; the limit is %s.', field, pg_column_size(value), max_bytes),
-			format('Make %s smaller.', field));
-	END IF;
-	RETURN value;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_check_json'
+	LANGUAGE C;
 
 CREATE FUNCTION agent_tasks_internal.check_tags(field text, value text[])
 	RETURNS text[]
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF cardinality(value) > 100 THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('too many %s', field),
-			format('%s has %s entries; the limit is 100.', field, cardinality(value)), NULL);
-	END IF;
-	IF EXISTS (SELECT 1 FROM unnest(value) v WHERE v IS NULL OR v = '' OR length(v) > 200) THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('invalid entry in %s', field),
-			format('%s = %s', field, value::text),
-			'Entries must be non-empty strings of at most 200 characters.');
-	END IF;
-	RETURN coalesce(value, '{}');
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_check_tags'
+	LANGUAGE C;
 
 CREATE FUNCTION agent_tasks_internal.check_url(field text, url text)
 	RETURNS text
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	reason text;
-BEGIN
-	IF url IS NULL THEN
-		RETURN NULL;
-	END IF;
-	IF url !~ '^https?://[^\s/]+' OR length(url) > 2000 THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('%s is not a valid URL', field),
-			format('%s = %s', field, quote_literal(left(url, 200))),
-			'Use an absolute https:// URL of at most 2000 characters.');
-	END IF;
-	-- the outbound URL policy (SSRF protection), src/url_policy.c
-	reason := agent_tasks_internal.url_policy_violation(url);
-	IF reason IS NOT NULL THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('%s is not allowed: %s', field, reason),
-			format('%s = %s', field, quote_literal(left(url, 200))),
-			'Use a public https:// URL without user information. A superuser can allow private ranges '
-			'(agent_tasks.http_allowed_cidrs), plain http to private ranges and host names '
-			'(agent_tasks.http_plain_allowed) and, for local development, loopback (agent_tasks.allow_insecure_loopback).');
-	END IF;
-	RETURN url;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_check_url'
+	LANGUAGE C;
 
 -- An output JSON Schema that agent_tasks.validate_json can apply: the
 -- keywords of its subset must have values of the right kind (others, like

@@ -890,37 +890,9 @@ REVOKE ALL ON FUNCTION
 FROM PUBLIC;
 GRANT SELECT ON agent_tasks.account_bindings TO agent_tasks_reader;
 
--- Every refusal has a PT code: a JSON null patch, items or template is
--- refused (PT400), a malformed JSON Schema too, and process_task takes at
--- most 100 files.
-CREATE OR REPLACE FUNCTION agent_tasks_internal.check_json(field text, value jsonb, expected text,
-	max_bytes integer DEFAULT 65536)
-	RETURNS jsonb
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF value IS NULL THEN
-		RETURN NULL;
-	END IF;
-	-- a JSON null is an absent value, except where the argument is the
-	-- whole point of the call: a patch, the items of a command, a template
-	IF jsonb_typeof(value) = 'null' AND field NOT IN ('patch', 'items', 'template') THEN
-		RETURN NULL;
-	END IF;
-	IF jsonb_typeof(value) <> expected THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('%s must be a JSON %s', field, expected),
-			format('%s is a JSON %s: %s', field, jsonb_typeof(value), left(value::text, 200)), NULL);
-	END IF;
-	IF pg_column_size(value) > max_bytes THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('%s is too large', field),
-			format('%s takes %s bytes; the limit is %s.', field, pg_column_size(value), max_bytes),
-			format('Make %s smaller.', field));
-	END IF;
-	RETURN value;
-END
-$$;
-
+-- Every refusal has a PT code: a malformed JSON Schema is refused (PT400)
+-- and process_task takes at most 100 files (the checks of JSON arguments
+-- are replaced with the other input checks, below).
 CREATE OR REPLACE FUNCTION agent_tasks.validate_json(schema jsonb, document jsonb, path text DEFAULT '$')
 	RETURNS text[]
 	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -2515,37 +2487,6 @@ $$;
 COMMENT ON FUNCTION agent_tasks.openapi() IS 'The OpenAPI 3.0 document of the REST API, made from the catalog: the views the caller may read (GET with PostgREST''s filters; POST, PATCH, DELETE where the view accepts them and the caller may), the functions it may execute (POST; GET too for those that change nothing), request and response schemas with the columns'' descriptions, and the X-Api-Key and Bearer security schemes. Over REST: GET /rpc/openapi.';
 GRANT EXECUTE ON FUNCTION agent_tasks.openapi() TO agent_tasks_reader;
 
--- Plain http to the private ranges and host names of agent_tasks.http_plain_allowed
--- (src/url_policy.c): the hint of a refused URL names the setting.
-CREATE OR REPLACE FUNCTION agent_tasks_internal.check_url(field text, url text)
-	RETURNS text
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	reason text;
-BEGIN
-	IF url IS NULL THEN
-		RETURN NULL;
-	END IF;
-	IF url !~ '^https?://[^\s/]+' OR length(url) > 2000 THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('%s is not a valid URL', field),
-			format('%s = %s', field, quote_literal(left(url, 200))),
-			'Use an absolute https:// URL of at most 2000 characters.');
-	END IF;
-	-- the outbound URL policy (SSRF protection), src/url_policy.c
-	reason := agent_tasks_internal.url_policy_violation(url);
-	IF reason IS NOT NULL THEN
-		PERFORM agent_tasks_internal.raise('PT400', format('%s is not allowed: %s', field, reason),
-			format('%s = %s', field, quote_literal(left(url, 200))),
-			'Use a public https:// URL without user information. A superuser can allow private ranges '
-			'(agent_tasks.http_allowed_cidrs), plain http to private ranges and host names '
-			'(agent_tasks.http_plain_allowed) and, for local development, loopback (agent_tasks.allow_insecure_loopback).');
-	END IF;
-	RETURN url;
-END
-$$;
-
 COMMENT ON FUNCTION agent_tasks_internal.url_policy_violation(text) IS 'NULL when the dispatcher may call the URL, else why not: https only, no user information, no literal address in a blocked range (any spelling), no localhost; agent_tasks.allow_insecure_loopback, agent_tasks.http_allowed_cidrs and agent_tasks.http_plain_allowed make exceptions.';
 
 -- REST authentication (issue 11) ---------------------------------------------
@@ -3759,6 +3700,31 @@ BEGIN
 	RETURN run_id;
 END
 $$;
+
+-- The input checks in C (src/input_checks.c), for a dozen calls per
+-- created task: a JSON null patch, items or template is refused (PT400);
+-- the hint of a refused URL names agent_tasks.http_plain_allowed.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.check_text(field text, value text, max_length integer,
+	required boolean DEFAULT false)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'at_check_text'
+	LANGUAGE C;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.check_json(field text, value jsonb, expected text,
+	max_bytes integer DEFAULT 65536)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'at_check_json'
+	LANGUAGE C;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.check_tags(field text, value text[])
+	RETURNS text[]
+	AS 'MODULE_PATHNAME', 'at_check_tags'
+	LANGUAGE C;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.check_url(field text, url text)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'at_check_url'
+	LANGUAGE C;
 
 -- ready_tasks has the columns of tasks, the new ones included: the same
 -- descriptions.

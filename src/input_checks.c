@@ -1,0 +1,215 @@
+/*-------------------------------------------------------------------------
+ *
+ * input_checks.c
+ *	  The input checks shared by the API functions: check_text, check_json,
+ *	  check_tags and check_url (agent_tasks_internal).  Each returns its
+ *	  value (normalized where said) or refuses it with PT400, naming the
+ *	  argument and showing the offending value.
+ *
+ *	  They are in C because create_task() calls a dozen of them per task:
+ *	  as PL/pgSQL functions with a pinned search_path, each call cost a
+ *	  function-manager round trip with a settings save and restore.  They
+ *	  read no table and touch nothing but their arguments.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+
+#include "agent_tasks.h"
+#include "url_policy.h"
+
+PG_FUNCTION_INFO_V1(at_check_text);
+PG_FUNCTION_INFO_V1(at_check_json);
+PG_FUNCTION_INFO_V1(at_check_tags);
+PG_FUNCTION_INFO_V1(at_check_url);
+
+/* Values shown in an error's detail are cut to this many characters. */
+#define SHOWN_CHARS		200
+
+/* Does the text match the regular expression, as the operator ~ does? */
+static bool
+matches(text *value, const char *pattern)
+{
+	return DatumGetBool(DirectFunctionCall2Coll(textregexeq, DEFAULT_COLLATION_OID,
+												PointerGetDatum(value),
+												CStringGetTextDatum(pattern)));
+}
+
+/* The first SHOWN_CHARS characters of a C string. */
+static char *
+shown(const char *s)
+{
+	int			len = strlen(s);
+
+	return pnstrdup(s, pg_mbcharcliplen(s, len, SHOWN_CHARS));
+}
+
+/*
+ * check_text(field text, value text, max_length integer,
+ *			  required boolean DEFAULT false) RETURNS text
+ *
+ * Required text must not be blank (only white space); no text may pass
+ * max_length characters.
+ */
+Datum
+at_check_text(PG_FUNCTION_ARGS)
+{
+	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	text	   *value = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	bool		required = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
+	int			length;
+
+	if (required && (value == NULL || !matches(value, "\\S")))
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_BAD_INPUT),
+				 errmsg("%s must not be empty", field),
+				 errdetail("%s is %s.", field,
+						   value ? quote_literal_cstr(text_to_cstring(value)) : "null"),
+				 errhint("Pass a non-empty %s.", field)));
+	if (value == NULL)
+		PG_RETURN_NULL();
+
+	length = pg_mbstrlen_with_len(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+	if (!PG_ARGISNULL(2) && length > PG_GETARG_INT32(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_BAD_INPUT),
+				 errmsg("%s is too long", field),
+				 errdetail("%s has %d characters; the limit is %d.", field, length, PG_GETARG_INT32(2)),
+				 errhint("Shorten %s.", field)));
+	PG_RETURN_TEXT_P(value);
+}
+
+/*
+ * check_json(field text, value jsonb, expected text,
+ *			  max_bytes integer DEFAULT 65536) RETURNS jsonb
+ *
+ * A JSON value of the expected type (object, array, ...) of at most
+ * max_bytes as stored.  A JSON null is an absent value (NULL), except
+ * where the argument is the whole point of the call: a patch, the items of
+ * a command, a template.
+ */
+Datum
+at_check_json(PG_FUNCTION_ARGS)
+{
+	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		value = PG_GETARG_DATUM(1);
+	char	   *expected = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *type;
+	Size		size;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	type = TextDatumGetCString(DirectFunctionCall1(jsonb_typeof, value));
+	if (strcmp(type, "null") == 0 && strcmp(field, "patch") != 0 &&
+		strcmp(field, "items") != 0 && strcmp(field, "template") != 0)
+		PG_RETURN_NULL();
+	if (strcmp(type, expected) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_BAD_INPUT),
+				 errmsg("%s must be a JSON %s", field, expected),
+				 errdetail("%s is a JSON %s: %s", field, type,
+						   shown(DatumGetCString(DirectFunctionCall1(jsonb_out, value)))),
+				 errhint("Pass a JSON %s as %s.", expected, field)));
+
+	size = toast_datum_size(value);
+	if (!PG_ARGISNULL(3) && (int64) size > PG_GETARG_INT32(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_BAD_INPUT),
+				 errmsg("%s is too large", field),
+				 errdetail("%s takes %zu bytes; the limit is %d.", field, size, PG_GETARG_INT32(3)),
+				 errhint("Make %s smaller.", field)));
+	PG_RETURN_DATUM(value);
+}
+
+/*
+ * check_tags(field text, value text[]) RETURNS text[]
+ *
+ * At most 100 entries, each a non-empty string of at most 200 characters;
+ * NULL is the empty array.
+ */
+Datum
+at_check_tags(PG_FUNCTION_ARGS)
+{
+	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ArrayType  *value;
+	Datum	   *entries;
+	bool	   *nulls;
+	int			n;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(TEXTOID));
+	value = PG_GETARG_ARRAYTYPE_P(1);
+	n = ArrayGetNItems(ARR_NDIM(value), ARR_DIMS(value));
+	if (n > 100)
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_BAD_INPUT),
+				 errmsg("too many %s", field),
+				 errdetail("%s has %d entries; the limit is 100.", field, n),
+				 errhint("Pass at most 100 %s.", field)));
+
+	deconstruct_array(value, TEXTOID, -1, false, TYPALIGN_INT, &entries, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		text	   *entry = nulls[i] ? NULL : DatumGetTextPP(entries[i]);
+
+		if (entry == NULL || VARSIZE_ANY_EXHDR(entry) == 0 ||
+			pg_mbstrlen_with_len(VARDATA_ANY(entry), VARSIZE_ANY_EXHDR(entry)) > 200)
+			ereport(ERROR,
+					(errcode(ERRCODE_AT_BAD_INPUT),
+					 errmsg("invalid entry in %s", field),
+					 errdetail("%s = %s", field,
+							   OidOutputFunctionCall(F_ARRAY_OUT, PointerGetDatum(value))),
+					 errhint("Entries must be non-empty strings of at most 200 characters.")));
+	}
+	PG_RETURN_ARRAYTYPE_P(value);
+}
+
+/*
+ * check_url(field text, url text) RETURNS text
+ *
+ * An absolute http(s) URL of at most 2000 characters that the outbound URL
+ * policy (src/url_policy.c) allows.
+ */
+Datum
+at_check_url(PG_FUNCTION_ARGS)
+{
+	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	text	   *url;
+	char	   *url_string;
+	char		buf[AT_POLICY_REASON_LEN];
+	AtUrlInfo	info;
+	const char *reason;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	url = PG_GETARG_TEXT_PP(1);
+	url_string = text_to_cstring(url);
+	if (!matches(url, "^https?://[^\\s/]+") ||
+		pg_mbstrlen_with_len(VARDATA_ANY(url), VARSIZE_ANY_EXHDR(url)) > 2000)
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_BAD_INPUT),
+				 errmsg("%s is not a valid URL", field),
+				 errdetail("%s = %s", field, quote_literal_cstr(shown(url_string))),
+				 errhint("Use an absolute https:// URL of at most 2000 characters.")));
+
+	reason = at_url_violation(url_string, &info, buf, sizeof(buf));
+	if (reason != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_AT_BAD_INPUT),
+				 errmsg("%s is not allowed: %s", field, reason),
+				 errdetail("%s = %s", field, quote_literal_cstr(shown(url_string))),
+				 errhint("Use a public https:// URL without user information. A superuser can allow private ranges "
+						 "(agent_tasks.http_allowed_cidrs), plain http to private ranges and host names "
+						 "(agent_tasks.http_plain_allowed) and, for local development, loopback (agent_tasks.allow_insecure_loopback).")));
+	PG_RETURN_TEXT_P(url);
+}
