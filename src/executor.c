@@ -10,10 +10,8 @@
  *	  that subtransaction rolls back and the outcome is recorded instead.
  *	  A batch commits once, so one commit serves many runs; it commits early
  *	  when its runs take long, so that results become visible promptly.
- *	  What an outcome means (retries, backoff, validation, clarification) is
- *	  decided in SQL, shared with external workers; only the common one,
- *	  an output for a task of its own without an output schema, is
- *	  recorded here directly.
+ *	  What an answer does to the run is outcomes.c's business, shared with
+ *	  external workers and http agents.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,6 +41,7 @@
 #include "utils/wait_event.h"
 
 #include "agent_tasks.h"
+#include "outcomes.h"
 #include "shared_state.h"
 #include "worker.h"
 
@@ -80,31 +79,7 @@ typedef struct CallPlan
 
 static HTAB *call_plans;
 static SPIPlanPtr claim_plan;
-static SPIPlanPtr finish_plan;
 static SPIPlanPtr errored_plan;
-static SPIPlanPtr lock_to_complete_plan;
-static SPIPlanPtr complete_plan;
-
-/*
- * The common outcome -- the agent returned its output, for a task of its
- * own without an output schema -- is recorded by two kept statements:
- * lock the task and the run (in the extension's lock order) and complete
- * the run.  finish_sql_run() does the same through its general path, six
- * PL/pgSQL functions deep, and takes every other case.  The run is locked
- * only when its task qualifies: a task with ancestors locks them first.
- */
-static const char *lock_to_complete_sql =
-"SELECT s.simple,"
-"       CASE WHEN s.simple THEN (SELECT r.status FROM agent_tasks_internal.runs r"
-"                                 WHERE r.account = $1 AND r.id = $2 FOR UPDATE) END"
-"  FROM (SELECT (SELECT t.output_schema IS NULL FROM agent_tasks_internal.tasks t"
-"                 WHERE t.account = $1 AND t.id = $3 AND t.parent_id IS NULL"
-"                   FOR UPDATE) AS simple OFFSET 0) s";
-static const char *complete_sql =
-"UPDATE agent_tasks_internal.runs x"
-"   SET status = 'completed', status_reason = NULL, output = $3,"
-"       ended_at = pg_catalog.clock_timestamp(), lease_expires_at = NULL"
-" WHERE x.account = $1 AND x.id = $2";
 
 /* Claim up to EXECUTOR_BATCH_SIZE runnable runs of `sql` agents. */
 static int
@@ -215,76 +190,11 @@ check_agent_function(ClaimedRun *run)
 				 errhint("ALTER FUNCTION ... OWNER TO the agent's role, or have the function's owner alter the agent's target.")));
 }
 
-/* Whether an agent's result is its output: not an object with a "status". */
-static bool
-result_is_output(Datum result, bool isnull)
-{
-	Jsonb	   *doc;
-	JsonbValue	key;
-
-	if (isnull)
-		return true;
-	doc = DatumGetJsonbP(result);
-	if (!JB_ROOT_IS_OBJECT(doc))
-		return true;
-	key.type = jbvString;
-	key.val.string.val = "status";
-	key.val.string.len = strlen("status");
-	return findJsonbValueFromContainer(&doc->root, JB_FOBJECT, &key) == NULL;
-}
-
-/*
- * Complete the run with the agent's output when its task qualifies (see
- * lock_to_complete_sql); false when finish_sql_run() must record it.
- * args: account, run id, task id; output.
- */
-static bool
-complete_with_output(ClaimedRun *run, Datum *args, Datum output, bool output_isnull)
-{
-	static Oid	lock_types[3] = {TEXTOID, UUIDOID, UUIDOID};
-	static Oid	complete_types[3] = {TEXTOID, UUIDOID, JSONBOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	bool		isnull;
-	bool		simple;
-	char	   *status;
-
-	if (lock_to_complete_plan == NULL)
-		lock_to_complete_plan = at_keep_plan(lock_to_complete_sql, 3, lock_types);
-	if (SPI_execute_plan(lock_to_complete_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "locking a run to complete it failed");
-	simple = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull || !simple)
-		return false;
-	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	if (status == NULL || strcmp(status, "in_progress") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_AT_CONFLICT),
-				 errmsg("the run is no longer in progress"),
-				 errdetail("run %s is %s",
-						   DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&run->run_id))),
-						   status ? status : "gone"),
-				 errhint("It was stopped or cancelled while the agent worked; its changes are rolled back.")));
-
-	if (complete_plan == NULL)
-		complete_plan = at_keep_plan(complete_sql, 3, complete_types);
-	values[0] = args[0];
-	values[1] = args[1];
-	values[2] = output;
-	nulls[2] = output_isnull ? 'n' : ' ';
-	if (SPI_execute_plan(complete_plan, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "completing a run failed");
-	return true;
-}
-
 /* Call the agent function and record its result; errors propagate. */
 static void
 execute_run(ClaimedRun *run)
 {
-	static Oid	argtypes[3] = {TEXTOID, UUIDOID, JSONBOID};
 	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
 	Oid			saved_user;
 	int			saved_context;
 	int			guc_nest_level;
@@ -326,16 +236,7 @@ execute_run(ClaimedRun *run)
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
 	at_worker_set_state(my_slot, AT_STATE_RECORDING, &run->run_id);
-	if (result_is_output(result, isnull) && complete_with_output(run, args, result, isnull))
-		return;
-	args[2] = result;
-	nulls[2] = isnull ? 'n' : ' ';
-	if (finish_plan == NULL)
-		finish_plan = at_keep_plan("SELECT agent_tasks_internal.finish_sql_run($1, $2, $3)",
-								   3, argtypes);
-	ret = SPI_execute_plan(finish_plan, args, nulls, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "finish_sql_run failed: %s", SPI_result_code_string(ret));
+	at_finish_sql_run(args[0], args[1], args[2], result, isnull);
 }
 
 /* Record why the run's subtransaction rolled back. */

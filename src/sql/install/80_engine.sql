@@ -487,32 +487,13 @@ BEGIN
 END
 $$;
 
+-- The run completes with the output, or fails with invalid_output when the
+-- output does not match the task's schema; usage is recorded (src/outcomes.c).
 CREATE FUNCTION agent_tasks_internal.complete_attempt(r agent_tasks_internal.runs, output jsonb, usage jsonb)
 	RETURNS void
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	schema jsonb;
-	errors text[];
-BEGIN
-	PERFORM agent_tasks_internal.record_usage(r, usage);
-	SELECT t.output_schema INTO schema FROM agent_tasks_internal.tasks t
-	 WHERE t.account = r.account AND t.id = r.task_id;
-	errors := agent_tasks.validate_json(schema, output);
-	IF cardinality(errors) > 0 THEN
-		PERFORM agent_tasks_internal.fail_attempt(r,
-			jsonb_build_object('message', 'the output does not match the task''s JSON Schema',
-							   'errors', to_jsonb(errors), 'output', output),
-			'invalid_output', false);
-		RETURN;
-	END IF;
-	UPDATE agent_tasks_internal.runs x
-	   SET status = 'completed', status_reason = NULL, output = complete_attempt.output,
-		   ended_at = clock_timestamp(), lease_expires_at = NULL
-	 WHERE x.account = r.account AND x.id = r.id;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_complete_attempt'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION agent_tasks_internal.clarify_attempt(r agent_tasks_internal.runs, question text, usage jsonb)
 	RETURNS void
@@ -531,45 +512,18 @@ BEGIN
 END
 $$;
 
--- The result of an sql agent function, in the transaction that ran it:
+-- The result of an sql agent function (or of an http agent answering the
+-- same way), in the transaction that computed it (src/outcomes.c):
 -- {"status": "completed", "output": ..., "usage": ...},
 -- {"status": "needs_clarification", "question": ...},
 -- {"status": "failed", "error": ..., "retryable": bool}, or any other JSON
--- value, which is the output itself.
+-- value, which is the output itself.  PT409 when the run is no longer in
+-- progress.
 CREATE FUNCTION agent_tasks_internal.finish_sql_run(account text, run_id uuid, result jsonb)
 	RETURNS void
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	r agent_tasks_internal.runs;
-	declared text := CASE WHEN jsonb_typeof(result) = 'object' THEN result ->> 'status' END;
-BEGIN
-	r := agent_tasks_internal.lock_run(account, run_id);
-	IF r.id IS NULL OR r.status <> 'in_progress' THEN
-		PERFORM agent_tasks_internal.raise('PT409', 'the run is no longer in progress',
-			format('run %s is %s', run_id, coalesce(r.status, 'gone')),
-			'It was stopped or cancelled while the agent worked; its changes are rolled back.');
-	END IF;
-	CASE coalesce(declared, 'completed')
-		WHEN 'completed' THEN
-			PERFORM agent_tasks_internal.complete_attempt(r,
-				CASE WHEN declared IS NULL THEN result ELSE result -> 'output' END, result -> 'usage');
-		WHEN 'needs_clarification' THEN
-			PERFORM agent_tasks_internal.clarify_attempt(r, result ->> 'question', result -> 'usage');
-		WHEN 'failed' THEN
-			PERFORM agent_tasks_internal.record_usage(r, result -> 'usage');
-			PERFORM agent_tasks_internal.fail_attempt(r,
-				CASE WHEN jsonb_typeof(result -> 'error') = 'object' THEN result -> 'error'
-					 ELSE jsonb_build_object('message', coalesce(result ->> 'error', 'the agent reported a failure')) END,
-				'rejected', coalesce((result ->> 'retryable')::boolean, false));
-		ELSE
-			PERFORM agent_tasks_internal.fail_attempt(r,
-				jsonb_build_object('message', format('the agent returned an unknown status %s', quote_literal(declared))),
-				'invalid_output', false);
-	END CASE;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_finish_sql_run_sql'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
 
 -- An executor's transaction rolled back: reason is error, timeout or
 -- interrupted (the run was stopped or cancelled under it).

@@ -3726,6 +3726,21 @@ CREATE OR REPLACE FUNCTION agent_tasks_internal.check_url(field text, url text)
 	AS 'MODULE_PATHNAME', 'at_check_url'
 	LANGUAGE C;
 
+-- What an agent's answer does to its run, in C (src/outcomes.c): executors
+-- record it with kept statements, complete_run and the HTTP dispatcher
+-- through these two.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.complete_attempt(r agent_tasks_internal.runs, output jsonb, usage jsonb)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'at_complete_attempt'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION agent_tasks_internal.finish_sql_run(account text, run_id uuid, result jsonb)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'at_finish_sql_run_sql'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+
 -- ready_tasks has the columns of tasks, the new ones included: the same
 -- descriptions.
 DO $$

@@ -1,9 +1,7 @@
-# What an executor records for each kind of result of an sql agent.  The
-# common one (the agent returned its output, for a task of its own without
-# an output schema) takes the executor's short path; every other one
-# (declared status, usage, output schema, a child task) finish_sql_run().
-# Both must record the same outcomes, and a run cancelled while its agent
-# worked must leave none of the agent's changes behind.
+# What an executor records for each kind of result of an sql agent
+# (src/outcomes.c): an output, declared statuses, usage, output schemas,
+# children whose ancestors are locked first; and a run cancelled while its
+# agent worked must leave none of the agent's changes behind.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -31,6 +29,10 @@ BEGIN
 		WHEN 'declared' THEN '{"status": "completed", "output": {"x": 1}, "usage": {"total_tokens": 5}}'
 		WHEN 'clarify' THEN '{"status": "needs_clarification", "question": "Which one?"}'
 		WHEN 'refuse' THEN '{"status": "failed", "error": "no"}'
+		WHEN 'busy' THEN '{"status": "failed", "error": {"message": "busy"}, "retryable": true, "usage": {"total_tokens": 3}}'
+		WHEN 'null status' THEN '{"status": null, "answer": 1}'
+		WHEN 'odd status' THEN '{"status": 5}'
+		WHEN 'usage' THEN '{"answer": 1, "usage": {"total_tokens": 2}}'
 		ELSE '{"answer": 42}' END;
 END
 $$;
@@ -62,6 +64,14 @@ is(outcome('scalar'), 'completed "just text" 0', 'a scalar output: completed wit
 is(outcome('declared'), 'completed {"x": 1} 5', 'a declared completion: its output and its usage');
 is(outcome('clarify'), 'needs_clarification question 0', 'a question: needs_clarification');
 is(outcome('refuse'), 'failed rejected no 0', 'a declared failure: failed, rejected');
+is(outcome('busy'), 'failed max_attempts busy 3',
+	'a retryable failure on the last attempt: failed, max_attempts, its usage recorded');
+is(outcome('null status'), 'completed {"answer": 1, "status": null} 0',
+	'a null status: the whole object is the output');
+is(outcome('odd status'), "failed invalid_output the agent returned an unknown status '5' 0",
+	'a status that is not one: failed, invalid_output');
+is(outcome('usage'), 'completed {"usage": {"total_tokens": 2}, "answer": 1} 2',
+	'an output with usage: completed with all of it, the usage recorded');
 is(outcome('fits', q{, output_schema => '{"type": "object", "required": ["answer"]}'}),
 	'completed {"answer": 42} 0', 'an output that matches the schema: completed');
 is(outcome('misfits', q{, output_schema => '{"type": "object", "required": ["missing"]}'}),
@@ -83,7 +93,7 @@ SELECT string_agg(a.event || ':' || coalesce(a.to_status, ''), ' ' ORDER BY a.id
   FROM agent_tasks_internal.activities a JOIN agent_tasks_internal.tasks t ON t.account = a.account AND t.id = a.task_id
  WHERE t.title = 'plain'}),
 	'created:queued status_changed:in_progress status_changed:completed',
-	'the short path writes the same trail');
+	'an output writes the trail of a completion');
 
 # A run cancelled while its agent works: the agent is done, the executor
 # waits for the task, which a person holds and cancels.
