@@ -3,6 +3,11 @@
 # (the agent's target altered), dropped, or made to return something else,
 # the next run calls what the agent names now, and a missing function fails
 # its run, not the executor.
+#
+# Kept plans made while the tables were new and never analyzed are made
+# again with statistics: the launcher analyzes a table of the extension as
+# soon as it fills its first pages, without waiting for autovacuum (off
+# here).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -11,7 +16,8 @@ use Test::More;
 use AgentTasksTest;
 
 my $node = AgentTasksTest::new_node('plans');
-$node->append_conf('postgresql.conf', "agent_tasks.executor_workers = 1\nagent_tasks.poll_interval = 100\n");
+$node->append_conf('postgresql.conf',
+	"agent_tasks.executor_workers = 1\nagent_tasks.poll_interval = 100\nautovacuum = off\n");
 $node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION agent_tasks;
@@ -65,6 +71,21 @@ CREATE FUNCTION public.answer2(task agent_tasks.tasks, run agent_tasks.runs) RET
 is(run_once(), 'completed {"version": 3}', 'a function created again under the name is called');
 is($node->safe_psql('postgres', "SELECT count(*) FROM agent_tasks.worker_status() WHERE worker = 'executor-1' AND pid IS NOT NULL"),
 	'1', 'the same executor served every run');
+
+is($node->safe_psql('postgres', q{
+SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_class
+ WHERE relnamespace = 'agent_tasks_internal'::regnamespace AND relkind = 'r' AND reltuples >= 0}),
+	'', 'nothing is analyzed while the tables are nearly empty');
+$node->safe_psql('postgres', q{
+SET agent_tasks.account = 'tap';
+SELECT count(agent_tasks.create_task('filler ' || i)) FROM generate_series(1, 500) i;
+});
+ok($node->poll_query_until('postgres', q{
+SELECT reltuples >= 500 FROM pg_class WHERE oid = 'agent_tasks_internal.tasks'::regclass}),
+	'a table that fills up is analyzed by the launcher');
+is($node->safe_psql('postgres', q{
+SELECT reltuples < 0 FROM pg_class WHERE oid = 'agent_tasks_internal.agents'::regclass}),
+	't', 'a table still nearly empty is left to autovacuum');
 
 $node->stop;
 done_testing();
