@@ -234,6 +234,8 @@ recover_runs(MemoryContext loop_context)
  * read more with every row added until autovacuum's first ANALYZE, up to a
  * minute later (at 4,000 tasks, a claim read 4,000 pages).  ANALYZE
  * invalidates those plans, and the next ones are made with statistics.
+ * Once per table: any statistics end the ties, and autovacuum keeps them
+ * from then on.
  */
 static void
 analyze_new_tables(MemoryContext loop_context)

@@ -80,8 +80,10 @@ $node->safe_psql('postgres', q{
 SET agent_tasks.account = 'tap';
 SELECT count(agent_tasks.create_task('filler ' || i)) FROM generate_series(1, 500) i;
 });
+# (analyzed once, possibly while the rows above were still being written:
+# any statistics end the ties, and autovacuum keeps them from then on)
 ok($node->poll_query_until('postgres', q{
-SELECT reltuples >= 500 FROM pg_class WHERE oid = 'agent_tasks_internal.tasks'::regclass}),
+SELECT reltuples >= 0 FROM pg_class WHERE oid = 'agent_tasks_internal.tasks'::regclass}),
 	'a table that fills up is analyzed by the launcher');
 is($node->safe_psql('postgres', q{
 SELECT reltuples < 0 FROM pg_class WHERE oid = 'agent_tasks_internal.agents'::regclass}),
