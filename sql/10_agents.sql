@@ -275,10 +275,11 @@ SELECT run_id AS metered_run FROM agent_tasks.claim_runs('meter-w', '{metered}')
 SELECT phase FROM agent_tasks.report_progress(:'metered_run', 'thinking', data => '{"usage": {"total_tokens": 4}}');
 SELECT status, tokens FROM agent_tasks.complete_run(:'metered_run', '{}', usage => '{"total_tokens": 10}');
 RESET ROLE;
-SELECT used_tokens FROM agent_tasks_internal.agents WHERE name = 'metered';
--- 14 of 15 tokens used: not over budget yet; 2 more and it is
+SELECT used_tokens FROM agent_tasks.queue_stats WHERE account = 'eng' AND agent = 'metered';
+-- 14 of 15 tokens used: not over budget yet; 2 more (in another shard) and it is
 SELECT agent_tasks_internal.over_budget('eng', :'metered_task') AS over_budget_yet;
-UPDATE agent_tasks_internal.agents SET used_tokens = used_tokens + 2 WHERE name = 'metered';
+INSERT INTO agent_tasks_internal.agent_usage (account, agent_id, shard, tokens)
+SELECT account, id, 1, 2 FROM agent_tasks_internal.agents WHERE name = 'metered';
 SELECT agent_tasks_internal.over_budget('eng', :'metered_task') AS over_budget_now;
 SET ROLE regress_engine;
 SELECT agent_tasks.drop_agent('metered') IS NOT NULL AS dropped;

@@ -25,13 +25,25 @@ CREATE TABLE agent_tasks_internal.agents (
 	backoff_max		interval NOT NULL DEFAULT '5 minutes' CHECK (backoff_max >= backoff_base),
 	budget_tokens	bigint CHECK (budget_tokens > 0),
 	budget_cost		numeric CHECK (budget_cost > 0),
-	used_tokens		bigint NOT NULL DEFAULT 0,
-	used_cost		numeric NOT NULL DEFAULT 0,
 	run_as			name NOT NULL DEFAULT current_user,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	updated_at		timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (account, id),
 	UNIQUE (account, name)
+);
+
+-- The tokens and cost an agent's runs used, in shards: a run takes the
+-- first shard no other transaction holds (record_usage), so runs of one
+-- agent finishing at once do not wait for each other's commit.  The
+-- agent's use is the sum of its shards.
+CREATE TABLE agent_tasks_internal.agent_usage (
+	account			text NOT NULL,
+	agent_id		uuid NOT NULL,
+	shard			smallint NOT NULL,
+	tokens			bigint NOT NULL DEFAULT 0,
+	cost			numeric NOT NULL DEFAULT 0,
+	PRIMARY KEY (account, agent_id, shard),
+	FOREIGN KEY (account, agent_id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE CASCADE
 );
 
 CREATE TABLE agent_tasks_internal.tasks (

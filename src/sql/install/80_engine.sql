@@ -422,10 +422,23 @@ BEGIN
 	UPDATE agent_tasks_internal.runs x
 	   SET usage = x.usage || record_usage.usage, tokens = x.tokens + n_tokens, cost = x.cost + n_cost
 	 WHERE x.account = r.account AND x.id = r.id;
-	IF n_tokens <> 0 OR n_cost <> 0 THEN
-		UPDATE agent_tasks_internal.agents a
-		   SET used_tokens = a.used_tokens + n_tokens, used_cost = a.used_cost + n_cost
-		 WHERE a.account = r.account AND a.id = r.agent_id;
+	IF (n_tokens <> 0 OR n_cost <> 0) AND r.agent_id IS NOT NULL THEN
+		UPDATE agent_tasks_internal.agent_usage u
+		   SET tokens = u.tokens + n_tokens, cost = u.cost + n_cost
+		 WHERE u.account = r.account AND u.agent_id = r.agent_id
+		   AND u.shard = (SELECT x.shard FROM agent_tasks_internal.agent_usage x
+						   WHERE x.account = r.account AND x.agent_id = r.agent_id
+						   ORDER BY x.shard
+						   LIMIT 1
+							 FOR UPDATE SKIP LOCKED);
+		IF NOT FOUND THEN
+			INSERT INTO agent_tasks_internal.agent_usage AS u (account, agent_id, shard, tokens, cost)
+			SELECT r.account, r.agent_id, coalesce(max(x.shard) + 1, 0), n_tokens, n_cost
+			  FROM agent_tasks_internal.agent_usage x
+			 WHERE x.account = r.account AND x.agent_id = r.agent_id
+			ON CONFLICT ON CONSTRAINT agent_usage_pkey DO UPDATE
+			   SET tokens = u.tokens + excluded.tokens, cost = u.cost + excluded.cost;
+		END IF;
 	END IF;
 END
 $$;
@@ -448,9 +461,12 @@ AS $$
 		SELECT 1
 		  FROM agent_tasks_internal.tasks t
 		  JOIN agent_tasks_internal.agents a ON a.account = t.account AND a.id = t.agent_id
+		 CROSS JOIN LATERAL (SELECT sum(u.tokens) AS tokens, sum(u.cost) AS cost
+							   FROM agent_tasks_internal.agent_usage u
+							  WHERE u.account = a.account AND u.agent_id = a.id) used
 		 WHERE t.account = over_budget.account AND t.id = over_budget.task
-		   AND ((a.budget_tokens IS NOT NULL AND a.used_tokens >= a.budget_tokens)
-				OR (a.budget_cost IS NOT NULL AND a.used_cost >= a.budget_cost)))
+		   AND ((a.budget_tokens IS NOT NULL AND used.tokens >= a.budget_tokens)
+				OR (a.budget_cost IS NOT NULL AND used.cost >= a.budget_cost)))
 $$;
 
 -- Fail one attempt: retry with exponential backoff and jitter while the
@@ -876,11 +892,14 @@ SELECT coalesce(a.account, r.account) AS account,
 		   FILTER (WHERE r.ended_at > now() - interval '1 hour' AND r.started_at IS NOT NULL) AS duration_p50_seconds,
 	   percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM r.ended_at - r.started_at))
 		   FILTER (WHERE r.ended_at > now() - interval '1 hour' AND r.started_at IS NOT NULL) AS duration_p95_seconds,
-	   coalesce(a.used_tokens, 0) AS used_tokens,
-	   coalesce(a.used_cost, 0) AS used_cost
+	   coalesce(used.tokens, 0) AS used_tokens,
+	   coalesce(used.cost, 0) AS used_cost
   FROM agent_tasks_internal.agents a
+  LEFT JOIN LATERAL (SELECT sum(u.tokens)::bigint AS tokens, sum(u.cost) AS cost
+					   FROM agent_tasks_internal.agent_usage u
+					  WHERE u.account = a.account AND u.agent_id = a.id) used ON true
   FULL JOIN agent_tasks_internal.runs r ON r.account = a.account AND r.agent_id = a.id
- GROUP BY coalesce(a.account, r.account), a.id, a.name, a.kind, a.used_tokens, a.used_cost
+ GROUP BY coalesce(a.account, r.account), a.id, a.name, a.kind, used.tokens, used.cost
 HAVING a.id IS NOT NULL
 	OR count(*) FILTER (WHERE r.status IN ('queued', 'in_progress') OR r.ended_at > now() - interval '1 hour') > 0;
 COMMENT ON VIEW agent_tasks.queue_stats IS 'Per agent: queued and runnable runs, runs in progress, age of the oldest queued run, completed and failed in the last hour, run duration p50/p95 (seconds, last hour), tokens and cost used. Runs of tasks without an agent show as agent NULL (kind external) while any is active or ended in the last hour.';

@@ -89,7 +89,33 @@ BEGIN
 END
 $$;
 
--- queue_stats shows runs of tasks without an agent.
+-- The tokens and cost an agent's runs used, in shards: a run takes the
+-- first shard no other transaction holds (record_usage), so runs of one
+-- agent finishing at once do not wait for each other's commit.  The
+-- agent's use is the sum of its shards.
+CREATE TABLE agent_tasks_internal.agent_usage (
+	account			text NOT NULL,
+	agent_id		uuid NOT NULL,
+	shard			smallint NOT NULL,
+	tokens			bigint NOT NULL DEFAULT 0,
+	cost			numeric NOT NULL DEFAULT 0,
+	PRIMARY KEY (account, agent_id, shard),
+	FOREIGN KEY (account, agent_id) REFERENCES agent_tasks_internal.agents (account, id) ON DELETE CASCADE
+);
+
+ALTER TABLE agent_tasks_internal.agent_usage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY account_isolation ON agent_tasks_internal.agent_usage
+	USING (account = (SELECT agent_tasks.current_account()))
+	WITH CHECK (account = (SELECT agent_tasks.current_account()));
+SELECT pg_catalog.pg_extension_config_dump('agent_tasks_internal.agent_usage', '');
+-- (agents.used_tokens and used_cost are dropped below, once nothing reads them)
+INSERT INTO agent_tasks_internal.agent_usage (account, agent_id, shard, tokens, cost)
+SELECT a.account, a.id, 0, a.used_tokens, a.used_cost
+  FROM agent_tasks_internal.agents a
+ WHERE a.used_tokens <> 0 OR a.used_cost <> 0;
+
+-- queue_stats shows runs of tasks without an agent; agents' use is the sum
+-- of their usage shards.
 CREATE OR REPLACE VIEW agent_tasks.queue_stats WITH (security_invoker = true) AS
 SELECT coalesce(a.account, r.account) AS account,
 	   a.name AS agent,
@@ -104,11 +130,14 @@ SELECT coalesce(a.account, r.account) AS account,
 		   FILTER (WHERE r.ended_at > now() - interval '1 hour' AND r.started_at IS NOT NULL) AS duration_p50_seconds,
 	   percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM r.ended_at - r.started_at))
 		   FILTER (WHERE r.ended_at > now() - interval '1 hour' AND r.started_at IS NOT NULL) AS duration_p95_seconds,
-	   coalesce(a.used_tokens, 0) AS used_tokens,
-	   coalesce(a.used_cost, 0) AS used_cost
+	   coalesce(used.tokens, 0) AS used_tokens,
+	   coalesce(used.cost, 0) AS used_cost
   FROM agent_tasks_internal.agents a
+  LEFT JOIN LATERAL (SELECT sum(u.tokens)::bigint AS tokens, sum(u.cost) AS cost
+					   FROM agent_tasks_internal.agent_usage u
+					  WHERE u.account = a.account AND u.agent_id = a.id) used ON true
   FULL JOIN agent_tasks_internal.runs r ON r.account = a.account AND r.agent_id = a.id
- GROUP BY coalesce(a.account, r.account), a.id, a.name, a.kind, a.used_tokens, a.used_cost
+ GROUP BY coalesce(a.account, r.account), a.id, a.name, a.kind, used.tokens, used.cost
 HAVING a.id IS NOT NULL
 	OR count(*) FILTER (WHERE r.status IN ('queued', 'in_progress') OR r.ended_at > now() - interval '1 hour') > 0;
 COMMENT ON VIEW agent_tasks.queue_stats IS 'Per agent: queued and runnable runs, runs in progress, age of the oldest queued run, completed and failed in the last hour, run duration p50/p95 (seconds, last hour), tokens and cost used. Runs of tasks without an agent show as agent NULL (kind external) while any is active or ended in the last hour.';
@@ -3740,6 +3769,81 @@ CREATE OR REPLACE FUNCTION agent_tasks_internal.finish_sql_run(account text, run
 	AS 'MODULE_PATHNAME', 'at_finish_sql_run_sql'
 	LANGUAGE C VOLATILE
 	SET search_path = pg_catalog, pg_temp;
+
+-- An agent's use is counted in shards (agent_usage): runs of one agent
+-- that finish at once no longer wait for each other's commit on its row.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.record_usage(r agent_tasks_internal.runs, usage jsonb)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n_tokens bigint;
+	n_cost numeric;
+BEGIN
+	IF usage IS NULL OR jsonb_typeof(usage) <> 'object' OR usage = '{}' THEN
+		RETURN;
+	END IF;
+	BEGIN
+		n_tokens := coalesce((usage ->> 'total_tokens')::bigint, (usage ->> 'tokens')::bigint,
+						   (usage ->> 'prompt_tokens')::bigint + (usage ->> 'completion_tokens')::bigint, 0);
+		n_cost := coalesce((usage ->> 'cost')::numeric, 0);
+	EXCEPTION WHEN data_exception THEN
+		PERFORM agent_tasks_internal.raise('PT400', 'invalid usage',
+			format('usage = %s', left(usage::text, 200)),
+			'Report {"total_tokens": <integer>, "cost": <number>} (or prompt_tokens and completion_tokens).');
+	END;
+	UPDATE agent_tasks_internal.runs x
+	   SET usage = x.usage || record_usage.usage, tokens = x.tokens + n_tokens, cost = x.cost + n_cost
+	 WHERE x.account = r.account AND x.id = r.id;
+	IF (n_tokens <> 0 OR n_cost <> 0) AND r.agent_id IS NOT NULL THEN
+		UPDATE agent_tasks_internal.agent_usage u
+		   SET tokens = u.tokens + n_tokens, cost = u.cost + n_cost
+		 WHERE u.account = r.account AND u.agent_id = r.agent_id
+		   AND u.shard = (SELECT x.shard FROM agent_tasks_internal.agent_usage x
+						   WHERE x.account = r.account AND x.agent_id = r.agent_id
+						   ORDER BY x.shard
+						   LIMIT 1
+							 FOR UPDATE SKIP LOCKED);
+		IF NOT FOUND THEN
+			INSERT INTO agent_tasks_internal.agent_usage AS u (account, agent_id, shard, tokens, cost)
+			SELECT r.account, r.agent_id, coalesce(max(x.shard) + 1, 0), n_tokens, n_cost
+			  FROM agent_tasks_internal.agent_usage x
+			 WHERE x.account = r.account AND x.agent_id = r.agent_id
+			ON CONFLICT ON CONSTRAINT agent_usage_pkey DO UPDATE
+			   SET tokens = u.tokens + excluded.tokens, cost = u.cost + excluded.cost;
+		END IF;
+	END IF;
+END
+$$;
+
+-- Is the task's or its agent's budget used up?
+CREATE OR REPLACE FUNCTION agent_tasks_internal.over_budget(account text, task uuid)
+	RETURNS boolean
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(
+		(SELECT (t.budget_tokens IS NOT NULL AND sum(r.tokens) >= t.budget_tokens)
+			 OR (t.budget_cost IS NOT NULL AND sum(r.cost) >= t.budget_cost)
+		   FROM agent_tasks_internal.tasks t
+		   JOIN agent_tasks_internal.runs r ON r.account = t.account AND r.task_id = t.id
+		  WHERE t.account = over_budget.account AND t.id = over_budget.task
+			AND (t.budget_tokens IS NOT NULL OR t.budget_cost IS NOT NULL)
+		  GROUP BY t.budget_tokens, t.budget_cost), false)
+		OR EXISTS (
+		SELECT 1
+		  FROM agent_tasks_internal.tasks t
+		  JOIN agent_tasks_internal.agents a ON a.account = t.account AND a.id = t.agent_id
+		 CROSS JOIN LATERAL (SELECT sum(u.tokens) AS tokens, sum(u.cost) AS cost
+							   FROM agent_tasks_internal.agent_usage u
+							  WHERE u.account = a.account AND u.agent_id = a.id) used
+		 WHERE t.account = over_budget.account AND t.id = over_budget.task
+		   AND ((a.budget_tokens IS NOT NULL AND used.tokens >= a.budget_tokens)
+				OR (a.budget_cost IS NOT NULL AND used.cost >= a.budget_cost)))
+$$;
+
+ALTER TABLE agent_tasks_internal.agents DROP COLUMN used_tokens, DROP COLUMN used_cost;
 
 -- ready_tasks has the columns of tasks, the new ones included: the same
 -- descriptions.

@@ -28,9 +28,14 @@ $node->safe_psql('app', 'ALTER EXTENSION agent_tasks UPDATE');
 is($node->safe_psql('app', "SELECT extversion FROM pg_extension WHERE extname = 'agent_tasks'"),
 	$current, "updated to $current");
 my $kept = FilledDatabase::rows_kept($node, 'app');
-my @lost = grep { !/^\w+: (\d+)\/\1, now \1$/ } split /\n/, $kept;
+# (agent_usage is new: it gets the agents' use, checked below)
+my @lost = grep { !/^\w+: (\d+)\/\1, now \1$/ && !/^agent_usage: 0\/0, now \d+$/ } split /\n/, $kept;
 is(join("\n", @lost), '', 'every row survived the update, unchanged');
 like($kept, qr/^tasks: 1\d\/1\d, now 1\d$/m, 'tasks were there to keep');
+is($node->safe_psql('app', q{
+SELECT string_agg(a.name || ' ' || u.shard || ' ' || u.tokens, ', ')
+  FROM agent_tasks_internal.agent_usage u JOIN agent_tasks_internal.agents a ON a.account = u.account AND a.id = u.agent_id}),
+	'remote 0 42', "the agents' use moved to their first usage shard");
 
 $node->safe_psql('fresh', 'CREATE EXTENSION agent_tasks');
 my $upgraded = FilledDatabase::catalog($node, 'app');
