@@ -149,47 +149,44 @@ run_statement(SPIPlanPtr *plan, const char *sql, Datum account, Datum run,
 	return SPI_processed;
 }
 
+/* The value of result's key, or NULL when result is no object or lacks it. */
+static JsonbValue *
+find_member(Datum result, const char *key)
+{
+	Jsonb	   *doc = DatumGetJsonbP(result);
+	JsonbValue	k;
+
+	if (!JB_ROOT_IS_OBJECT(doc))
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(&doc->root, JB_FOBJECT, &k);
+}
+
 /* The jsonb of result's key, as the operator -> gives it (NULL: none). */
 static Datum
 member(Datum result, const char *key, bool *isnull)
 {
-	Jsonb	   *doc = DatumGetJsonbP(result);
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbValue *v = find_member(result, key);
 
-	*isnull = true;
-	if (!JB_ROOT_IS_OBJECT(doc))
-		return (Datum) 0;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&doc->root, JB_FOBJECT, &k);
-	if (v == NULL)
-		return (Datum) 0;
-	*isnull = false;
-	return JsonbPGetDatum(JsonbValueToJsonb(v));
+	*isnull = (v == NULL);
+	return v ? JsonbPGetDatum(JsonbValueToJsonb(v)) : (Datum) 0;
 }
 
 /* The text of result's key, as the operator ->> gives it (NULL: none). */
 static char *
 member_text(Datum result, const char *key)
 {
-	Jsonb	   *doc = DatumGetJsonbP(result);
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbValue *v = find_member(result, key);
+	Jsonb	   *value;
 
-	if (!JB_ROOT_IS_OBJECT(doc))
-		return NULL;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&doc->root, JB_FOBJECT, &k);
 	if (v == NULL || v->type == jbvNull)
 		return NULL;
 	if (v->type == jbvString)
 		return pnstrdup(v->val.string.val, v->val.string.len);
-	doc = JsonbValueToJsonb(v);
-	return JsonbToCString(NULL, &doc->root, VARSIZE(doc));
+	value = JsonbValueToJsonb(v);
+	return JsonbToCString(NULL, &value->root, VARSIZE(value));
 }
 
 /*
