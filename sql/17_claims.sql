@@ -67,6 +67,24 @@ SELECT r.kind, r.status, a.name AS agent
   FROM agent_tasks_internal.claim_batch('{http,openai}', 'claims', NULL, 'dispatcher-test', NULL, 5) r
   JOIN agent_tasks_internal.agents a ON a.account = r.account AND a.id = r.agent_id;
 
+-- A queued run follows its task: a new priority changes the claim order, a
+-- new agent its queue, a new run_after its due time (a retry's backoff stays
+-- otherwise)
+SELECT name FROM agent_tasks.create_agent('order', 'external');
+SELECT name FROM agent_tasks.create_agent('other', 'external');
+SELECT id AS first_task FROM agent_tasks.create_task('first', agent => 'order', auto_process => true) \gset
+SELECT id AS second_task FROM agent_tasks.create_task('second', agent => 'order', auto_process => true) \gset
+SELECT priority FROM agent_tasks.update_task(:'second_task', '{"priority": 10}');
+SELECT r.priority, r.status FROM agent_tasks.runs r WHERE r.task_id = :'second_task';
+SELECT t.title FROM agent_tasks.claim_runs('w-order', '{order}', 1) c
+  JOIN agent_tasks.tasks t ON t.id = c.task_id;
+SELECT agent FROM agent_tasks.update_task(:'first_task', '{"agent": "other", "run_after": "2099-01-01T00:00:00Z"}');
+SELECT r.agent, r.due_at = '2099-01-01T00:00:00Z' AS due_later
+  FROM agent_tasks.runs r WHERE r.task_id = :'first_task';
+SELECT count(*) AS not_due FROM agent_tasks.claim_runs('w-order', '{other}', 1);
+SELECT count(*) AS updated_activities FROM agent_tasks.activities
+ WHERE task_id IN (:'first_task', :'second_task') AND event = 'updated';
+
 -- queue_stats: per agent, and the runs of tasks without an agent as agent NULL
 SELECT (agent_tasks.create_task('no agent', auto_process => true)).status;
 SELECT agent, kind, queued, in_progress FROM agent_tasks.queue_stats

@@ -12,7 +12,8 @@
  *		 interrupted).  An earlier run that ends later is logged on its own.
  *	  2. task_transition, for the task row:
  *		 a. the audit trail: one activity per change (created, status
- *			changed, archived, feedback, updated fields);
+ *			changed, archived, feedback, updated fields), and a queued run
+ *			following its task's new agent, priority or run_after;
  *		 b. the webhook outbox: one delivery per subscribed endpoint, and
  *			the task's callback when it completes or fails;
  *		 c. the NOTIFY (once per transaction and task) and the wake-up of
@@ -99,6 +100,7 @@ static SPIPlanPtr move_parent;
 static SPIPlanPtr enqueue_event;
 static SPIPlanPtr enqueue_callback;
 static SPIPlanPtr updated_fields;
+static SPIPlanPtr reschedule_queued_run;
 static Oid	task_plans_rowtype = InvalidOid;
 
 /* The fields of tracked_values(): a change of any is logged as "updated". */
@@ -612,6 +614,38 @@ apply_consequences(void)
 	PG_END_TRY();
 }
 
+/*
+ * A queued run waits in its agent's queue in the task's priority order from
+ * its due time: when the task's agent, priority or run_after change, its
+ * queued run follows (a retry keeps its backoff unless run_after changed).
+ */
+static void
+reschedule_run(Row *task, Row *old)
+{
+	bool		run_after_changed = !column_equal(task, old, "run_after");
+	Oid			types[] = {TEXTOID, UUIDOID, UUIDOID, INT4OID, TIMESTAMPTZOID, BOOLOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+	if (row_uuid(task, "latest_run_id") == NULL ||
+		(column_equal(task, old, "agent_id") && column_equal(task, old, "priority") && !run_after_changed))
+		return;
+	values[0] = row_param(task, "account", nulls, 0);
+	values[1] = row_param(task, "latest_run_id", nulls, 1);
+	values[2] = row_param(task, "agent_id", nulls, 2);
+	values[3] = row_param(task, "priority", nulls, 3);
+	values[4] = row_param(task, "run_after", nulls, 4);
+	values[5] = BoolGetDatum(run_after_changed);
+	execute(plan(&reschedule_queued_run,
+				 "UPDATE agent_tasks_internal.runs r"
+				 "   SET agent_id = $3, priority = $4,"
+				 "       due_at = CASE WHEN $6 THEN greatest(coalesce($5, now()), now()) ELSE r.due_at END"
+				 " WHERE r.account = $1 AND r.id = $2 AND r.status = 'queued'"
+				 "   AND (r.agent_id IS DISTINCT FROM $3 OR r.priority <> $4 OR $6)",
+				 6, types),
+			values, nulls, false);
+}
+
 /* ---------------------------------------------------------------------------
  * The triggers
  * ---------------------------------------------------------------------------
@@ -854,6 +888,7 @@ at_task_transition(PG_FUNCTION_ARGS)
 						 NULL, NULL, NULL);
 			if (first_event == NULL)
 				first_event = "updated";
+			reschedule_run(&task, &old);
 		}
 	}
 
