@@ -189,6 +189,21 @@ member_text(Datum result, const char *key)
 	return JsonbToCString(NULL, &value->root, VARSIZE(value));
 }
 
+/* PT409 for an answer that came too late; status NULL: the run is gone. */
+static void no_longer_in_progress(Datum run, const char *status) pg_attribute_noreturn();
+
+static void
+no_longer_in_progress(Datum run, const char *status)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_AT_CONFLICT),
+			 errmsg("the run is no longer in progress"),
+			 errdetail("run %s is %s",
+					   DatumGetCString(DirectFunctionCall1(uuid_out, run)),
+					   status ? status : "gone"),
+			 errhint("It was stopped or cancelled while the agent worked; its changes are rolled back.")));
+}
+
 /*
  * Complete the run with output, unless the output does not match the
  * task's schema (then the run fails with invalid_output).  The task and
@@ -249,13 +264,7 @@ at_finish_sql_run(Datum account, Datum run, Datum task, Datum result, bool resul
 		run_status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	}
 	if (run_status == NULL || strcmp(run_status, "in_progress") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_AT_CONFLICT),
-				 errmsg("the run is no longer in progress"),
-				 errdetail("run %s is %s",
-						   DatumGetCString(DirectFunctionCall1(uuid_out, run)),
-						   run_status ? run_status : "gone"),
-				 errhint("It was stopped or cancelled while the agent worked; its changes are rolled back.")));
+		no_longer_in_progress(run, run_status);
 
 	if (!result_null)
 	{
@@ -309,16 +318,15 @@ at_finish_sql_run_sql(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_AT_BAD_INPUT),
-				 errmsg("an account and a run are required")));
+				 errmsg("an account and a run are required"),
+				 errdetail("finish_sql_run(%s, %s, ...)", PG_ARGISNULL(0) ? "NULL" : "account",
+						   PG_ARGISNULL(1) ? "NULL" : "run"),
+				 errhint("Pass the account and the id of the run the agent answered.")));
 	SPI_connect();
 	if (run_statement(&task_of_run_plan, task_of_run_sql, account, run, 0, NULL, NULL, NULL) == 1)
 		task = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &task_null);
 	if (task_null)
-		ereport(ERROR,
-				(errcode(ERRCODE_AT_CONFLICT),
-				 errmsg("the run is no longer in progress"),
-				 errdetail("run %s is gone", DatumGetCString(DirectFunctionCall1(uuid_out, run))),
-				 errhint("It was stopped or cancelled while the agent worked; its changes are rolled back.")));
+		no_longer_in_progress(run, NULL);
 	task = SPI_datumTransfer(task, false, UUID_LEN);
 	SPI_finish();
 
