@@ -239,6 +239,9 @@ SET request.jwt.claims = '{"account": "jwt-account", "email": "Jwt@Example.com",
 SELECT agent_tasks.current_account(), agent_tasks.current_user_email();
 SET request.jwt.claims = '{"account": "jwt-account", "sub": "sub-user@example.com"}';
 SELECT agent_tasks.current_user_email();
+-- an empty "email" claim names nobody: "sub" does
+SET request.jwt.claims = '{"account": "jwt-account", "email": "", "sub": "Sub-User@example.com"}';
+SELECT agent_tasks.current_user_email() AS from_sub;
 -- a claim set without an account falls back to the setting
 SET request.jwt.claims = '{"role": "anon"}';
 SELECT agent_tasks.current_account(), agent_tasks.current_user_email();

@@ -14,6 +14,10 @@ SET agent_tasks.email = 'sam@example.com';
 SELECT title, title_derived, prompt FROM agent_tasks.create_task(prompt => E'  Add a new About page\nwith a team section');
 SELECT title, length(title) AS len, title_derived
   FROM agent_tasks.create_task(prompt => repeat('word ', 30));
+-- characters, not bytes; a line without a space is cut where it reaches 79
+SELECT title, length(title) AS len, octet_length(title) AS bytes
+  FROM agent_tasks.create_task(prompt => E'\t' || repeat('été ', 25) || E'\r\nsecond line');
+SELECT length(title) AS len, right(title, 3) AS ends_with FROM agent_tasks.create_task(prompt => repeat('x', 90));
 SELECT title, title_derived FROM agent_tasks.create_task(command => 'generate_pages', items => '["one"]');
 SELECT title, title_derived FROM agent_tasks.create_task('Given', 'a prompt');
 SELECT expect_error($$SELECT agent_tasks.create_task()$$);
@@ -46,6 +50,12 @@ SELECT (agent_tasks.create_task(command => 'generate_pages', context => '{"site"
 SELECT title, title_derived, context, external_id, item ->> 'targetPageSlug' AS slug
   FROM agent_tasks.tasks WHERE parent_id = :'flint' ORDER BY id;
 SELECT expect_error($$SELECT agent_tasks.create_task(command => 'c', items => '[{"external_id": "a", "externalId": "b"}]')$$);
+SELECT expect_error($$SELECT agent_tasks.create_task(command => 'c', items => '[{"external_id": null, "externalId": "b"}]')$$);
+-- the same id under both names is one id; an item's numbers and objects are text as ->> gives them
+SELECT (agent_tasks.create_task(command => 'c', prompt => 'Parent prompt',
+	items => '[{"external_id": "same", "externalId": "same", "title": 42, "prompt": {"a": 1}}, "  Spaced  "]')).id AS items_parent \gset
+SELECT title, external_id, prompt, title_derived FROM agent_tasks.tasks WHERE parent_id = :'items_parent' ORDER BY id;
+SELECT agent_tasks.delete_task(:'items_parent');
 SELECT expect_error($$SELECT agent_tasks.create_task(command => 'c', items => '[{"context": 3}]')$$);
 
 -- A follow-up message on a completed or failed task starts a run with it;

@@ -21,15 +21,19 @@
  *	  The claims are parsed once per distinct claims string (PostgREST sets
  *	  them once per request), not at every call.
  *
- *	  Also here: who calls (caller()) and from where (request_origin()).
+ *	  Also here: who acts (current_user_email(), current_actor(), which
+ *	  every activity names), who calls (caller()) and from where
+ *	  (request_origin()).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_collation.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -37,6 +41,8 @@
 #include "agent_tasks.h"
 
 PG_FUNCTION_INFO_V1(at_current_account);
+PG_FUNCTION_INFO_V1(at_current_user_email);
+PG_FUNCTION_INFO_V1(at_current_actor);
 PG_FUNCTION_INFO_V1(at_caller);
 PG_FUNCTION_INFO_V1(at_caller_regprocedure);
 PG_FUNCTION_INFO_V1(at_request_origin);
@@ -47,33 +53,58 @@ PG_FUNCTION_INFO_V1(at_request_origin);
  */
 Oid			at_executing_as = InvalidOid;
 
-/* The last claims string seen and the account it names (NULL: none). */
+/*
+ * The last claims string seen and what it names: the account, and the
+ * person (claim "email", else "sub"); NULL where it names none.
+ */
 static char *claims_seen = NULL;
 static char *claims_account = NULL;
+static char *claims_person = NULL;
 
-static const char *
-account_of_claims(const char *claims)
+/* A non-empty string member of a JSON object, copied into TopMemoryContext. */
+static char *
+claim(Jsonb *claims, const char *key)
+{
+	JsonbValue *v;
+	char	   *copy;
+
+	if (!JB_ROOT_IS_OBJECT(claims))
+		return NULL;
+	v = getKeyJsonValueFromContainer(&claims->root, key, strlen(key), NULL);
+	if (v == NULL || v->type != jbvString || v->val.string.len == 0)
+		return NULL;
+	copy = MemoryContextAlloc(TopMemoryContext, v->val.string.len + 1);
+	memcpy(copy, v->val.string.val, v->val.string.len);
+	copy[v->val.string.len] = '\0';
+	return copy;
+}
+
+static void
+parse_claims(const char *claims)
 {
 	Jsonb	   *jb;
-	JsonbValue *v;
-	MemoryContext old;
 
 	if (claims_seen != NULL && strcmp(claims_seen, claims) == 0)
-		return claims_account;
+		return;
 
 	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(claims)));
-	v = JB_ROOT_IS_OBJECT(jb) ?
-		getKeyJsonValueFromContainer(&jb->root, "account", strlen("account"), NULL) : NULL;
-
-	old = MemoryContextSwitchTo(TopMemoryContext);
 	if (claims_seen != NULL)
 		pfree(claims_seen);
 	if (claims_account != NULL)
 		pfree(claims_account);
-	claims_seen = pstrdup(claims);
-	claims_account = (v != NULL && v->type == jbvString && v->val.string.len > 0) ?
-		pnstrdup(v->val.string.val, v->val.string.len) : NULL;
-	MemoryContextSwitchTo(old);
+	if (claims_person != NULL)
+		pfree(claims_person);
+	claims_account = claim(jb, "account");
+	claims_person = claim(jb, "email");
+	if (claims_person == NULL)
+		claims_person = claim(jb, "sub");
+	claims_seen = MemoryContextStrdup(TopMemoryContext, claims);
+}
+
+static const char *
+account_of_claims(const char *claims)
+{
+	parse_claims(claims);
 	return claims_account;
 }
 
@@ -143,6 +174,72 @@ at_current_account(PG_FUNCTION_ARGS)
 				 errhint("The DBA binds the role to its account with agent_tasks.bind_account(), or lets it "
 						 "choose with agent_tasks.allow_account_choice().")));
 	PG_RETURN_TEXT_P(cstring_to_text(chosen));
+}
+
+static const char *
+nonempty_setting(const char *name)
+{
+	const char *value = GetConfigOption(name, true, false);
+
+	return nonempty(value) ? value : NULL;
+}
+
+/*
+ * The person acting in this session, lower-cased: the JWT claim "email"
+ * (else "sub"), else the setting agent_tasks.email (else agent_tasks.user,
+ * its name in 0.1.0); NULL when unknown.
+ */
+char *
+at_session_email(void)
+{
+	const char *claims = nonempty_setting("request.jwt.claims");
+	const char *person = NULL;
+
+	if (claims != NULL)
+	{
+		parse_claims(claims);
+		person = claims_person;
+	}
+	if (person == NULL)
+		person = nonempty_setting("agent_tasks.email");
+	if (person == NULL)
+		person = nonempty_setting("agent_tasks.user");
+	if (person == NULL)
+		return NULL;
+	return str_tolower(person, strlen(person), DEFAULT_COLLATION_OID);
+}
+
+/*
+ * Who an activity names as its actor: a worker, else the person, else the
+ * session's role.
+ */
+char *
+at_session_actor(void)
+{
+	const char *worker = nonempty_setting("agent_tasks.worker");
+	char	   *email;
+
+	if (worker != NULL)
+		return psprintf("worker:%s", worker);
+	if ((email = at_session_email()) != NULL)
+		return email;
+	return psprintf("role:%s", GetUserNameFromId(GetSessionUserId(), false));
+}
+
+Datum
+at_current_user_email(PG_FUNCTION_ARGS)
+{
+	char	   *email = at_session_email();
+
+	if (email == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(email));
+}
+
+Datum
+at_current_actor(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(at_session_actor()));
 }
 
 /*

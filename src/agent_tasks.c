@@ -22,7 +22,6 @@ PG_MODULE_MAGIC;
 /* Settings read only through the GUC machinery or from SQL. */
 static char *agent_tasks_email = NULL;
 static char *agent_tasks_user = NULL;
-static int	agent_tasks_max_items = 10;
 static int	agent_tasks_task_rate_limit = 100;
 static int	agent_tasks_task_rate_window = 3600;
 static int	agent_tasks_retention_archived = 30 * 24 * 3600;
@@ -40,6 +39,9 @@ static double agent_tasks_webhook_retry_scale = 1.0;
 char	   *agent_tasks_account = NULL;
 char	   *agent_tasks_bound_account = NULL;
 bool		agent_tasks_account_choice = true;
+
+/* Task creation (src/tasks.c). */
+int			agent_tasks_max_items = 10;
 
 /* Settings the workers read (agent_tasks.h). */
 char	   *agent_tasks_database = NULL;

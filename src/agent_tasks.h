@@ -12,6 +12,8 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
+
 /*
  * The error catalogue.  PostgREST maps an SQLSTATE "PTxyz" to HTTP status
  * xyz, so SQL and REST callers see the same classification.
@@ -28,6 +30,7 @@
 extern char *agent_tasks_database;
 extern int	agent_tasks_executor_workers;
 extern int	agent_tasks_poll_interval;
+extern int	agent_tasks_max_items;
 extern int	agent_tasks_http_max_in_flight;
 extern bool agent_tasks_allow_insecure_loopback;
 extern char *agent_tasks_http_resolve;
@@ -37,9 +40,17 @@ extern char *agent_tasks_account;
 extern char *agent_tasks_bound_account;
 extern bool agent_tasks_account_choice;
 extern const char *at_session_account(void);
+extern char *at_session_email(void);
+extern char *at_session_actor(void);
+extern PGDLLEXPORT Datum at_current_account(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum at_request_origin(PG_FUNCTION_ARGS);
 extern Oid	at_executing_as;
 extern Oid	at_caller_role(void);
 extern Oid	at_lookup_function(const char *signature);
+
+/* Time-ordered ids (uuid_v7.c). */
+struct pg_uuid_t;
+extern void at_uuid_v7_generate(struct pg_uuid_t *uuid);
 
 /* What stays out of the server log (log_filter.c). */
 extern bool at_log_hide_missing_database;

@@ -6,10 +6,10 @@
  *	  value (normalized where said) or refuses it with PT400, naming the
  *	  argument and showing the offending value.
  *
- *	  They are in C because create_task() calls a dozen of them per task:
- *	  as PL/pgSQL functions with a pinned search_path, each call cost a
- *	  function-manager round trip with a settings save and restore.  They
- *	  read no table and touch nothing but their arguments.
+ *	  They are in C because create_task() (tasks.c) makes a dozen checks per
+ *	  task, calling the C entry points below directly; the SQL functions
+ *	  serve the API functions written in PL/pgSQL.  They read no table and
+ *	  touch nothing but their arguments.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +26,7 @@
 #include "utils/jsonb.h"
 
 #include "agent_tasks.h"
+#include "input_checks.h"
 #include "url_policy.h"
 
 PG_FUNCTION_INFO_V1(at_check_text);
@@ -37,8 +38,8 @@ PG_FUNCTION_INFO_V1(at_check_url);
 #define SHOWN_CHARS		200
 
 /* Does the text match the regular expression, as the operator ~ does? */
-static bool
-matches(text *value, const char *pattern)
+bool
+at_text_matches(text *value, const char *pattern)
 {
 	return DatumGetBool(DirectFunctionCall2Coll(textregexeq, DEFAULT_COLLATION_OID,
 												PointerGetDatum(value),
@@ -59,17 +60,14 @@ shown(const char *s)
  *			  required boolean DEFAULT false) RETURNS text
  *
  * Required text must not be blank (only white space); no text may pass
- * max_length characters.
+ * max_length characters (a negative max_length: no limit).
  */
-Datum
-at_check_text(PG_FUNCTION_ARGS)
+text *
+at_checked_text(const char *field, text *value, int max_length, bool required)
 {
-	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	text	   *value = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
-	bool		required = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
 	int			length;
 
-	if (required && (value == NULL || !matches(value, "\\S")))
+	if (required && (value == NULL || !at_text_matches(value, "\\S")))
 		ereport(ERROR,
 				(errcode(ERRCODE_AT_BAD_INPUT),
 				 errmsg("%s must not be empty", field),
@@ -77,15 +75,29 @@ at_check_text(PG_FUNCTION_ARGS)
 						   value ? quote_literal_cstr(text_to_cstring(value)) : "null"),
 				 errhint("Pass a non-empty %s.", field)));
 	if (value == NULL)
-		PG_RETURN_NULL();
+		return NULL;
 
 	length = pg_mbstrlen_with_len(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
-	if (!PG_ARGISNULL(2) && length > PG_GETARG_INT32(2))
+	if (max_length >= 0 && length > max_length)
 		ereport(ERROR,
 				(errcode(ERRCODE_AT_BAD_INPUT),
 				 errmsg("%s is too long", field),
-				 errdetail("%s has %d characters; the limit is %d.", field, length, PG_GETARG_INT32(2)),
+				 errdetail("%s has %d characters; the limit is %d.", field, length, max_length),
 				 errhint("Shorten %s.", field)));
+	return value;
+}
+
+Datum
+at_check_text(PG_FUNCTION_ARGS)
+{
+	text	   *value;
+
+	value = at_checked_text(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
+							PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2),
+							!PG_ARGISNULL(3) && PG_GETARG_BOOL(3));
+	if (value == NULL)
+		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(value);
 }
 
@@ -94,25 +106,20 @@ at_check_text(PG_FUNCTION_ARGS)
  *			  max_bytes integer DEFAULT 65536) RETURNS jsonb
  *
  * A JSON value of the expected type (object, array, ...) of at most
- * max_bytes as stored.  A JSON null is an absent value (NULL), except
- * where the argument is the whole point of the call: a patch, the items of
- * a command, a template.
+ * max_bytes as stored (a negative max_bytes: no limit).  A JSON null is an
+ * absent value (NULL: at_json_present() says false), except where the
+ * argument is the whole point of the call: a patch, the items of a
+ * command, a template.
  */
-Datum
-at_check_json(PG_FUNCTION_ARGS)
+bool
+at_json_present(const char *field, Datum value, const char *expected, int max_bytes)
 {
-	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Datum		value = PG_GETARG_DATUM(1);
-	char	   *expected = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *type;
+	char	   *type = TextDatumGetCString(DirectFunctionCall1(jsonb_typeof, value));
 	Size		size;
 
-	if (PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-	type = TextDatumGetCString(DirectFunctionCall1(jsonb_typeof, value));
 	if (strcmp(type, "null") == 0 && strcmp(field, "patch") != 0 &&
 		strcmp(field, "items") != 0 && strcmp(field, "template") != 0)
-		PG_RETURN_NULL();
+		return false;
 	if (strcmp(type, expected) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_AT_BAD_INPUT),
@@ -122,13 +129,24 @@ at_check_json(PG_FUNCTION_ARGS)
 				 errhint("Pass a JSON %s as %s.", expected, field)));
 
 	size = toast_datum_size(value);
-	if (!PG_ARGISNULL(3) && (int64) size > PG_GETARG_INT32(3))
+	if (max_bytes >= 0 && (int64) size > max_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_AT_BAD_INPUT),
 				 errmsg("%s is too large", field),
-				 errdetail("%s takes %zu bytes; the limit is %d.", field, size, PG_GETARG_INT32(3)),
+				 errdetail("%s takes %zu bytes; the limit is %d.", field, size, max_bytes),
 				 errhint("Make %s smaller.", field)));
-	PG_RETURN_DATUM(value);
+	return true;
+}
+
+Datum
+at_check_json(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(1) ||
+		!at_json_present(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_DATUM(1),
+						 text_to_cstring(PG_GETARG_TEXT_PP(2)),
+						 PG_ARGISNULL(3) ? -1 : PG_GETARG_INT32(3)))
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(PG_GETARG_DATUM(1));
 }
 
 /*
@@ -137,18 +155,15 @@ at_check_json(PG_FUNCTION_ARGS)
  * At most 100 entries, each a non-empty string of at most 200 characters;
  * NULL is the empty array.
  */
-Datum
-at_check_tags(PG_FUNCTION_ARGS)
+ArrayType *
+at_checked_tags(const char *field, ArrayType *value)
 {
-	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	ArrayType  *value;
 	Datum	   *entries;
 	bool	   *nulls;
 	int			n;
 
-	if (PG_ARGISNULL(1))
-		PG_RETURN_ARRAYTYPE_P(construct_empty_array(TEXTOID));
-	value = PG_GETARG_ARRAYTYPE_P(1);
+	if (value == NULL)
+		return construct_empty_array(TEXTOID);
 	n = ArrayGetNItems(ARR_NDIM(value), ARR_DIMS(value));
 	if (n > 100)
 		ereport(ERROR,
@@ -171,7 +186,14 @@ at_check_tags(PG_FUNCTION_ARGS)
 							   OidOutputFunctionCall(F_ARRAY_OUT, PointerGetDatum(value))),
 					 errhint("Entries must be non-empty strings of at most 200 characters.")));
 	}
-	PG_RETURN_ARRAYTYPE_P(value);
+	return value;
+}
+
+Datum
+at_check_tags(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_ARRAYTYPE_P(at_checked_tags(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+										  PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1)));
 }
 
 /*
@@ -180,21 +202,18 @@ at_check_tags(PG_FUNCTION_ARGS)
  * An absolute http(s) URL of at most 2000 characters that the outbound URL
  * policy (src/url_policy.c) allows.
  */
-Datum
-at_check_url(PG_FUNCTION_ARGS)
+text *
+at_checked_url(const char *field, text *url)
 {
-	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	text	   *url;
 	char	   *url_string;
 	char		buf[AT_POLICY_REASON_LEN];
 	AtUrlInfo	info;
 	const char *reason;
 
-	if (PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-	url = PG_GETARG_TEXT_PP(1);
+	if (url == NULL)
+		return NULL;
 	url_string = text_to_cstring(url);
-	if (!matches(url, "^https?://[^\\s/]+") ||
+	if (!at_text_matches(url, "^https?://[^\\s/]+") ||
 		pg_mbstrlen_with_len(VARDATA_ANY(url), VARSIZE_ANY_EXHDR(url)) > 2000)
 		ereport(ERROR,
 				(errcode(ERRCODE_AT_BAD_INPUT),
@@ -211,5 +230,16 @@ at_check_url(PG_FUNCTION_ARGS)
 				 errhint("Use a public https:// URL without user information. A superuser can allow private ranges "
 						 "(agent_tasks.http_allowed_cidrs), plain http to private ranges and host names "
 						 "(agent_tasks.http_plain_allowed) and, for local development, loopback (agent_tasks.allow_insecure_loopback).")));
+	return url;
+}
+
+Datum
+at_check_url(PG_FUNCTION_ARGS)
+{
+	text	   *url = at_checked_url(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									 PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1));
+
+	if (url == NULL)
+		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(url);
 }

@@ -231,66 +231,9 @@ check_task_plans(Oid rowtype)
 }
 
 /* ---------------------------------------------------------------------------
- * The actor and the trail
+ * The trail
  * ---------------------------------------------------------------------------
  */
-
-/* A string member of a JSON object given as text, or NULL. */
-static char *
-json_member(const char *json, const char *key)
-{
-	Jsonb	   *doc = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
-	JsonbValue	k;
-	JsonbValue *v;
-
-	if (!JB_ROOT_IS_OBJECT(doc))
-		return NULL;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&doc->root, JB_FOBJECT, &k);
-	if (v == NULL || v->type != jbvString || v->val.string.len == 0)
-		return NULL;
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-static const char *
-nonempty_setting(const char *name)
-{
-	const char *value = GetConfigOption(name, true, false);
-
-	return (value != NULL && value[0] != '\0') ? value : NULL;
-}
-
-/*
- * Who an activity names as its actor (as current_actor() says): a worker,
- * else the person (JWT claim "email" or "sub", else agent_tasks.email or
- * its former name agent_tasks.user), else
- * the session's role.
- */
-static char *
-current_actor(void)
-{
-	const char *worker = nonempty_setting("agent_tasks.worker");
-	const char *claims;
-	char	   *email = NULL;
-
-	if (worker != NULL)
-		return psprintf("worker:%s", worker);
-	if ((claims = nonempty_setting("request.jwt.claims")) != NULL)
-	{
-		email = json_member(claims, "email");
-		if (email == NULL)
-			email = json_member(claims, "sub");
-	}
-	if (email == NULL)
-		email = (char *) nonempty_setting("agent_tasks.email");
-	if (email == NULL)
-		email = (char *) nonempty_setting("agent_tasks.user");
-	if (email != NULL)
-		return str_tolower(email, strlen(email), DEFAULT_COLLATION_OID);
-	return psprintf("role:%s", GetUserNameFromId(GetSessionUserId(), false));
-}
 
 /* A small JSON object built as text: json_open, json_add..., json_close. */
 static void
@@ -363,7 +306,7 @@ log_activity(const char *account, pg_uuid_t *task, pg_uuid_t *run, const char *e
 	values[1] = UUIDPGetDatum(task);
 	values[2] = run ? UUIDPGetDatum(run) : (Datum) 0;
 	values[3] = CStringGetTextDatum(event);
-	values[4] = CStringGetTextDatum(current_actor());
+	values[4] = CStringGetTextDatum(at_session_actor());
 	values[5] = from_status ? CStringGetTextDatum(from_status) : (Datum) 0;
 	values[6] = to_status ? CStringGetTextDatum(to_status) : (Datum) 0;
 	values[7] = reason ? CStringGetTextDatum(reason) : (Datum) 0;

@@ -35,10 +35,10 @@ unix_epoch_ms(TimestampTz ts)
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 }
 
-Datum
-at_uuid_v7(PG_FUNCTION_ARGS)
+/* Fill uuid with a new version 7 UUID (for C callers and uuid_v7()). */
+void
+at_uuid_v7_generate(pg_uuid_t *uuid)
 {
-	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
 	uint8		rnd[10];
 	int64		now_ms = unix_epoch_ms(GetCurrentTimestamp());
 	int			i;
@@ -69,7 +69,14 @@ at_uuid_v7(PG_FUNCTION_ARGS)
 	uuid->data[7] = (uint8) last_counter;
 	uuid->data[8] = 0x80 | (rnd[0] & 0x3F);
 	memcpy(&uuid->data[9], &rnd[1], 7);
+}
 
+Datum
+at_uuid_v7(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+
+	at_uuid_v7_generate(uuid);
 	PG_RETURN_UUID_P(uuid);
 }
 

@@ -93,35 +93,15 @@ CREATE FUNCTION agent_tasks_internal.caller() RETURNS name
 	LANGUAGE C STABLE PARALLEL SAFE;
 
 CREATE FUNCTION agent_tasks.current_user_email() RETURNS text
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	claims text := current_setting('request.jwt.claims', true);
-	email text;
-BEGIN
-	IF claims IS NOT NULL AND claims <> '' THEN
-		email := coalesce(claims::jsonb ->> 'email', claims::jsonb ->> 'sub');
-	END IF;
-	-- agent_tasks.user: the setting's name in 0.1.0, still read.
-	RETURN lower(coalesce(nullif(email, ''), nullif(current_setting('agent_tasks.email', true), ''),
-						  nullif(current_setting('agent_tasks.user', true), '')));
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_current_user_email'
+	LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION agent_tasks.current_user_email() IS 'The person acting in this session: JWT claim "email" (or "sub"), else the setting agent_tasks.email (else its former name agent_tasks.user); NULL when unknown.';
 
 -- Who an activity names as its actor: a worker, else the person, else the
 -- database role.
 CREATE FUNCTION agent_tasks_internal.current_actor() RETURNS text
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	-- PL/pgSQL, not SQL: a SQL function with SET is planned at every call
-	RETURN coalesce('worker:' || nullif(current_setting('agent_tasks.worker', true), ''),
-					agent_tasks.current_user_email(), 'role:' || session_user);
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_current_actor'
+	LANGUAGE C STABLE PARALLEL SAFE;
 
 -- Errors of the public catalogue, raised from SQL.  The C side uses
 -- ereport() with the same SQLSTATEs (src/agent_tasks.h).

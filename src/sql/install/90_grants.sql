@@ -168,20 +168,19 @@ TO agent_tasks_worker;
 
 -- The API functions in SQL that API roles may call take the rights of
 -- agent_tasks_engine, except those that act on roles (authenticate() sets
--- the request's role, the account bindings alter roles) and
--- current_user_email(), which reads only settings.  Those in C read no
--- table (worker_status() reads shared memory as the caller); those for the
--- DBA alone (grant_api, run_maintenance, ...) keep the DBA's rights.
+-- the request's role, the account bindings alter roles).  So does
+-- create_task(), in C (src/tasks.c); the others in C read no table
+-- (worker_status() reads shared memory as the caller).  Those for the DBA
+-- alone (grant_api, run_maintenance, ...) keep the DBA's rights.
 DO $$
 DECLARE
 	f regprocedure;
 BEGIN
 	FOR f IN SELECT p.oid FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
 			  WHERE p.pronamespace = 'agent_tasks'::regnamespace
-				AND l.lanname IN ('sql', 'plpgsql') AND NOT p.prosecdef
+				AND (l.lanname IN ('sql', 'plpgsql') OR p.proname = 'create_task') AND NOT p.prosecdef
 				AND has_function_privilege('agent_tasks_admin', p.oid, 'EXECUTE')
-				AND p.proname NOT IN ('authenticate', 'bind_account', 'unbind_account',
-									  'allow_account_choice', 'current_user_email')
+				AND p.proname NOT IN ('authenticate', 'bind_account', 'unbind_account', 'allow_account_choice')
 			  ORDER BY p.oid::regprocedure::text
 	LOOP
 		IF NOT 'search_path=pg_catalog, pg_temp' = ANY (coalesce((SELECT proconfig FROM pg_proc WHERE oid = f), '{}')) THEN

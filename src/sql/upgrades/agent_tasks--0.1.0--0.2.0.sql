@@ -1930,16 +1930,10 @@ GRANT EXECUTE ON FUNCTION agent_tasks.notify_channel() TO agent_tasks_reader;
 -- Engine core, step 10 (issue 9): hot-path helpers keep their plans (a SQL
 -- function with SET is planned at every call; PL/pgSQL keeps its plans) ----
 
+-- In C (src/accounts.c), as the transitions name the actor.
 CREATE OR REPLACE FUNCTION agent_tasks_internal.current_actor() RETURNS text
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	-- PL/pgSQL, not SQL: a SQL function with SET is planned at every call
-	RETURN coalesce('worker:' || nullif(current_setting('agent_tasks.worker', true), ''),
-					agent_tasks.current_user_email(), 'role:' || session_user);
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_current_actor'
+	LANGUAGE C STABLE PARALLEL SAFE;
 
 CREATE OR REPLACE FUNCTION agent_tasks_internal.unfinished_blockers(account text, task uuid)
 	RETURNS uuid[]
@@ -2737,21 +2731,8 @@ COMMENT ON FUNCTION agent_tasks.set_rate_limit(integer, interval, uuid) IS 'Set 
 -- The setting agent_tasks."user" is now agent_tasks.email (no quoting);
 -- the old name is still read when the new one is empty.
 CREATE OR REPLACE FUNCTION agent_tasks.current_user_email() RETURNS text
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	claims text := current_setting('request.jwt.claims', true);
-	email text;
-BEGIN
-	IF claims IS NOT NULL AND claims <> '' THEN
-		email := coalesce(claims::jsonb ->> 'email', claims::jsonb ->> 'sub');
-	END IF;
-	-- agent_tasks.user: the setting's name in 0.1.0, still read.
-	RETURN lower(coalesce(nullif(email, ''), nullif(current_setting('agent_tasks.email', true), ''),
-						  nullif(current_setting('agent_tasks.user', true), '')));
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_current_user_email'
+	LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION agent_tasks.current_user_email() IS 'The person acting in this session: JWT claim "email" (or "sub"), else the setting agent_tasks.email (else its former name agent_tasks.user); NULL when unknown.';
 
 CREATE OR REPLACE FUNCTION agent_tasks_internal.fire_schedule(account text, schedule uuid)
@@ -2865,39 +2846,8 @@ SELECT v.*
 		  JOIN agent_tasks_internal.tasks b ON b.account = d.account AND b.id = d.depends_on
 		 WHERE d.account = v.account AND d.task_id = v.id AND b.status <> 'completed');
 
-CREATE OR REPLACE FUNCTION agent_tasks_internal.insert_task(t agent_tasks_internal.tasks)
-	RETURNS void
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	INSERT INTO agent_tasks_internal.tasks
-		(account, id, parent_id, title, prompt, type, command, item, context, agent_id, priority,
-		 output_schema, owner_id, created_by, skills, labels, metadata, external_id, origin,
-		 idempotency_key, request_hash, callback_url, run_after, latest_run_id, status, status_reason,
-		 budget_tokens, budget_cost, title_derived)
-	VALUES
-		(t.account, t.id, t.parent_id, t.title, t.prompt, t.type, t.command, t.item, t.context,
-		 t.agent_id, t.priority, t.output_schema, t.owner_id, t.created_by, t.skills, t.labels,
-		 t.metadata, t.external_id, t.origin, t.idempotency_key, t.request_hash, t.callback_url,
-		 t.run_after, t.latest_run_id, CASE WHEN t.latest_run_id IS NULL THEN 'pending' ELSE 'queued' END,
-		 t.status_reason, t.budget_tokens, t.budget_cost, t.title_derived);
-END
-$$;
-
--- The title of a task created without one (Flint and Mintlify create with a
--- prompt only): the first line of the prompt, else the command, cut at a
--- word boundary to at most 80 characters.
-CREATE FUNCTION agent_tasks_internal.derive_title(prompt text, command text)
-	RETURNS text
-	LANGUAGE sql IMMUTABLE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT CASE WHEN length(line) <= 80 THEN line
-				ELSE coalesce(nullif(substring(left(line, 79) FROM '^(.*\S)\s'), ''), left(line, 79)) || '…' END
-	  FROM (SELECT btrim(regexp_replace(
-				coalesce(substring(prompt FROM '\S[^\n]*'), command), '\s+', ' ', 'g')) AS line) l
-$$;
+-- create_task is in C (src/tasks.c), with the task's INSERT.
+DROP FUNCTION agent_tasks_internal.insert_task(agent_tasks_internal.tasks);
 
 DROP FUNCTION agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
 	text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean);
@@ -2929,190 +2879,9 @@ CREATE FUNCTION agent_tasks.create_task(
 	auto_process boolean DEFAULT false,
 	description text DEFAULT NULL)
 	RETURNS agent_tasks.tasks
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	t agent_tasks_internal.tasks;
-	child agent_tasks_internal.tasks;
-	existing agent_tasks_internal.tasks;
-	item jsonb;
-	n integer := 0;
-	max_items integer;
-	blocker uuid;
-	blocked boolean := false;
-BEGIN
-	t.id := agent_tasks.uuid_v7();		-- also loads the library, so its settings are defined
-	t.account := agent_tasks.current_account();
-	t.created_by := agent_tasks_internal.current_actor();
-	-- description is the prompt under the name PostHog and AGNT give it
-	IF create_task.description IS DISTINCT FROM create_task.prompt
-		AND create_task.description IS NOT NULL AND create_task.prompt IS NOT NULL THEN
-		PERFORM agent_tasks_internal.raise('PT400', 'prompt and description differ',
-			'description is another name for prompt; both were given, with different values.',
-			'Pass one of them.');
-	END IF;
-	t.prompt := agent_tasks_internal.check_text('prompt', coalesce(create_task.prompt, create_task.description), 100000);
-	t.command := agent_tasks_internal.check_text('command', create_task.command, 100);
-	t.title_derived := create_task.title IS NULL AND (t.prompt ~ '\S' OR t.command ~ '\S');
-	IF t.title_derived THEN
-		t.title := agent_tasks_internal.derive_title(t.prompt, t.command);
-	ELSIF create_task.title IS NULL THEN
-		PERFORM agent_tasks_internal.raise('PT400', 'a title or a prompt is required',
-			'title, prompt (or description) and command are all missing or blank.',
-			'Pass a title, or a prompt to make the title from.');
-	ELSE
-		t.title := btrim(agent_tasks_internal.check_text('title', create_task.title, 500, true));
-	END IF;
-	t.type := agent_tasks_internal.check_text('type', create_task.type, 100);
-	t.context := coalesce(agent_tasks_internal.check_json('context', create_task.context, 'object'), '{}');
-	t.metadata := coalesce(agent_tasks_internal.check_json('metadata', create_task.metadata, 'object'), '{}');
-	t.output_schema := agent_tasks_internal.check_output_schema(create_task.output_schema);
-	t.skills := agent_tasks_internal.check_tags('skills', create_task.skills);
-	t.labels := agent_tasks_internal.check_tags('labels', create_task.labels);
-	t.external_id := agent_tasks_internal.check_text('external_id', create_task.external_id, 200);
-	t.origin := coalesce(agent_tasks_internal.check_text('origin', create_task.origin, 100), agent_tasks_internal.request_origin());
-	t.idempotency_key := agent_tasks_internal.check_text('idempotency_key', create_task.idempotency_key, 200);
-	t.callback_url := agent_tasks_internal.check_url('callback_url', create_task.callback_url);
-	t.run_after := create_task.run_after;
-	t.budget_tokens := create_task.budget_tokens;
-	t.budget_cost := create_task.budget_cost;
-	IF create_task.priority IS NULL OR create_task.priority NOT BETWEEN -1000 AND 1000 THEN
-		PERFORM agent_tasks_internal.raise('PT400', 'priority is out of range',
-			format('priority = %s', coalesce(create_task.priority::text, 'null')),
-			'Use an integer from -1000 to 1000 (higher runs first).');
-	END IF;
-	t.priority := create_task.priority;
-	IF coalesce(create_task.budget_tokens, 1) <= 0 OR coalesce(create_task.budget_cost, 1) <= 0 THEN
-		PERFORM agent_tasks_internal.raise('PT400', 'budgets must be positive',
-			format('budget_tokens = %s, budget_cost = %s', coalesce(create_task.budget_tokens::text, 'null'),
-				coalesce(create_task.budget_cost::text, 'null')),
-			'Leave a budget null for no limit.');
-	END IF;
-
-	PERFORM agent_tasks_internal.check_json('items', create_task.items, 'array', 1048576);
-	max_items := current_setting('agent_tasks.max_items')::integer;
-	IF jsonb_typeof(create_task.items) = 'array' THEN
-		IF t.command IS NULL THEN
-			PERFORM agent_tasks_internal.raise('PT400', 'items need a command',
-				format('%s items were given without a command.', jsonb_array_length(create_task.items)),
-				'Pass command => ''...'' with the items (command mode), or omit items (prompt mode).');
-		END IF;
-		IF jsonb_array_length(create_task.items) > max_items THEN
-			PERFORM agent_tasks_internal.raise('PT400', 'too many items',
-				format('%s items were given; the limit is %s.', jsonb_array_length(create_task.items), max_items),
-				'Split the work into several tasks, or raise agent_tasks.max_items.');
-		END IF;
-	END IF;
-
-	t.agent_id := agent_tasks_internal.agent_id(t.account, create_task.agent);
-	IF coalesce(create_task.owner, agent_tasks.current_user_email()) IS NOT NULL THEN
-		t.owner_id := agent_tasks_internal.user_id(t.account,
-			coalesce(create_task.owner, agent_tasks.current_user_email()));
-	END IF;
-	IF create_task.parent IS NOT NULL THEN
-		PERFORM 1 FROM agent_tasks_internal.tasks p
-		 WHERE p.account = t.account AND p.id = create_task.parent;
-		IF NOT FOUND THEN
-			PERFORM agent_tasks_internal.not_found(create_task.parent);
-		END IF;
-		t.parent_id := create_task.parent;
-	END IF;
-
-	-- auto_process of a task of its own (no parent, items or blockers): it
-	-- is created queued with its first run, as process_task() would queue
-	-- it, without being locked and checked again.
-	IF create_task.auto_process AND t.parent_id IS NULL AND coalesce(create_task.items, '[]') = '[]'
-		AND cardinality(coalesce(create_task.depends_on, '{}')) = 0 THEN
-		t.latest_run_id := agent_tasks.uuid_v7();
-		t.status_reason := 'user_request';
-	END IF;
-
-	IF t.idempotency_key IS NOT NULL THEN
-		t.request_hash := md5(jsonb_build_array(t.title, t.prompt, t.type, t.command, create_task.items,
-			t.context, create_task.agent, t.priority, t.output_schema, create_task.owner,
-			create_task.assignees, create_task.followers, t.skills, t.labels, t.metadata,
-			t.external_id, t.origin, t.callback_url, t.parent_id, t.run_after,
-			create_task.depends_on, t.budget_tokens, t.budget_cost, create_task.auto_process)::text);
-		-- Wait for a concurrent creator of the same key, then compare.
-		SELECT * INTO existing FROM agent_tasks_internal.tasks e
-		 WHERE e.account = t.account AND e.idempotency_key = t.idempotency_key;
-		IF NOT FOUND THEN
-			BEGIN
-				PERFORM agent_tasks_internal.insert_task(t);
-			EXCEPTION WHEN unique_violation THEN
-				SELECT * INTO existing FROM agent_tasks_internal.tasks e
-				 WHERE e.account = t.account AND e.idempotency_key = t.idempotency_key;
-			END;
-		END IF;
-		IF existing.id IS NOT NULL THEN
-			IF existing.request_hash IS DISTINCT FROM t.request_hash THEN
-				PERFORM agent_tasks_internal.raise('PT422', 'idempotency key reused with a different request',
-					format('Key %s already created task %s with other parameters.',
-						   quote_literal(t.idempotency_key), existing.id),
-					'Send the same parameters to get the same task back, or use a new idempotency key.');
-			END IF;
-			RETURN agent_tasks.get_task(existing.id);
-		END IF;
-	ELSE
-		PERFORM agent_tasks_internal.insert_task(t);
-	END IF;
-
-	PERFORM agent_tasks.set_assignees(t.id, create_task.assignees)
-	  WHERE cardinality(create_task.assignees) > 0;
-	PERFORM agent_tasks.add_followers(t.id, create_task.followers)
-	  WHERE cardinality(create_task.followers) > 0;
-
-	FOREACH blocker IN ARRAY coalesce(create_task.depends_on, '{}')
-	LOOP
-		PERFORM agent_tasks.add_dependency(t.id, blocker);
-	END LOOP;
-
-	-- Command mode: one child task per item, with its own context and external id.
-	FOR item IN SELECT value FROM jsonb_array_elements(coalesce(create_task.items, '[]'))
-	LOOP
-		n := n + 1;
-		IF jsonb_typeof(item) = 'string' THEN
-			item := jsonb_build_object('title', item #>> '{}');
-		ELSIF jsonb_typeof(item) <> 'object' THEN
-			PERFORM agent_tasks_internal.raise('PT400', 'items must be objects or strings',
-				format('item %s is a JSON %s: %s', n, jsonb_typeof(item), left(item::text, 200)),
-				'Use {"title": ..., "context": {...} or "...", "external_id": ...} per item.');
-		END IF;
-		child := t;
-		child.id := agent_tasks.uuid_v7();
-		child.parent_id := t.id;
-		child.idempotency_key := NULL;
-		child.request_hash := NULL;
-		child.callback_url := NULL;
-		child.item := item;
-		child.title := btrim(agent_tasks_internal.check_text(format('title of item %s', n),
-			coalesce(item ->> 'title', format('%s (%s/%s)', t.title, n, jsonb_array_length(create_task.items))),
-			500, true));
-		child.prompt := agent_tasks_internal.check_text(format('prompt of item %s', n),
-			coalesce(item ->> 'prompt', t.prompt), 100000);
-		child.title_derived := item ->> 'title' IS NULL;
-		-- a string context (Flint's items) is the item's instructions: {"text": ...}
-		child.context := t.context || coalesce(agent_tasks_internal.check_json(
-			format('context of item %s', n),
-			CASE jsonb_typeof(item -> 'context') WHEN 'string' THEN jsonb_build_object('text', item -> 'context')
-				 ELSE item -> 'context' END, 'object'), '{}');
-		IF item ->> 'external_id' IS DISTINCT FROM item ->> 'externalId'
-			AND item ? 'external_id' AND item ? 'externalId' THEN
-			PERFORM agent_tasks_internal.raise('PT400', format('external_id and externalId of item %s differ', n),
-				format('item %s: %s', n, left(item::text, 200)), 'Pass one of them.');
-		END IF;
-		child.external_id := agent_tasks_internal.check_text(format('external_id of item %s', n),
-			coalesce(item ->> 'external_id', item ->> 'externalId'), 200);
-		PERFORM agent_tasks_internal.insert_task(child);
-	END LOOP;
-
-	IF create_task.auto_process AND t.latest_run_id IS NULL THEN
-		RETURN agent_tasks.process_task(t.id);
-	END IF;
-	RETURN agent_tasks.get_task(t.id);
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_create_task'
+	LANGUAGE C VOLATILE
+	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION agent_tasks.create_task(text, text, text, text, jsonb, jsonb, text, integer, jsonb, text, text[], text[],
 	text[], text[], jsonb, text, text, text, text, uuid, timestamptz, uuid[], bigint, numeric, boolean, text) IS 'Create a task (prompt mode), or a parent with one child task per item (command mode: command + items; an item is a title, or an object with title, prompt, context (object, or a string kept as {"text": ...}) and external_id or externalId). Without a title, the title is made from the prompt (or command) and title_derived is true; description is another name for prompt. Same idempotency_key and payload returns the same task; a different payload fails with PT422. auto_process queues it at once.';
 
@@ -4021,20 +3790,19 @@ GRANT SELECT ON agent_tasks.api_keys, agent_tasks.webhook_endpoints, agent_tasks
 
 -- The API functions in SQL that API roles may call take the rights of
 -- agent_tasks_engine, except those that act on roles (authenticate() sets
--- the request's role, the account bindings alter roles) and
--- current_user_email(), which reads only settings.  Those in C read no
--- table (worker_status() reads shared memory as the caller); those for the
--- DBA alone (grant_api, run_maintenance, ...) keep the DBA's rights.
+-- the request's role, the account bindings alter roles).  So does
+-- create_task(), in C (src/tasks.c); the others in C read no table
+-- (worker_status() reads shared memory as the caller).  Those for the DBA
+-- alone (grant_api, run_maintenance, ...) keep the DBA's rights.
 DO $$
 DECLARE
 	f regprocedure;
 BEGIN
 	FOR f IN SELECT p.oid FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
 			  WHERE p.pronamespace = 'agent_tasks'::regnamespace
-				AND l.lanname IN ('sql', 'plpgsql') AND NOT p.prosecdef
+				AND (l.lanname IN ('sql', 'plpgsql') OR p.proname = 'create_task') AND NOT p.prosecdef
 				AND has_function_privilege('agent_tasks_admin', p.oid, 'EXECUTE')
-				AND p.proname NOT IN ('authenticate', 'bind_account', 'unbind_account',
-									  'allow_account_choice', 'current_user_email')
+				AND p.proname NOT IN ('authenticate', 'bind_account', 'unbind_account', 'allow_account_choice')
 			  ORDER BY p.oid::regprocedure::text
 	LOOP
 		IF NOT 'search_path=pg_catalog, pg_temp' = ANY (coalesce((SELECT proconfig FROM pg_proc WHERE oid = f), '{}')) THEN
