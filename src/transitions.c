@@ -65,6 +65,7 @@
 
 PG_FUNCTION_INFO_V1(at_run_transition);
 PG_FUNCTION_INFO_V1(at_task_transition);
+PG_FUNCTION_INFO_V1(at_queue_run);
 
 /* A consequence waiting in the work list. */
 typedef struct Consequence
@@ -90,7 +91,7 @@ static bool subxact_callback_registered = false;
  * extension makes them again.
  */
 static SPIPlanPtr follow_new_run;
-static SPIPlanPtr queue_first_run_plan;
+static SPIPlanPtr insert_run;
 static SPIPlanPtr follow_run;
 static SPIPlanPtr add_activity;
 static SPIPlanPtr endpoints_for;
@@ -216,7 +217,7 @@ execute(SPIPlanPtr p, Datum *values, const char *nulls, bool read_only)
 static void
 check_task_plans(Oid rowtype)
 {
-	SPIPlanPtr *plans[] = {&enqueue_event, &enqueue_callback, &updated_fields, &queue_first_run_plan};
+	SPIPlanPtr *plans[] = {&enqueue_event, &enqueue_callback, &updated_fields};
 	int			i;
 
 	if (rowtype == task_plans_rowtype)
@@ -405,28 +406,112 @@ webhook_event_of(const char *status)
 }
 
 /* ---------------------------------------------------------------------------
- * A task created queued
+ * Queueing a run
  * ---------------------------------------------------------------------------
  */
 
 /*
+ * Queue a new run of a task (attempt, due no earlier than now, reason and
+ * input); run_transition then makes it the task's latest.  id is the run's
+ * id when the task names it already (a task created queued), else NULL.
+ */
+static Datum
+queue_run(Row *task, int32 attempt, NullableDatum due_at, NullableDatum reason,
+		  NullableDatum input, NullableDatum id)
+{
+	Oid			types[] = {TEXTOID, UUIDOID, UUIDOID, UUIDOID, INT4OID, TEXTOID, INT4OID,
+	TIMESTAMPTZOID, JSONBOID};
+	Datum		values[9];
+	char		nulls[9];
+
+	values[0] = row_param(task, "account", nulls, 0);
+	if (id.isnull)
+	{
+		pg_uuid_t  *new_id = palloc(sizeof(pg_uuid_t));
+
+		at_uuid_v7_generate(new_id);
+		id.value = UUIDPGetDatum(new_id);
+	}
+	values[1] = id.value;
+	nulls[1] = ' ';
+	values[2] = row_param(task, "id", nulls, 2);
+	values[3] = row_param(task, "agent_id", nulls, 3);
+	values[4] = Int32GetDatum(attempt);
+	nulls[4] = ' ';
+	values[5] = reason.value;
+	nulls[5] = reason.isnull ? 'n' : ' ';
+	values[6] = row_param(task, "priority", nulls, 6);
+	values[7] = due_at.value;
+	nulls[7] = due_at.isnull ? 'n' : ' ';
+	values[8] = input.value;
+	nulls[8] = input.isnull ? 'n' : ' ';
+	execute(plan(&insert_run,
+				 "INSERT INTO agent_tasks_internal.runs"
+				 " (account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at, input)"
+				 " VALUES ($1, $2, $3, $4,"
+				 "  coalesce((SELECT a.kind FROM agent_tasks_internal.agents a"
+				 "             WHERE a.account = $1 AND a.id = $4), 'external'),"
+				 "  $5, $6, $7, greatest(coalesce($8, pg_catalog.now()), pg_catalog.now()), $9)",
+				 9, types),
+			values, nulls, false);
+	return id.value;
+}
+
+static NullableDatum
+row_nullable(Row *row, const char *name)
+{
+	NullableDatum d;
+
+	d.value = row_get(row, name, &d.isnull);
+	return d;
+}
+
+/*
  * The first run of a task inserted as queued: the run its latest_run_id
- * names, queued here (as queue_run() queues every run) so that such a task
- * never lacks it.  The run's own transition finds the task already
- * following it.
+ * names, queued here so that such a task never lacks it.  The run's own
+ * transition finds the task already following it.
  */
 static void
-queue_first_run(Row *task, Oid rowtype)
+queue_first_run(Row *task)
 {
-	Oid			types[] = {rowtype};
-	Datum		values[1];
+	NullableDatum no_input = {DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")), false};
 
-	values[0] = heap_copy_tuple_as_datum(task->tuple, task->desc);
-	execute(plan(&queue_first_run_plan,
-				 "SELECT agent_tasks_internal.queue_run($1, 1, ($1).run_after, ($1).status_reason,"
-				 "                                      '{}', ($1).latest_run_id)",
-				 1, types),
-			values, NULL, false);
+	(void) queue_run(task, 1, row_nullable(task, "run_after"), row_nullable(task, "status_reason"),
+					 no_input, row_nullable(task, "latest_run_id"));
+}
+
+/*
+ * queue_run(t tasks, attempt integer, due_at timestamptz, reason text,
+ *			 input jsonb DEFAULT NULL, id uuid DEFAULT NULL) RETURNS uuid
+ */
+Datum
+at_queue_run(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader header;
+	HeapTupleData tuple;
+	Row			task;
+	NullableDatum args[4];
+	Datum		id;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		elog(ERROR, "queue_run needs a task and an attempt");
+	header = PG_GETARG_HEAPTUPLEHEADER(0);
+	tuple.t_len = HeapTupleHeaderGetDatumLength(header);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = header;
+	task.tuple = &tuple;
+	task.desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(header), HeapTupleHeaderGetTypMod(header));
+	for (int i = 0; i < 4; i++)
+		args[i] = fcinfo->args[i + 2];
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	id = queue_run(&task, PG_GETARG_INT32(1), args[0], args[1], args[2], args[3]);
+	id = SPI_datumTransfer(id, false, UUID_LEN);
+	SPI_finish();
+	ReleaseTupleDesc(task.desc);
+	PG_RETURN_DATUM(id);
 }
 
 /* ---------------------------------------------------------------------------
@@ -733,7 +818,7 @@ at_task_transition(PG_FUNCTION_ARGS)
 						  DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(parent))), true);
 		json_add_text(&data, "origin", row_text(&task, "origin"), true);
 		if (queued)
-			queue_first_run(&task, rowtype);
+			queue_first_run(&task);
 		log_activity(account, id, row_uuid(&task, "latest_run_id"), "created",
 					 json_close_stripped(&data), NULL, status, row_text(&task, "status_reason"));
 		enqueue_webhook_event(&task, rowtype, account, "task.created", NULL, NULL);

@@ -5,25 +5,12 @@
 
 -- Queue a new run of a task; run_transition makes it the task's latest.
 -- A task created queued names its first run already: that run gets the id.
+-- In C (src/transitions.c), which queues the first run of every task.
 CREATE FUNCTION agent_tasks_internal.queue_run(t agent_tasks_internal.tasks, attempt integer,
 	due_at timestamptz, reason text, input jsonb DEFAULT NULL, id uuid DEFAULT NULL)
 	RETURNS uuid
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	run_id uuid := coalesce(queue_run.id, agent_tasks.uuid_v7());
-	kind text;
-BEGIN
-	SELECT a.kind INTO kind FROM agent_tasks_internal.agents a
-	 WHERE a.account = t.account AND a.id = t.agent_id;
-	INSERT INTO agent_tasks_internal.runs
-		(account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at, input)
-	VALUES (t.account, run_id, t.id, t.agent_id, coalesce(kind, 'external'), attempt, reason,
-			t.priority, greatest(coalesce(due_at, now()), now()), input);
-	RETURN run_id;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_queue_run'
+	LANGUAGE C VOLATILE;
 
 -- Move the task's latest run when it is still open, else the task itself.
 CREATE FUNCTION agent_tasks_internal.move_task(t agent_tasks_internal.tasks, status text,

@@ -3479,25 +3479,12 @@ CREATE UNIQUE INDEX tasks_idempotency_key ON agent_tasks_internal.tasks (account
 DROP FUNCTION agent_tasks_internal.queue_run(agent_tasks_internal.tasks, integer, timestamptz, text, jsonb);
 -- Queue a new run of a task; run_transition makes it the task's latest.
 -- A task created queued names its first run already: that run gets the id.
+-- In C (src/transitions.c), which queues the first run of every task.
 CREATE FUNCTION agent_tasks_internal.queue_run(t agent_tasks_internal.tasks, attempt integer,
 	due_at timestamptz, reason text, input jsonb DEFAULT NULL, id uuid DEFAULT NULL)
 	RETURNS uuid
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	run_id uuid := coalesce(queue_run.id, agent_tasks.uuid_v7());
-	kind text;
-BEGIN
-	SELECT a.kind INTO kind FROM agent_tasks_internal.agents a
-	 WHERE a.account = t.account AND a.id = t.agent_id;
-	INSERT INTO agent_tasks_internal.runs
-		(account, id, task_id, agent_id, kind, attempt, status_reason, priority, due_at, input)
-	VALUES (t.account, run_id, t.id, t.agent_id, coalesce(kind, 'external'), attempt, reason,
-			t.priority, greatest(coalesce(due_at, now()), now()), input);
-	RETURN run_id;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_queue_run'
+	LANGUAGE C VOLATILE;
 
 -- The input checks in C (src/input_checks.c), for a dozen calls per
 -- created task: a JSON null patch, items or template is refused (PT400);
