@@ -572,7 +572,8 @@ at_create_task(PG_FUNCTION_ARGS)
 		value = PG_GETARG_DATUM(ARG_OUTPUT_SCHEMA);
 		run(&output_schema_plan, "SELECT agent_tasks_internal.check_output_schema($1)",
 			1, types, &value, NULL);
-		set_column(&t, COL_OUTPUT_SCHEMA, first_value(&isnull), isnull);
+		value = first_value(&isnull);
+		set_column(&t, COL_OUTPUT_SCHEMA, value, isnull);
 	}
 	set_column(&t, COL_SKILLS, PointerGetDatum(at_checked_tags("skills",
 															   PG_ARGISNULL(ARG_SKILLS) ? NULL : PG_GETARG_ARRAYTYPE_P(ARG_SKILLS))), false);
