@@ -151,12 +151,6 @@ set_text(TaskRow *row, int column, text *value)
 	set_column(row, column, PointerGetDatum(value), value == NULL);
 }
 
-static text *
-uuid_text(Datum uuid)
-{
-	return cstring_to_text(DatumGetCString(DirectFunctionCall1(uuid_out, uuid)));
-}
-
 static Datum
 new_uuid(void)
 {
@@ -353,6 +347,31 @@ member_text(Jsonb *object, const char *key)
 	return cstring_to_text(JsonbToCString(NULL, &value->root, VARSIZE(value)));
 }
 
+/* {key: value} */
+static Jsonb *
+one_member_object(const char *key, JsonbValue *value)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	pushJsonbValue(&state, WJB_KEY, &k);
+	pushJsonbValue(&state, WJB_VALUE, value);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+/* A JSON value as an error shows it: its first 200 characters. */
+static char *
+shown_json(Jsonb *value)
+{
+	char	   *text = JsonbToCString(NULL, &value->root, VARSIZE(value));
+
+	return pnstrdup(text, pg_mbcharcliplen(text, strlen(text), 200));
+}
+
 static char *
 json_type_of(Jsonb *value)
 {
@@ -387,30 +406,13 @@ insert_items(TaskRow *parent, Jsonb *items)
 		JsonbValue *context;
 
 		if (strcmp(type, "string") == 0)
-		{
-			JsonbParseState *state = NULL;
-			JsonbValue	key;
-			JsonbValue *title_value = getIthJsonbValueFromContainer(&items->root, i);
-
-			key.type = jbvString;
-			key.val.string.val = "title";
-			key.val.string.len = strlen("title");
-			pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-			pushJsonbValue(&state, WJB_KEY, &key);
-			pushJsonbValue(&state, WJB_VALUE, title_value);
-			item = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
-		}
+			item = one_member_object("title", getIthJsonbValueFromContainer(&items->root, i));
 		else if (strcmp(type, "object") != 0)
-		{
-			char	   *shown = JsonbToCString(NULL, &item->root, VARSIZE(item));
-
 			ereport(ERROR,
 					(errcode(ERRCODE_AT_BAD_INPUT),
 					 errmsg("items must be objects or strings"),
-					 errdetail("item %d is a JSON %s: %s", n, type,
-							   pnstrdup(shown, pg_mbcharcliplen(shown, strlen(shown), 200))),
+					 errdetail("item %d is a JSON %s: %s", n, type, shown_json(item)),
 					 errhint("Use {\"title\": ..., \"context\": {...} or \"...\", \"external_id\": ...} per item.")));
-		}
 
 		set_column(&child, COL_ID, new_uuid(), false);
 		set_column(&child, COL_PARENT_ID, parent->values[COL_ID], false);
@@ -436,18 +438,7 @@ insert_items(TaskRow *parent, Jsonb *items)
 			char	   *field = psprintf("context of item %d", n);
 
 			if (context->type == jbvString)
-			{
-				JsonbParseState *state = NULL;
-				JsonbValue	key;
-
-				key.type = jbvString;
-				key.val.string.val = "text";
-				key.val.string.len = strlen("text");
-				pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-				pushJsonbValue(&state, WJB_KEY, &key);
-				pushJsonbValue(&state, WJB_VALUE, context);
-				own = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
-			}
+				own = one_member_object("text", context);
 			else
 				own = JsonbValueToJsonb(context);
 			if (at_json_present(field, JsonbPGetDatum(own), "object", 65536))
@@ -459,16 +450,11 @@ insert_items(TaskRow *parent, Jsonb *items)
 		value = member_text(item, "external_id");
 		if (has_key(item, "external_id") && has_key(item, "externalId") &&
 			!same_text(value, member_text(item, "externalId")))
-		{
-			char	   *shown = JsonbToCString(NULL, &item->root, VARSIZE(item));
-
 			ereport(ERROR,
 					(errcode(ERRCODE_AT_BAD_INPUT),
 					 errmsg("external_id and externalId of item %d differ", n),
-					 errdetail("item %d: %s", n,
-							   pnstrdup(shown, pg_mbcharcliplen(shown, strlen(shown), 200))),
+					 errdetail("item %d: %s", n, shown_json(item)),
 					 errhint("Pass one of them.")));
-		}
 		if (value == NULL)
 			value = member_text(item, "externalId");
 		set_text(&child, COL_EXTERNAL_ID,
@@ -726,7 +712,7 @@ at_create_task(PG_FUNCTION_ARGS)
 						 errmsg("idempotency key reused with a different request"),
 						 errdetail("Key %s already created task %s with other parameters.",
 								   quote_literal_cstr(TextDatumGetCString(t.values[COL_IDEMPOTENCY_KEY])),
-								   text_to_cstring(uuid_text(existing))),
+								   DatumGetCString(DirectFunctionCall1(uuid_out, existing))),
 						 errhint("Send the same parameters to get the same task back, or use a new idempotency key.")));
 			set_column(&t, COL_ID, existing, false);
 			auto_process = false;	/* what the first call did stands */

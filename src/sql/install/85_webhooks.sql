@@ -175,31 +175,19 @@ AS $$
 	SELECT '{5 seconds, 10 seconds, 20 seconds}'::interval[]
 $$;
 
+-- A time as webhooks show it: YYYY-MM-DDTHH:MI:SS.USZ, in UTC.
 CREATE FUNCTION agent_tasks_internal.iso8601(ts timestamptz)
 	RETURNS text
-	LANGUAGE sql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-$$;
+	AS 'MODULE_PATHNAME', 'at_iso8601'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
--- What a webhook says about a task (no internal columns).
+-- What a webhook says about a task (no internal columns); in C
+-- (src/webhook_payload.c): every event of an account with hooks or
+-- webhooks builds it.
 CREATE FUNCTION agent_tasks_internal.webhook_task_data(t agent_tasks_internal.tasks)
 	RETURNS jsonb
-	LANGUAGE sql STABLE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT jsonb_build_object(
-		'id', t.id, 'account', t.account, 'parent_id', t.parent_id, 'title', t.title,
-		'type', t.type, 'command', t.command,
-		'agent', (SELECT a.name FROM agent_tasks_internal.agents a WHERE a.account = t.account AND a.id = t.agent_id),
-		'status', t.status, 'status_reason', t.status_reason, 'latest_run_id', t.latest_run_id,
-		'external_id', t.external_id, 'origin', t.origin, 'labels', to_jsonb(t.labels),
-		'metadata', t.metadata, 'context', t.context, 'output', t.output, 'error', t.error,
-		'feedback', t.feedback, 'created_by', t.created_by,
-		'created_at', agent_tasks_internal.iso8601(t.created_at),
-		'updated_at', agent_tasks_internal.iso8601(t.updated_at))
-$$;
+	AS 'MODULE_PATHNAME', 'at_webhook_task_data'
+	LANGUAGE C STABLE;
 
 -- Queue one delivery of this event per subscribed endpoint of the task's account.
 CREATE FUNCTION agent_tasks_internal.enqueue_webhook_event(t agent_tasks_internal.tasks, event text,

@@ -3601,6 +3601,17 @@ $$;
 
 ALTER TABLE agent_tasks_internal.agents DROP COLUMN used_tokens, DROP COLUMN used_cost;
 
+-- Webhook payloads in C (src/webhook_payload.c): as SQL functions with a
+-- pinned search_path they were parsed again at every event.
+CREATE OR REPLACE FUNCTION agent_tasks_internal.iso8601(ts timestamptz)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'at_iso8601'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION agent_tasks_internal.webhook_task_data(t agent_tasks_internal.tasks)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'at_webhook_task_data'
+	LANGUAGE C STABLE;
+
 -- ready_tasks has the columns of tasks, the new ones included: the same
 -- descriptions.
 DO $$
