@@ -48,7 +48,7 @@ SELECT event, from_status, to_status FROM agent_tasks.activities WHERE task_id =
 
 -- The search document is made when a task is inserted and remade only when
 -- its title or prompt change, not at each status change.
-SET track_functions = 'pl';
+SET track_functions = 'all';
 SELECT pg_stat_force_next_flush();
 BEGIN;
 SELECT pg_temp.lifecycle('Index me') AS s \gset

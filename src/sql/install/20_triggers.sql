@@ -114,16 +114,11 @@ CREATE TRIGGER task_transition
 -- it is computed when a task is inserted and when its title or prompt
 -- change.  A restored row keeps the document it was dumped with (one
 -- dumped by 0.1.0, where the column was generated, comes without one and
--- gets it here).
+-- gets it here).  The document: to_tsvector('english', title || ' ' ||
+-- prompt), in C (src/task_search.c) since every creation computes it.
 CREATE FUNCTION agent_tasks_internal.index_task_text() RETURNS trigger
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	NEW.search := to_tsvector('english'::regconfig, coalesce(NEW.title, '') || ' ' || coalesce(NEW.prompt, ''));
-	RETURN NEW;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_index_task_text'
+	LANGUAGE C;
 
 CREATE TRIGGER index_task_text
 	BEFORE INSERT ON agent_tasks_internal.tasks

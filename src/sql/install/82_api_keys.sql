@@ -615,18 +615,12 @@ $$;
 
 -- Root tasks count (a command-mode parent is one job; its children do not).
 -- Roles that bypass row-level security (superusers, BYPASSRLS) bypass the
--- limit as well: maintenance, benchmarks and the extension's own jobs.
+-- limit as well: maintenance, benchmarks and the extension's own jobs.  In C
+-- (src/rate_limits.c): a creation that counts against no limit costs a role
+-- look-up and one index probe; the others call count_task_creation().
 CREATE FUNCTION agent_tasks_internal.task_rate_limit() RETURNS trigger
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = agent_tasks_internal.caller()) THEN
-		PERFORM agent_tasks_internal.count_task_creation();
-	END IF;
-	RETURN NEW;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_task_rate_limit'
+	LANGUAGE C;
 
 CREATE TRIGGER task_rate_limit
 	BEFORE INSERT ON agent_tasks_internal.tasks

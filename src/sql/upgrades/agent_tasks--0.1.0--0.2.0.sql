@@ -1543,17 +1543,11 @@ BEGIN
 END
 $$;
 
+-- In C (src/rate_limits.c): a creation that counts against no limit costs
+-- a role look-up and one index probe; the others call count_task_creation().
 CREATE OR REPLACE FUNCTION agent_tasks_internal.task_rate_limit() RETURNS trigger
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = agent_tasks_internal.caller()) THEN
-		PERFORM agent_tasks_internal.count_task_creation();
-	END IF;
-	RETURN NEW;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_task_rate_limit'
+	LANGUAGE C;
 
 CREATE OR REPLACE FUNCTION agent_tasks_internal.required_level(method text, path text)
 	RETURNS integer
@@ -3449,16 +3443,11 @@ ALTER TABLE agent_tasks_internal.tasks ALTER COLUMN search DROP EXPRESSION;
 -- it is computed when a task is inserted and when its title or prompt
 -- change.  A restored row keeps the document it was dumped with (one
 -- dumped by 0.1.0, where the column was generated, comes without one and
--- gets it here).
+-- gets it here).  The document: to_tsvector('english', title || ' ' ||
+-- prompt), in C (src/task_search.c) since every creation computes it.
 CREATE FUNCTION agent_tasks_internal.index_task_text() RETURNS trigger
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	NEW.search := to_tsvector('english'::regconfig, coalesce(NEW.title, '') || ' ' || coalesce(NEW.prompt, ''));
-	RETURN NEW;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'at_index_task_text'
+	LANGUAGE C;
 
 CREATE TRIGGER index_task_text
 	BEFORE INSERT ON agent_tasks_internal.tasks
