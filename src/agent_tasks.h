@@ -49,8 +49,7 @@ extern Oid	at_caller_role(void);
 extern Oid	at_lookup_function(const char *signature);
 
 /* Time-ordered ids (uuid_v7.c). */
-struct pg_uuid_t;
-extern void at_uuid_v7_generate(struct pg_uuid_t *uuid);
+extern Datum at_new_uuid_v7(void);
 
 /* What stays out of the server log (log_filter.c). */
 extern bool at_log_hide_missing_database;

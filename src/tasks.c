@@ -10,10 +10,11 @@
  *	  In C because every task is created here: written in PL/pgSQL, a
  *	  third of a creation went to interpreting it.  The argument checks are
  *	  input_checks.c's.  What the new rows set off (the trail, the first
- *	  run, webhooks, hooks, the rate limit) is the triggers' business
- *	  (state_machine.c, transitions.c).  Assignees, followers, dependencies,
- *	  output schemas, people and process_task() are reached through their
- *	  SQL functions, so that each of those rules is written once.
+ *	  run, webhooks, hooks, the rate limit, the search document) is the
+ *	  triggers' business (state_machine.c, transitions.c, rate_limits.c,
+ *	  task_search.c).  Assignees, followers, dependencies, output schemas,
+ *	  people and process_task() are reached through their SQL functions, so
+ *	  that each of those rules is written once.
  *
  *	  The result is read back through the tasks view by key: a hook of the
  *	  account may have changed the task in this transaction, and the view
@@ -149,15 +150,6 @@ static inline void
 set_text(TaskRow *row, int column, text *value)
 {
 	set_column(row, column, PointerGetDatum(value), value == NULL);
-}
-
-static Datum
-new_uuid(void)
-{
-	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
-
-	at_uuid_v7_generate(uuid);
-	return UUIDPGetDatum(uuid);
 }
 
 /* substring(value FROM pattern), or NULL when it does not match. */
@@ -414,7 +406,7 @@ insert_items(TaskRow *parent, Jsonb *items)
 					 errdetail("item %d is a JSON %s: %s", n, type, shown_json(item)),
 					 errhint("Use {\"title\": ..., \"context\": {...} or \"...\", \"external_id\": ...} per item.")));
 
-		set_column(&child, COL_ID, new_uuid(), false);
+		set_column(&child, COL_ID, at_new_uuid_v7(), false);
 		set_column(&child, COL_PARENT_ID, parent->values[COL_ID], false);
 		set_column(&child, COL_IDEMPOTENCY_KEY, (Datum) 0, true);
 		set_column(&child, COL_REQUEST_HASH, (Datum) 0, true);
@@ -513,7 +505,7 @@ at_create_task(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	set_column(&t, COL_ID, new_uuid(), false);
+	set_column(&t, COL_ID, at_new_uuid_v7(), false);
 	account = DirectFunctionCall1(at_current_account, (Datum) 0);
 	set_column(&t, COL_ACCOUNT, account, false);
 	set_text(&t, COL_CREATED_BY, cstring_to_text(at_session_actor()));
@@ -657,7 +649,7 @@ at_create_task(PG_FUNCTION_ARGS)
 					   ARR_DIMS(PG_GETARG_ARRAYTYPE_P(ARG_DEPENDS_ON))) > 0;
 	if (auto_process && PG_ARGISNULL(ARG_PARENT) && item_count == 0 && !has_blockers)
 	{
-		set_column(&t, COL_LATEST_RUN_ID, new_uuid(), false);
+		set_column(&t, COL_LATEST_RUN_ID, at_new_uuid_v7(), false);
 		set_text(&t, COL_STATUS_REASON, cstring_to_text("user_request"));
 	}
 

@@ -426,12 +426,7 @@ queue_run(Row *task, int32 attempt, NullableDatum due_at, NullableDatum reason,
 
 	values[0] = row_param(task, "account", nulls, 0);
 	if (id.isnull)
-	{
-		pg_uuid_t  *new_id = palloc(sizeof(pg_uuid_t));
-
-		at_uuid_v7_generate(new_id);
-		id.value = UUIDPGetDatum(new_id);
-	}
+		id.value = at_new_uuid_v7();
 	values[1] = id.value;
 	nulls[1] = ' ';
 	values[2] = row_param(task, "id", nulls, 2);

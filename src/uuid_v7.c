@@ -35,9 +35,9 @@ unix_epoch_ms(TimestampTz ts)
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 }
 
-/* Fill uuid with a new version 7 UUID (for C callers and uuid_v7()). */
-void
-at_uuid_v7_generate(pg_uuid_t *uuid)
+/* Fill uuid with a new version 7 UUID. */
+static void
+uuid_v7_generate(pg_uuid_t *uuid)
 {
 	uint8		rnd[10];
 	int64		now_ms = unix_epoch_ms(GetCurrentTimestamp());
@@ -71,13 +71,20 @@ at_uuid_v7_generate(pg_uuid_t *uuid)
 	memcpy(&uuid->data[9], &rnd[1], 7);
 }
 
+/* A new version 7 UUID, palloc'd (for C callers and uuid_v7()). */
 Datum
-at_uuid_v7(PG_FUNCTION_ARGS)
+at_new_uuid_v7(void)
 {
 	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
 
-	at_uuid_v7_generate(uuid);
-	PG_RETURN_UUID_P(uuid);
+	uuid_v7_generate(uuid);
+	return UUIDPGetDatum(uuid);
+}
+
+Datum
+at_uuid_v7(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(at_new_uuid_v7());
 }
 
 /* The creation time embedded in a version 7 UUID, or NULL for other versions. */
