@@ -41,6 +41,7 @@
 #include "utils/wait_event.h"
 
 #include "agent_tasks.h"
+#include "claims.h"
 #include "outcomes.h"
 #include "shared_state.h"
 #include "worker.h"
@@ -48,17 +49,6 @@
 /* Runs claimed at once, and how long a batch may run before it commits. */
 #define EXECUTOR_BATCH_SIZE		16
 #define EXECUTOR_BATCH_MS		50
-
-typedef struct ClaimedRun
-{
-	char	   *account;
-	pg_uuid_t	run_id;
-	pg_uuid_t	task_id;
-	char	   *call;			/* SELECT agent_function(task, run) ... */
-	Oid			run_as;
-	int			timeout_ms;
-	Oid			function;		/* the agent function, checked again at the call */
-} ClaimedRun;
 
 static AtWorkerSlot *my_slot;
 static char *my_name;
@@ -78,47 +68,28 @@ typedef struct CallPlan
 } CallPlan;
 
 static HTAB *call_plans;
-static SPIPlanPtr claim_plan;
 static SPIPlanPtr errored_plan;
 
-/* Claim up to EXECUTOR_BATCH_SIZE runnable runs of `sql` agents. */
+/*
+ * Claim up to EXECUTOR_BATCH_SIZE runnable runs of `sql` agents, straight
+ * from claims.c (*runs in loop_context), under the search_path the
+ * extension's functions pin.
+ */
 static int
-claim_runs(ClaimedRun *runs, MemoryContext loop_context)
+claim_runs(AtSqlRun **runs, MemoryContext loop_context)
 {
 	int			n = 0;
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		args[2] = {CStringGetTextDatum(my_name), Int32GetDatum(EXECUTOR_BATCH_SIZE)};
 
 	at_worker_begin("agent_tasks: claiming");
 	if (at_extension_installed())
 	{
-		int			ret;
+		MemoryContext spi_context;
 
-		if (claim_plan == NULL)
-			claim_plan = at_keep_plan("SELECT account, run_id, task_id, call, run_as, timeout_ms, function "
-									  "FROM agent_tasks_internal.claim_sql_runs($1, $2)",
-									  2, argtypes);
-		ret = SPI_execute_plan(claim_plan, args, NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "claim_sql_runs failed: %s", SPI_result_code_string(ret));
-
-		for (n = 0; n < (int) SPI_processed && n < EXECUTOR_BATCH_SIZE; n++)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[n];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			/* copy out of SPI memory, which goes away at commit */
-			MemoryContext spi = MemoryContextSwitchTo(loop_context);
-
-			runs[n].account = SPI_getvalue(tuple, desc, 1);
-			runs[n].run_id = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 2, &isnull));
-			runs[n].task_id = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 3, &isnull));
-			runs[n].call = SPI_getvalue(tuple, desc, 4);
-			runs[n].run_as = DatumGetObjectId(SPI_getbinval(tuple, desc, 5, &isnull));
-			runs[n].timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 6, &isnull));
-			runs[n].function = DatumGetObjectId(SPI_getbinval(tuple, desc, 7, &isnull));
-			MemoryContextSwitchTo(spi);
-		}
+		(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+		spi_context = MemoryContextSwitchTo(loop_context);
+		n = at_claim_sql_batch(my_name, EXECUTOR_BATCH_SIZE, runs);
+		MemoryContextSwitchTo(spi_context);
 	}
 	at_worker_commit();
 	return n;
@@ -126,7 +97,7 @@ claim_runs(ClaimedRun *runs, MemoryContext loop_context)
 
 /* The kept plan of a run's call, prepared as the role the agent runs as. */
 static SPIPlanPtr
-call_plan(ClaimedRun *run)
+call_plan(AtSqlRun *run)
 {
 	static Oid	argtypes[3] = {TEXTOID, UUIDOID, UUIDOID};
 	CallPlan   *entry;
@@ -163,11 +134,11 @@ call_plan(ClaimedRun *run)
  * The agent function may run as the agent's role only while its owner could
  * already act as that role (the role itself, a member of it, a superuser):
  * otherwise the owner could replace the body and run code with the rights
- * of another.  claim_sql_runs() checked this when it claimed the run; look
- * again just before the call, since ownership may have changed since.
+ * of another.  The claim (claims.c) checked this; look again just before
+ * the call, since ownership may have changed since.
  */
 static void
-check_agent_function(ClaimedRun *run)
+check_agent_function(AtSqlRun *run)
 {
 	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(run->function));
 	Oid			owner;
@@ -192,7 +163,7 @@ check_agent_function(ClaimedRun *run)
 
 /* Call the agent function and record its result; errors propagate. */
 static void
-execute_run(ClaimedRun *run)
+execute_run(AtSqlRun *run)
 {
 	Datum		args[3];
 	Oid			saved_user;
@@ -241,7 +212,7 @@ execute_run(ClaimedRun *run)
 
 /* Record why the run's subtransaction rolled back. */
 static void
-record_failure(ClaimedRun *run, ErrorData *edata, bool cancel_requested)
+record_failure(AtSqlRun *run, ErrorData *edata, bool cancel_requested)
 {
 	static Oid	argtypes[4] = {TEXTOID, UUIDOID, JSONBOID, TEXTOID};
 	Datum		args[4];
@@ -288,7 +259,7 @@ record_failure(ClaimedRun *run, ErrorData *edata, bool cancel_requested)
  * error (copied into loop_context) when it rolled back, else NULL.
  */
 static ErrorData *
-in_subtransaction(void (*fn) (ClaimedRun *), ClaimedRun *run, MemoryContext loop_context)
+in_subtransaction(void (*fn) (AtSqlRun *), AtSqlRun *run, MemoryContext loop_context)
 {
 	MemoryContext outer_context = CurrentMemoryContext;
 	ResourceOwner outer_owner = CurrentResourceOwner;
@@ -321,14 +292,14 @@ static ErrorData *failed_error;
 static bool failed_cancel_requested;
 
 static void
-record_current_failure(ClaimedRun *run)
+record_current_failure(AtSqlRun *run)
 {
 	record_failure(run, failed_error, failed_cancel_requested);
 }
 
 /* Execute one run of the batch to an outcome; never lets an error escape. */
 static void
-process_run(ClaimedRun *run, MemoryContext loop_context)
+process_run(AtSqlRun *run, MemoryContext loop_context)
 {
 	ErrorData  *edata;
 	ErrorData  *second;
@@ -356,7 +327,7 @@ process_run(ClaimedRun *run, MemoryContext loop_context)
 
 /* Execute a claimed batch, committing every EXECUTOR_BATCH_MS or so. */
 static void
-process_batch(ClaimedRun *runs, int n, MemoryContext loop_context)
+process_batch(AtSqlRun *runs, int n, MemoryContext loop_context)
 {
 	volatile int i = 0;
 
@@ -404,7 +375,7 @@ at_executor_main(Datum main_arg)
 
 	for (;;)
 	{
-		ClaimedRun	runs[EXECUTOR_BATCH_SIZE];
+		AtSqlRun   *runs = NULL;
 		int			claimed = 0;
 
 		MemoryContextSwitchTo(loop_context);
@@ -419,7 +390,7 @@ at_executor_main(Datum main_arg)
 		at_worker_set_state(my_slot, AT_STATE_CLAIMING, NULL);
 		PG_TRY();
 		{
-			claimed = claim_runs(runs, loop_context);
+			claimed = claim_runs(&runs, loop_context);
 		}
 		PG_CATCH();
 		{

@@ -7,7 +7,7 @@
 # Kept plans made while the tables were new and never analyzed are made
 # again with statistics: the launcher analyzes a table of the extension as
 # soon as it fills its first pages, without waiting for autovacuum (off
-# here).
+# here).  They also follow the extension dropped and created again.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -88,6 +88,28 @@ SELECT reltuples >= 0 FROM pg_class WHERE oid = 'agent_tasks_internal.tasks'::re
 is($node->safe_psql('postgres', q{
 SELECT reltuples < 0 FROM pg_class WHERE oid = 'agent_tasks_internal.agents'::regclass}),
 	't', 'a table still nearly empty is left to autovacuum');
+
+# The extension dropped and created again under a running executor: its
+# plans and its knowledge that the extension is installed follow.
+my $executor_pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'agent_tasks executor'");
+$node->safe_psql('postgres', 'DROP EXTENSION agent_tasks CASCADE');
+# ten polls or so with nothing to claim
+sleep 1;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION agent_tasks;
+CREATE FUNCTION public.answer(task agent_tasks.tasks, run agent_tasks.runs) RETURNS jsonb
+	LANGUAGE sql AS $$ SELECT '{"version": 4}'::jsonb $$;
+SET agent_tasks.account = 'tap';
+SELECT agent_tasks.create_agent('answer', 'sql', 'public.answer', max_attempts => 1);
+});
+is(run_once(), 'completed {"version": 4}', 'a new install\'s task is run');
+is($node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'agent_tasks executor'"),
+	$executor_pid, 'by the executor that ran the old install\'s');
+# (a poll that began before the DROP committed may fail once)
+my @failed = slurp_file($node->logfile) =~ /executor-1 could not claim runs/g;
+cmp_ok(scalar(@failed), '<=', 1, 'the polls while the extension was away claimed nothing and failed nothing');
 
 $node->stop;
 done_testing();
