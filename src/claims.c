@@ -9,6 +9,8 @@
  *	  - runs are found per agent, through the index of each agent's queued
  *	    runs in claim order, so other agents' and accounts' backlogs are
  *	    never read;
+ *	  - a claim in every account looks only at the agents that have queued
+ *	    runs, so idle agents cost nothing;
  *	  - an agent at its concurrency limit is passed over after counting its
  *	    runs in progress (at most its limit), whatever its backlog;
  *	  - each agent contributes at most as many candidates as it has free
@@ -74,33 +76,61 @@ PG_FUNCTION_INFO_V1(at_claim_sql_runs);
  * list of agents, when given) with free slots, its first queued runnable
  * runs, as many as it has slots; and runs without an agent (external runs
  * of tasks without one, or runs whose agent was dropped while they
- * waited).  In claim order, at most $5 of them.
+ * waited).  In claim order, at most $5 of them.  "with" and "agents" say
+ * which agents are looked at.
  */
+#define CANDIDATES_SQL(with, agents) \
+with \
+"SELECT c.account, c.id, c.agent_id FROM (" \
+"  SELECT x.account, x.id, a.id AS agent_id, x.priority, x.due_at" \
+"    FROM " agents \
+"   CROSS JOIN LATERAL (SELECT a.concurrency - (SELECT count(*) FROM agent_tasks_internal.runs y" \
+"                        WHERE y.account = a.account AND y.agent_id = a.id" \
+"                          AND y.status = 'in_progress') AS free) f" \
+"   CROSS JOIN LATERAL (SELECT x.account, x.id, x.priority, x.due_at" \
+"                         FROM agent_tasks_internal.runs x" \
+"                        WHERE x.account = a.account AND x.agent_id = a.id" \
+"                          AND x.status = 'queued' AND x.due_at <= pg_catalog.now()" \
+"                        ORDER BY x.priority DESC, x.due_at, x.id" \
+"                        LIMIT LEAST(f.free, $4)) x" \
+"   WHERE a.kind = ANY ($1) AND ($2::text IS NULL OR a.account = $2)" \
+"     AND ($3::uuid[] IS NULL OR a.id = ANY ($3)) AND f.free > 0" \
+"  UNION ALL" \
+"  SELECT x.account, x.id, NULL, x.priority, x.due_at" \
+"    FROM (SELECT x.account, x.id, x.priority, x.due_at" \
+"            FROM agent_tasks_internal.runs x" \
+"           WHERE x.agent_id IS NULL AND x.status = 'queued' AND x.kind = ANY ($1)" \
+"             AND x.due_at <= pg_catalog.now()" \
+"             AND ($2::text IS NULL OR x.account = $2) AND $3::uuid[] IS NULL" \
+"           ORDER BY x.priority DESC, x.due_at, x.id" \
+"           LIMIT $4) x" \
+") c ORDER BY c.priority DESC, c.due_at, c.id LIMIT $5"
+
+/* A claim in one account (claim_runs()): its agents, a handful. */
 static const char *candidates_sql =
-"SELECT c.account, c.id, c.agent_id FROM ("
-"  SELECT x.account, x.id, a.id AS agent_id, x.priority, x.due_at"
-"    FROM agent_tasks_internal.agents a"
-"   CROSS JOIN LATERAL (SELECT a.concurrency - (SELECT count(*) FROM agent_tasks_internal.runs y"
-"                        WHERE y.account = a.account AND y.agent_id = a.id"
-"                          AND y.status = 'in_progress') AS free) f"
-"   CROSS JOIN LATERAL (SELECT x.account, x.id, x.priority, x.due_at"
-"                         FROM agent_tasks_internal.runs x"
-"                        WHERE x.account = a.account AND x.agent_id = a.id"
-"                          AND x.status = 'queued' AND x.due_at <= pg_catalog.now()"
-"                        ORDER BY x.priority DESC, x.due_at, x.id"
-"                        LIMIT LEAST(f.free, $4)) x"
-"   WHERE a.kind = ANY ($1) AND ($2::text IS NULL OR a.account = $2)"
-"     AND ($3::uuid[] IS NULL OR a.id = ANY ($3)) AND f.free > 0"
+CANDIDATES_SQL("", "agent_tasks_internal.agents a");
+
+/*
+ * A claim in every account (executors, the dispatcher): only the agents
+ * that have queued runs, found by skipping through the index of queued runs
+ * from one agent to the next, so that the thousands of idle agents of a
+ * large installation cost nothing (every agent was looked at before: 14 ms
+ * a claim with 10,000 of them).
+ */
+static const char *candidates_everywhere_sql =
+CANDIDATES_SQL(
+"WITH RECURSIVE waiting(account, agent_id) AS ("
+"  (SELECT x.account, x.agent_id FROM agent_tasks_internal.runs x"
+"    WHERE x.status = 'queued' AND x.agent_id IS NOT NULL"
+"    ORDER BY x.account, x.agent_id LIMIT 1)"
 "  UNION ALL"
-"  SELECT x.account, x.id, NULL, x.priority, x.due_at"
-"    FROM (SELECT x.account, x.id, x.priority, x.due_at"
-"            FROM agent_tasks_internal.runs x"
-"           WHERE x.agent_id IS NULL AND x.status = 'queued' AND x.kind = ANY ($1)"
-"             AND x.due_at <= pg_catalog.now()"
-"             AND ($2::text IS NULL OR x.account = $2) AND $3::uuid[] IS NULL"
-"           ORDER BY x.priority DESC, x.due_at, x.id"
-"           LIMIT $4) x"
-") c ORDER BY c.priority DESC, c.due_at, c.id LIMIT $5";
+"  SELECT n.account, n.agent_id FROM waiting w"
+"   CROSS JOIN LATERAL (SELECT x.account, x.agent_id FROM agent_tasks_internal.runs x"
+"                        WHERE x.status = 'queued' AND x.agent_id IS NOT NULL"
+"                          AND (x.account, x.agent_id) > (w.account, w.agent_id)"
+"                        ORDER BY x.account, x.agent_id LIMIT 1) n"
+") ",
+"waiting w JOIN agent_tasks_internal.agents a ON a.account = w.account AND a.id = w.agent_id");
 
 /* An agent's claim lock: tried, or waited for. */
 static const char *try_lock_agent_sql =
@@ -170,6 +200,7 @@ static const char *start_runs_sql =
 typedef struct ClaimPlans
 {
 	SPIPlanPtr	candidates;
+	SPIPlanPtr	candidates_everywhere;
 	SPIPlanPtr	try_lock_agent;
 	SPIPlanPtr	lock_agent;
 	SPIPlanPtr	agent_slots;
@@ -192,6 +223,7 @@ prepare_plans(void)
 	if (plans.start_runs != NULL)
 		return;
 	plans.candidates = at_keep_plan(candidates_sql, 5, candidates_args);
+	plans.candidates_everywhere = at_keep_plan(candidates_everywhere_sql, 5, candidates_args);
 	plans.try_lock_agent = at_keep_plan(try_lock_agent_sql, 2, run_args);
 	plans.lock_agent = at_keep_plan(lock_agent_sql, 2, run_args);
 	plans.agent_slots = at_keep_plan(agent_slots_sql, 2, run_args);
@@ -292,12 +324,12 @@ count_slots(AgentSlots *slots)
 
 /* The candidates, in claim order. */
 static int
-find_candidates(Datum *args, char *nulls, Candidate **candidates)
+find_candidates(SPIPlanPtr plan, Datum *args, char *nulls, Candidate **candidates)
 {
 	int			n;
 	int			i;
 
-	if (SPI_execute_plan(plans.candidates, args, nulls, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "agent_tasks: finding runs to claim failed");
 	n = (int) SPI_processed;
 	*candidates = palloc(sizeof(Candidate) * Max(n, 1));
@@ -396,8 +428,11 @@ claim(const ClaimRequest *request, MemoryContext result_context, HeapTupleHeader
 	int			nstarted = 0;
 	int			max = request->max;
 	int			i;
+	SPIPlanPtr	candidates_plan;
 
 	prepare_plans();
+	candidates_plan = request->account.isnull && request->agents.isnull ?
+		plans.candidates_everywhere : plans.candidates;
 
 	/* Enough candidates to fill the batch when some are taken by others. */
 	candidate_args[0] = request->kinds;
@@ -407,7 +442,7 @@ claim(const ClaimRequest *request, MemoryContext result_context, HeapTupleHeader
 	candidate_nulls[2] = request->agents.isnull ? 'n' : ' ';
 	candidate_args[3] = Int32GetDatum(max);
 	candidate_args[4] = Int32GetDatum(max * 2 + 16);
-	ncandidates = find_candidates(candidate_args, candidate_nulls, &candidates);
+	ncandidates = find_candidates(candidates_plan, candidate_args, candidate_nulls, &candidates);
 
 	/*
 	 * Lock the agents of these candidates in one order.  Having waited for
@@ -428,7 +463,7 @@ claim(const ClaimRequest *request, MemoryContext result_context, HeapTupleHeader
 		}
 	}
 	if (waited)
-		ncandidates = find_candidates(candidate_args, candidate_nulls, &candidates);
+		ncandidates = find_candidates(candidates_plan, candidate_args, candidate_nulls, &candidates);
 
 	taken_accounts = palloc(sizeof(Datum) * Max(ncandidates, 1));
 	taken_ids = palloc(sizeof(Datum) * Max(ncandidates, 1));
