@@ -85,21 +85,31 @@ SELECT count(*) AS not_due FROM agent_tasks.claim_runs('w-order', '{other}', 1);
 SELECT count(*) AS updated_activities FROM agent_tasks.activities
  WHERE task_id IN (:'first_task', :'second_task') AND event = 'updated';
 
--- A claim in every account (the executors', the dispatcher's) looks only at
--- the agents that have queued runs: 2,000 idle sql agents of other
--- accounts are not read (a claim read every agent before).
+-- Unless it names its agents, a claim looks only at the agents that have
+-- queued runs: 1,000 idle sql agents of other accounts and 1,000 idle
+-- external agents of this one are not read (a claim read every agent of
+-- the kinds it wanted before).
 SET session_replication_role = replica;
 INSERT INTO agent_tasks_internal.agents (account, name, kind, target)
-SELECT 'claims-idle-' || (i % 200), 'idle-' || i, 'sql', 'public.claims_answer' FROM generate_series(1, 2000) i;
+SELECT 'claims-idle-' || (i % 200), 'idle-' || i, 'sql', 'public.claims_answer' FROM generate_series(1, 1000) i;
+INSERT INTO agent_tasks_internal.agents (account, name, kind)
+SELECT 'claims', 'idle-' || i, 'external' FROM generate_series(1, 1000) i;
 RESET session_replication_role;
 ANALYZE agent_tasks_internal.agents;
 SELECT (agent_tasks.create_task('among idle agents', agent => 'answerer', auto_process => true)).status;
+SELECT (agent_tasks.create_task('among idle agents too', agent => 'idle', auto_process => true)).status;
+CREATE FUNCTION pg_temp.agents_read() RETURNS bigint LANGUAGE sql
+	AS $$ SELECT pg_stat_get_xact_tuples_returned('agent_tasks_internal.agents'::regclass)
+				 + pg_stat_get_xact_tuples_fetched('agent_tasks_internal.agents'::regclass) $$;
 BEGIN;
 SELECT count(*) AS claimed FROM agent_tasks_internal.claim_sql_runs('exec-test', 16);
-SELECT pg_stat_get_xact_tuples_returned('agent_tasks_internal.agents'::regclass)
-	 + pg_stat_get_xact_tuples_fetched('agent_tasks_internal.agents'::regclass) < 100 AS idle_agents_not_read;
+SELECT pg_temp.agents_read() < 100 AS idle_agents_not_read;
 COMMIT;
-DELETE FROM agent_tasks_internal.agents WHERE account LIKE 'claims-idle-%';
+BEGIN;
+SELECT task ->> 'title' AS claimed FROM agent_tasks.claim_runs('w-idle', NULL, 5);
+SELECT pg_temp.agents_read() < 100 AS idle_agents_of_the_account_not_read;
+COMMIT;
+DELETE FROM agent_tasks_internal.agents WHERE account LIKE 'claims-idle-%' OR name LIKE 'idle-%';
 
 -- queue_stats: per agent, and the runs of tasks without an agent as agent NULL
 SELECT (agent_tasks.create_task('no agent', auto_process => true)).status;

@@ -9,8 +9,8 @@
  *	  - runs are found per agent, through the index of each agent's queued
  *	    runs in claim order, so other agents' and accounts' backlogs are
  *	    never read;
- *	  - a claim in every account looks only at the agents that have queued
- *	    runs, so idle agents cost nothing;
+ *	  - unless it names its agents, a claim looks only at the agents that
+ *	    have queued runs, so idle agents cost nothing;
  *	  - an agent at its concurrency limit is passed over after counting its
  *	    runs in progress (at most its limit), whatever its backlog;
  *	  - each agent contributes at most as many candidates as it has free
@@ -106,7 +106,7 @@ with \
 "           LIMIT $4) x" \
 ") c ORDER BY c.priority DESC, c.due_at, c.id LIMIT $5"
 
-/* A claim in one account (claim_runs()): its agents, a handful. */
+/* A claim for named agents (claim_runs(worker, agents)): those. */
 static const char *candidates_sql =
 CANDIDATES_SQL("", "agent_tasks_internal.agents a");
 
@@ -115,7 +115,9 @@ CANDIDATES_SQL("", "agent_tasks_internal.agents a");
  * that have queued runs, found by skipping through the index of queued runs
  * from one agent to the next, so that the thousands of idle agents of a
  * large installation cost nothing (every agent was looked at before: 14 ms
- * a claim with 10,000 of them).
+ * a claim with 10,000 of them).  Each agent is then looked up by its key
+ * (LIMIT 1 keeps the planner from joining through all of an account's
+ * agents instead).
  */
 static const char *candidates_everywhere_sql =
 CANDIDATES_SQL(
@@ -130,7 +132,24 @@ CANDIDATES_SQL(
 "                          AND (x.account, x.agent_id) > (w.account, w.agent_id)"
 "                        ORDER BY x.account, x.agent_id LIMIT 1) n"
 ") ",
-"waiting w JOIN agent_tasks_internal.agents a ON a.account = w.account AND a.id = w.agent_id");
+"waiting w CROSS JOIN LATERAL (SELECT a.* FROM agent_tasks_internal.agents a"
+"                               WHERE a.account = w.account AND a.id = w.agent_id LIMIT 1) a");
+
+/* The same within one account (claim_runs() without a list of agents). */
+static const char *candidates_in_account_sql =
+CANDIDATES_SQL(
+"WITH RECURSIVE waiting(agent_id) AS ("
+"  (SELECT x.agent_id FROM agent_tasks_internal.runs x"
+"    WHERE x.account = $2 AND x.status = 'queued' AND x.agent_id IS NOT NULL"
+"    ORDER BY x.agent_id LIMIT 1)"
+"  UNION ALL"
+"  SELECT n.agent_id FROM waiting w"
+"   CROSS JOIN LATERAL (SELECT x.agent_id FROM agent_tasks_internal.runs x"
+"                        WHERE x.account = $2 AND x.status = 'queued' AND x.agent_id > w.agent_id"
+"                        ORDER BY x.agent_id LIMIT 1) n"
+") ",
+"waiting w CROSS JOIN LATERAL (SELECT a.* FROM agent_tasks_internal.agents a"
+"                               WHERE a.account = $2 AND a.id = w.agent_id LIMIT 1) a");
 
 /* An agent's claim lock: tried, or waited for. */
 static const char *try_lock_agent_sql =
@@ -201,6 +220,7 @@ typedef struct ClaimPlans
 {
 	SPIPlanPtr	candidates;
 	SPIPlanPtr	candidates_everywhere;
+	SPIPlanPtr	candidates_in_account;
 	SPIPlanPtr	try_lock_agent;
 	SPIPlanPtr	lock_agent;
 	SPIPlanPtr	agent_slots;
@@ -224,6 +244,7 @@ prepare_plans(void)
 		return;
 	plans.candidates = at_keep_plan(candidates_sql, 5, candidates_args);
 	plans.candidates_everywhere = at_keep_plan(candidates_everywhere_sql, 5, candidates_args);
+	plans.candidates_in_account = at_keep_plan(candidates_in_account_sql, 5, candidates_args);
 	plans.try_lock_agent = at_keep_plan(try_lock_agent_sql, 2, run_args);
 	plans.lock_agent = at_keep_plan(lock_agent_sql, 2, run_args);
 	plans.agent_slots = at_keep_plan(agent_slots_sql, 2, run_args);
@@ -431,8 +452,8 @@ claim(const ClaimRequest *request, MemoryContext result_context, HeapTupleHeader
 	SPIPlanPtr	candidates_plan;
 
 	prepare_plans();
-	candidates_plan = request->account.isnull && request->agents.isnull ?
-		plans.candidates_everywhere : plans.candidates;
+	candidates_plan = !request->agents.isnull ? plans.candidates :
+		request->account.isnull ? plans.candidates_everywhere : plans.candidates_in_account;
 
 	/* Enough candidates to fill the batch when some are taken by others. */
 	candidate_args[0] = request->kinds;
