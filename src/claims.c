@@ -145,7 +145,8 @@ CANDIDATES_SQL(
 "  UNION ALL"
 "  SELECT n.agent_id FROM waiting w"
 "   CROSS JOIN LATERAL (SELECT x.agent_id FROM agent_tasks_internal.runs x"
-"                        WHERE x.account = $2 AND x.status = 'queued' AND x.agent_id > w.agent_id"
+"                        WHERE x.account = $2 AND x.status = 'queued' AND x.agent_id IS NOT NULL"
+"                          AND x.agent_id > w.agent_id"
 "                        ORDER BY x.agent_id LIMIT 1) n"
 ") ",
 "waiting w CROSS JOIN LATERAL (SELECT a.* FROM agent_tasks_internal.agents a"
