@@ -228,6 +228,36 @@ SELECT event, from_status, to_status, reason, actor FROM trail(:'lt');
 RESET ROLE;
 SELECT count(*) AS expired_in_progress FROM agent_tasks_internal.runs
  WHERE account = 'eng-out' AND status = 'in_progress' AND lease_expires_at < now();
+-- The launcher's pass every second, recover_runs(false), looks only at the
+-- runs whose lease has run out: 500 runs in progress under valid leases are
+-- not read, and one whose lease runs out is recovered.  (With everything,
+-- as after an executor started, it looks at them all.)
+SET session_replication_role = replica;
+CREATE TEMP TABLE leased AS
+	SELECT agent_tasks.uuid_v7() AS task_id, agent_tasks.uuid_v7() AS run_id, i FROM generate_series(1, 500) i;
+INSERT INTO agent_tasks_internal.tasks (account, id, title, created_by, status, latest_run_id)
+SELECT 'eng-out', task_id, 'leased ' || i, 'oscar@example.com', 'in_progress', run_id FROM leased;
+INSERT INTO agent_tasks_internal.runs (account, id, task_id, kind, status, worker, started_at, lease_expires_at)
+SELECT 'eng-out', run_id, task_id, 'external', 'in_progress', 'w-far', now(), now() + interval '1 hour' FROM leased;
+RESET session_replication_role;
+ANALYZE agent_tasks_internal.runs;
+-- (counting from here: the statistics of the statements before are flushed)
+SELECT pg_stat_force_next_flush();
+BEGIN;
+SELECT agent_tasks_internal.recover_runs(false) AS recovered;
+-- (rows returned by scans of runs and of its indexes)
+SELECT sum(pg_stat_get_xact_tuples_returned(c.oid)) < 100 AS valid_leases_not_read
+  FROM pg_class c
+ WHERE c.oid = 'agent_tasks_internal.runs'::regclass
+	OR c.oid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = 'agent_tasks_internal.runs'::regclass);
+COMMIT;
+UPDATE agent_tasks_internal.runs SET lease_expires_at = now() - interval '1 second'
+ WHERE id = (SELECT run_id FROM leased WHERE i = 1);
+SELECT agent_tasks_internal.recover_runs(false) AS recovered;
+SELECT status FROM agent_tasks_internal.runs WHERE id = (SELECT run_id FROM leased WHERE i = 1);
+SELECT agent_tasks_internal.recover_runs(true) AS recovered_looking_at_everything;
+DELETE FROM agent_tasks_internal.tasks WHERE account = 'eng-out' AND title LIKE 'leased %';
+DROP TABLE leased;
 SET ROLE regress_engine;
 
 --

@@ -101,10 +101,14 @@ SELECT (agent_tasks.create_task('among idle agents too', agent => 'idle', auto_p
 CREATE FUNCTION pg_temp.agents_read() RETURNS bigint LANGUAGE sql
 	AS $$ SELECT pg_stat_get_xact_tuples_returned('agent_tasks_internal.agents'::regclass)
 				 + pg_stat_get_xact_tuples_fetched('agent_tasks_internal.agents'::regclass) $$;
+-- (counting from here: the statistics of the statements before are flushed)
+SELECT pg_stat_force_next_flush();
 BEGIN;
 SELECT count(*) AS claimed FROM agent_tasks_internal.claim_sql_runs('exec-test', 16);
 SELECT pg_temp.agents_read() < 100 AS idle_agents_not_read;
 COMMIT;
+-- (counting from here: the statistics of the statements before are flushed)
+SELECT pg_stat_force_next_flush();
 BEGIN;
 SELECT task ->> 'title' AS claimed FROM agent_tasks.claim_runs('w-idle', NULL, 5);
 SELECT pg_temp.agents_read() < 100 AS idle_agents_of_the_account_not_read;

@@ -16,6 +16,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -29,6 +30,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "agent_tasks.h"
@@ -213,23 +215,38 @@ worker_is_running(BackgroundWorkerHandle *handle)
 }
 
 /*
- * Re-queue or fail the runs whose worker is gone; errors are logged and
- * retried on the next round.
+ * A run can be lost before its lease runs out only when its executor is
+ * gone: recovery looks at every run in progress for a while after the
+ * launcher started an executor (the first round included), and once a
+ * minute besides; at the runs whose lease has run out otherwise.
  */
-static void
-recover_runs(MemoryContext loop_context)
+#define RECOVER_EVERYTHING_AFTER_START_MS	10000
+#define RECOVER_EVERYTHING_EVERY_MS			60000
+
+/*
+ * Re-queue or fail the runs whose worker is gone; errors are logged and
+ * retried on the next round.  Returns whether it looked at everything.
+ */
+static bool
+recover_runs(MemoryContext loop_context, bool everything)
 {
+	bool		recovered = false;
+
 	PG_TRY();
 	{
 		at_worker_begin("agent_tasks: recovering runs");
 		if (at_extension_installed())
 		{
-			int			ret = SPI_execute("SELECT agent_tasks_internal.recover_runs()", false, 0);
+			Oid			argtypes[1] = {BOOLOID};
+			Datum		args[1] = {BoolGetDatum(everything)};
+			int			ret = SPI_execute_with_args("SELECT agent_tasks_internal.recover_runs($1)",
+													1, argtypes, args, NULL, false, 0);
 
 			if (ret != SPI_OK_SELECT)
 				elog(ERROR, "recover_runs failed: %s", SPI_result_code_string(ret));
 		}
 		at_worker_commit();
+		recovered = true;
 	}
 	PG_CATCH();
 	{
@@ -240,6 +257,7 @@ recover_runs(MemoryContext loop_context)
 				(errmsg("agent_tasks launcher could not recover runs: %s", edata->message)));
 	}
 	PG_END_TRY();
+	return recovered && everything;
 }
 
 /*
@@ -414,6 +432,8 @@ at_launcher_main(Datum main_arg)
 	BackgroundWorkerHandle *dispatcher = NULL;
 	MemoryContext loop_context;
 	AtWorkerSlot *slot;
+	TimestampTz executor_started_at = 0;
+	TimestampTz looked_at_everything_at = 0;
 	int			i;
 
 	/*
@@ -465,10 +485,19 @@ at_launcher_main(Datum main_arg)
 				MemoryContextSwitchTo(TopMemoryContext);
 				start_executor(i + 1, &executors[i]);
 				MemoryContextSwitchTo(loop_context);
+				executor_started_at = GetCurrentTimestamp();
 			}
 
 		at_worker_set_state(slot, AT_STATE_RECORDING, NULL);
-		recover_runs(loop_context);
+		{
+			TimestampTz now = GetCurrentTimestamp();
+			bool		everything =
+				!TimestampDifferenceExceeds(executor_started_at, now, RECOVER_EVERYTHING_AFTER_START_MS) ||
+				TimestampDifferenceExceeds(looked_at_everything_at, now, RECOVER_EVERYTHING_EVERY_MS);
+
+			if (recover_runs(loop_context, everything))
+				looked_at_everything_at = now;
+		}
 		analyze_new_tables(loop_context);
 		at_worker_set_state(slot, AT_STATE_IDLE, NULL);
 

@@ -501,8 +501,14 @@ CREATE FUNCTION agent_tasks_internal.executor_holds(worker text, claimed_at time
 -- executor process lives (executor_holds): a run waiting for its turn in
 -- the executor's batch is not lost when its lease (the agent's timeout and
 -- a minute, from the claim) runs out, and a run whose executor is gone or
--- was restarted is recovered at once.
-CREATE OR REPLACE FUNCTION agent_tasks_internal.recover_runs()
+-- was restarted is recovered at once.  Only then, and at a new server
+-- life, can a run be lost before its lease runs out: the launcher looks at
+-- every run in progress (everything) for a while after it started an
+-- executor and once a minute, and at the runs whose lease has run out
+-- otherwise, so that its pass every second costs what it can recover,
+-- not the runs in progress (runs_leased is in lease order).
+DROP FUNCTION agent_tasks_internal.recover_runs();
+CREATE FUNCTION agent_tasks_internal.recover_runs(everything boolean DEFAULT true)
 	RETURNS integer
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -515,6 +521,7 @@ BEGIN
 	FOR candidate IN
 		SELECT x.account, x.id FROM agent_tasks_internal.runs x
 		 WHERE x.status = 'in_progress'
+		   AND x.lease_expires_at < CASE WHEN everything THEN 'infinity'::timestamptz ELSE now() END
 		   AND CASE WHEN x.kind = 'sql' AND x.worker LIKE 'executor-%'
 					THEN NOT agent_tasks_internal.executor_holds(x.worker, x.started_at)
 					ELSE x.lease_expires_at < now()
