@@ -176,8 +176,9 @@ at_current_account(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(chosen));
 }
 
-static const char *
-nonempty_setting(const char *name)
+/* A setting's value, NULL when it is unset or empty (for C callers too). */
+const char *
+at_nonempty_setting(const char *name)
 {
 	const char *value = GetConfigOption(name, true, false);
 
@@ -192,7 +193,7 @@ nonempty_setting(const char *name)
 char *
 at_session_email(void)
 {
-	const char *claims = nonempty_setting("request.jwt.claims");
+	const char *claims = at_nonempty_setting("request.jwt.claims");
 	const char *person = NULL;
 
 	if (claims != NULL)
@@ -201,9 +202,9 @@ at_session_email(void)
 		person = claims_person;
 	}
 	if (person == NULL)
-		person = nonempty_setting("agent_tasks.email");
+		person = at_nonempty_setting("agent_tasks.email");
 	if (person == NULL)
-		person = nonempty_setting("agent_tasks.user");
+		person = at_nonempty_setting("agent_tasks.user");
 	if (person == NULL)
 		return NULL;
 	return str_tolower(person, strlen(person), DEFAULT_COLLATION_OID);
@@ -216,7 +217,7 @@ at_session_email(void)
 char *
 at_session_actor(void)
 {
-	const char *worker = nonempty_setting("agent_tasks.worker");
+	const char *worker = at_nonempty_setting("agent_tasks.worker");
 	char	   *email;
 
 	if (worker != NULL)
@@ -276,9 +277,7 @@ at_caller(PG_FUNCTION_ARGS)
 Datum
 at_request_origin(PG_FUNCTION_ARGS)
 {
-	const char *method = GetConfigOption("request.method", true, false);
-
-	PG_RETURN_TEXT_P(cstring_to_text(method != NULL && method[0] != '\0' ? "rest" : "sql"));
+	PG_RETURN_TEXT_P(cstring_to_text(at_nonempty_setting("request.method") != NULL ? "rest" : "sql"));
 }
 
 /*

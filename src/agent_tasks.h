@@ -42,6 +42,7 @@ extern bool agent_tasks_account_choice;
 extern const char *at_session_account(void);
 extern char *at_session_email(void);
 extern char *at_session_actor(void);
+extern const char *at_nonempty_setting(const char *name);
 extern PGDLLEXPORT Datum at_current_account(PG_FUNCTION_ARGS);
 extern PGDLLEXPORT Datum at_request_origin(PG_FUNCTION_ARGS);
 extern Oid	at_executing_as;

@@ -519,7 +519,6 @@ claim(const ClaimRequest *request, MemoryContext result_context, HeapTupleHeader
 	{
 		Datum		start_args[4];
 		char		start_nulls[4] = {' ', ' ', ' ', ' '};
-		HeapTupleHeader *in_order = palloc0(sizeof(HeapTupleHeader) * ntaken);
 		uint64		n;
 
 		start_args[0] = PointerGetDatum(construct_array(taken_accounts, ntaken, TEXTOID, -1, false, TYPALIGN_INT));
@@ -538,12 +537,13 @@ claim(const ClaimRequest *request, MemoryContext result_context, HeapTupleHeader
 			Datum		row = SPI_getbinval(SPI_tuptable->vals[n], SPI_tuptable->tupdesc, 2, &isnull);
 			MemoryContext old = MemoryContextSwitchTo(result_context);
 
-			in_order[position - 1] = DatumGetHeapTupleHeaderCopy(row);
+			(*result)[position - 1] = DatumGetHeapTupleHeaderCopy(row);
 			MemoryContextSwitchTo(old);
 		}
+		/* a run the UPDATE did not return leaves a gap */
 		for (i = 0; i < ntaken; i++)
-			if (in_order[i] != NULL)
-				(*result)[nstarted++] = in_order[i];
+			if ((*result)[i] != NULL)
+				(*result)[nstarted++] = (*result)[i];
 	}
 	return nstarted;
 }
@@ -675,9 +675,11 @@ typedef struct SqlAgent
 	char	   *target;			/* NULL when the agent is gone */
 	char	   *run_as_name;
 	int			timeout_ms;
+	Oid			function;		/* InvalidOid when there is none */
+	Oid			run_as;			/* InvalidOid when the role is gone */
 } SqlAgent;
 
-/* The agent of a run, looked up once per batch. */
+/* The agent of a run, looked up and resolved once per batch. */
 static SqlAgent *
 sql_agent(List **agents, Datum account, Datum agent_id)
 {
@@ -708,6 +710,8 @@ sql_agent(List **agents, Datum account, Datum agent_id)
 		agent->run_as_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 		agent->timeout_ms = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	}
+	agent->function = agent->target ? agent_function(agent->target) : InvalidOid;
+	agent->run_as = agent->run_as_name ? get_role_oid(agent->run_as_name, true) : InvalidOid;
 	*agents = lappend(*agents, agent);
 	return agent;
 }
@@ -729,6 +733,10 @@ at_claim_sql_batch(const char *worker, int max, AtSqlRun **runs)
 	Datum		kind = CStringGetTextDatum("sql");
 	HeapTupleHeader *started;
 	TupleDesc	desc = NULL;
+	int			account_att = 0;
+	int			id_att = 0;
+	int			task_id_att = 0;
+	int			agent_id_att = 0;
 	List	   *agents = NIL;
 	int			nstarted;
 	int			n = 0;
@@ -766,8 +774,6 @@ at_claim_sql_batch(const char *worker, int max, AtSqlRun **runs)
 		Datum		task_id;
 		Datum		agent_id;
 		SqlAgent   *agent = NULL;
-		Oid			function;
-		Oid			run_as;
 		HeapTuple	proc;
 		Form_pg_proc form;
 		AtSqlRun   *out;
@@ -775,21 +781,27 @@ at_claim_sql_batch(const char *worker, int max, AtSqlRun **runs)
 
 		CHECK_FOR_INTERRUPTS();
 		if (desc == NULL)
+		{
 			desc = lookup_rowtype_tupdesc_copy(HeapTupleHeaderGetTypeId(started[i]),
 											   HeapTupleHeaderGetTypMod(started[i]));
+			account_att = SPI_fnumber(desc, "account");
+			id_att = SPI_fnumber(desc, "id");
+			task_id_att = SPI_fnumber(desc, "task_id");
+			agent_id_att = SPI_fnumber(desc, "agent_id");
+		}
 		row.t_len = HeapTupleHeaderGetDatumLength(started[i]);
 		ItemPointerSetInvalid(&row.t_self);
 		row.t_tableOid = InvalidOid;
 		row.t_data = started[i];
-		account = heap_getattr(&row, SPI_fnumber(desc, "account"), desc, &isnull);
-		run_id = heap_getattr(&row, SPI_fnumber(desc, "id"), desc, &isnull);
-		task_id = heap_getattr(&row, SPI_fnumber(desc, "task_id"), desc, &isnull);
-		agent_id = heap_getattr(&row, SPI_fnumber(desc, "agent_id"), desc, &isnull);
+		account = heap_getattr(&row, account_att, desc, &isnull);
+		run_id = heap_getattr(&row, id_att, desc, &isnull);
+		task_id = heap_getattr(&row, task_id_att, desc, &isnull);
+		agent_id = heap_getattr(&row, agent_id_att, desc, &isnull);
 		if (!isnull)
 			agent = sql_agent(&agents, account, agent_id);
 
-		function = agent != NULL && agent->target != NULL ? agent_function(agent->target) : InvalidOid;
-		proc = OidIsValid(function) ? SearchSysCache1(PROCOID, ObjectIdGetDatum(function)) : NULL;
+		proc = agent != NULL && OidIsValid(agent->function) ?
+			SearchSysCache1(PROCOID, ObjectIdGetDatum(agent->function)) : NULL;
 		if (proc == NULL || !HeapTupleIsValid(proc))
 		{
 			fail_claimed_run(account, run_id,
@@ -799,8 +811,7 @@ at_claim_sql_batch(const char *worker, int max, AtSqlRun **runs)
 			continue;
 		}
 		form = (Form_pg_proc) GETSTRUCT(proc);
-		run_as = agent->run_as_name ? get_role_oid(agent->run_as_name, true) : InvalidOid;
-		if (!OidIsValid(run_as))
+		if (!OidIsValid(agent->run_as))
 		{
 			ReleaseSysCache(proc);
 			fail_claimed_run(account, run_id,
@@ -810,7 +821,7 @@ at_claim_sql_batch(const char *worker, int max, AtSqlRun **runs)
 			continue;
 		}
 		/* the owner could make the function do anything as run_as (bind_agent_role) */
-		if (!has_privs_of_role(form->proowner, run_as))
+		if (!has_privs_of_role(form->proowner, agent->run_as))
 		{
 			const char *owner = GetUserNameFromId(form->proowner, true);
 
@@ -836,9 +847,9 @@ at_claim_sql_batch(const char *worker, int max, AtSqlRun **runs)
 							 "   AND t.account = $1 AND t.id = $3",
 							 quote_qualified_identifier(get_namespace_name(form->pronamespace),
 														NameStr(form->proname)));
-		out->run_as = run_as;
+		out->run_as = agent->run_as;
 		out->timeout_ms = agent->timeout_ms;
-		out->function = function;
+		out->function = agent->function;
 		MemoryContextSwitchTo(old);
 		ReleaseSysCache(proc);
 	}

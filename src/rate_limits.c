@@ -23,7 +23,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/syscache.h"
 
 #include "agent_tasks.h"
@@ -47,14 +46,6 @@ role_bypasses_limits(Oid role)
 		((Form_pg_authid) GETSTRUCT(tuple))->rolbypassrls;
 	ReleaseSysCache(tuple);
 	return bypasses;
-}
-
-static bool
-setting_present(const char *name)
-{
-	const char *value = GetConfigOption(name, true, false);
-
-	return value != NULL && value[0] != '\0';
 }
 
 /* Whether the account has a limit of its own (set_rate_limit). */
@@ -100,7 +91,8 @@ at_task_rate_limit(PG_FUNCTION_ARGS)
 	 */
 	account = at_session_account();
 	if (account == NULL ||
-		setting_present("request.method") || setting_present("request.jwt.claims") ||
+		at_nonempty_setting("request.method") != NULL ||
+		at_nonempty_setting("request.jwt.claims") != NULL ||
 		account_has_limit(account))
 	{
 		if (count_plan == NULL)
